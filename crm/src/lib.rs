@@ -1,0 +1,9 @@
+//! kolokol-crm: storage and the people behind the phones. Reads the engine's types,
+//! never calls into the SIP stack.
+
+pub mod bindings;
+pub mod store;
+pub mod users;
+
+pub use store::{Store, StoreError};
+pub use users::{NewUser, User, UserDirectory};

@@ -1,0 +1,408 @@
+//! The registrar (RFC 3261 §10.3) as a sans-IO core: `register(request, flow, now)` returns
+//! the reply; time is passed in, nothing here touches a socket or a database.
+
+pub mod digest;
+pub mod location;
+pub mod pike;
+
+use crate::sip::{grammar, Request};
+use crate::transport::Flow;
+use digest::{Algorithm, Credentials, NonceCheck, Nonces};
+pub use location::{Binding, BindingSink, Location, LocationChange};
+use pike::{Pike, PikeConfig, Verdict};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What the registrar needs to know about a SIP account.
+#[derive(Debug, Clone)]
+pub struct SipAccount {
+    pub user_id: i64,
+    pub username: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl SipAccount {
+    fn ha1(&self, alg: Algorithm) -> &str {
+        match alg {
+            Algorithm::Md5 => &self.ha1_md5,
+            Algorithm::Sha256 => &self.ha1_sha256,
+        }
+    }
+}
+
+/// Who may register. Answers from memory: it is asked on every REGISTER.
+pub trait Directory: Send + Sync {
+    /// The active account with this SIP username, if any.
+    fn account(&self, username: &str) -> Option<SipAccount>;
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct RegistrarConfig {
+    pub realm: String,
+    /// Challenge algorithms in order of preference (RFC 8760 §2.4).
+    pub digest_algorithms: Vec<String>,
+    pub nonce_lifetime_s: u64,
+    pub default_expires: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub max_contacts: usize,
+    pub pike: PikeConfig,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            realm: "kolokol".into(),
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            nonce_lifetime_s: 300,
+            default_expires: 3600,
+            min_expires: 60,
+            max_expires: 7200,
+            max_contacts: 10,
+            pike: PikeConfig::default(),
+        }
+    }
+}
+
+/// A reply for the SIP service to turn into a response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub reason: Cow<'static, str>,
+    pub headers: Vec<(&'static str, String)>,
+    /// The request changed state (an authenticated REGISTER): a retransmission must get
+    /// this same reply instead of being processed again.
+    pub stateful: bool,
+}
+
+impl Reply {
+    fn new(status: u16, reason: &'static str) -> Self {
+        Reply {
+            status,
+            reason: Cow::Borrowed(reason),
+            headers: Vec::new(),
+            stateful: false,
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn stateful(mut self) -> Self {
+        self.stateful = true;
+        self
+    }
+}
+
+/// Counters the registrar reports; the service turns them into metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    AuthFailure,
+    Banned,
+}
+
+pub struct Registrar {
+    config: RegistrarConfig,
+    algorithms: Vec<Algorithm>,
+    nonces: Nonces,
+    pike: Pike,
+    directory: Arc<dyn Directory>,
+    pub location: Arc<Location>,
+}
+
+/// The outcome of one REGISTER.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `None`: drop silently (a banned source).
+    pub reply: Option<Reply>,
+    pub observations: Vec<Observation>,
+}
+
+impl Registrar {
+    pub fn new(
+        config: RegistrarConfig,
+        secret: [u8; 32],
+        directory: Arc<dyn Directory>,
+        location: Arc<Location>,
+    ) -> Self {
+        let mut algorithms: Vec<Algorithm> = config
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| Algorithm::parse(a))
+            .collect();
+        if algorithms.is_empty() {
+            algorithms.push(Algorithm::Md5);
+        }
+        Registrar {
+            nonces: Nonces::new(secret, config.nonce_lifetime_s * 1000),
+            pike: Pike::new(config.pike),
+            algorithms,
+            config,
+            directory,
+            location,
+        }
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.config.realm
+    }
+
+    pub fn is_banned(&self, flow: &Flow, now_ms: u64) -> bool {
+        self.pike.is_banned(flow.remote.ip(), now_ms)
+    }
+
+    pub fn banned_count(&self, now_ms: u64) -> usize {
+        self.pike.banned_count(now_ms)
+    }
+
+    /// Periodic housekeeping: expired bindings and forgotten sources.
+    pub fn sweep(&self, now_ms: u64) -> usize {
+        self.pike.sweep(now_ms);
+        self.location.sweep(now_ms)
+    }
+
+    fn challenge(&self, now_ms: u64, stale: bool) -> Reply {
+        let nonce = self.nonces.issue(now_ms);
+        let mut reply = Reply::new(401, "Unauthorized");
+        for alg in &self.algorithms {
+            let stale = if stale { ", stale=true" } else { "" };
+            reply = reply.with(
+                "WWW-Authenticate",
+                format!(
+                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
+                    self.config.realm,
+                    alg.name()
+                ),
+            );
+        }
+        reply
+    }
+
+    /// One answer for every authentication failure, whatever its cause, so that nothing
+    /// tells a known user from an unknown one.
+    fn failure(&self, flow: &Flow, username: &str, cause: &str, now_ms: u64) -> Outcome {
+        // One stable line per failure, for fail2ban and the like.
+        tracing::warn!(
+            target: "kolokol::auth",
+            "auth failure: src={} user=\"{}\" realm=\"{}\" cause={cause}",
+            flow.remote.ip(),
+            username.escape_debug(),
+            self.config.realm
+        );
+        let mut observations = vec![Observation::AuthFailure];
+        if self.pike.record_failure(flow.remote.ip(), now_ms) == Verdict::Banned {
+            tracing::warn!(
+                target: "kolokol::auth",
+                "source banned: src={} for {}s",
+                flow.remote.ip(),
+                self.config.pike.ban_ms / 1000
+            );
+            observations.push(Observation::Banned);
+        }
+        Outcome {
+            reply: Some(Reply::new(403, "Forbidden").stateful()),
+            observations,
+        }
+    }
+
+    fn done(reply: Reply) -> Outcome {
+        Outcome {
+            reply: Some(reply),
+            observations: Vec::new(),
+        }
+    }
+
+    pub fn register(&self, req: &Request<'_>, flow: &Flow, now_ms: u64) -> Outcome {
+        if self.pike.is_banned(flow.remote.ip(), now_ms) {
+            return Outcome {
+                reply: None,
+                observations: Vec::new(),
+            };
+        }
+        let to_uri = req.to_uri();
+        let scheme_ok = to_uri
+            .get(..4)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+            || to_uri
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+        if !scheme_ok {
+            return Self::done(Reply::new(416, "Unsupported URI Scheme In To"));
+        }
+        let Some(aor) = Request::uri_user(to_uri) else {
+            return Self::done(Reply::new(404, "Not Found"));
+        };
+        // Our realm's credentials; others (for a proxy further on) are not ours to read.
+        let header = req
+            .scan
+            .all("Authorization")
+            .filter_map(Credentials::parse)
+            .find(|c| c.realm == self.config.realm);
+        let Some(creds) = header else {
+            if req.scan.all("Authorization").next().is_some()
+                && req
+                    .scan
+                    .all("Authorization")
+                    .all(|h| Credentials::parse(h).is_none())
+            {
+                return Self::done(Reply::new(400, "Bad Authorization"));
+            }
+            return Self::done(self.challenge(now_ms, false));
+        };
+        if !self.algorithms.contains(&creds.algorithm) {
+            return Self::done(self.challenge(now_ms, false));
+        }
+        let account = self.directory.account(creds.username);
+        let ha1 = match &account {
+            Some(a) => Cow::Borrowed(a.ha1(creds.algorithm)),
+            None => Cow::Owned(self.nonces.decoy_ha1(
+                creds.algorithm,
+                creds.username,
+                &self.config.realm,
+            )),
+        };
+        let expected = creds.expected_response(&ha1, req.method);
+        if !digest::digest_eq(&expected, creds.response) || account.is_none() {
+            return self.failure(flow, creds.username, "credentials", now_ms);
+        }
+        match self
+            .nonces
+            .check(creds.nonce, creds.nc.unwrap_or(1), now_ms)
+        {
+            NonceCheck::Fresh => {}
+            NonceCheck::Stale => return Self::done(self.challenge(now_ms, true)),
+            NonceCheck::Replayed => {
+                return self.failure(flow, creds.username, "replayed-nonce-count", now_ms)
+            }
+            NonceCheck::Forged => {
+                return self.failure(flow, creds.username, "forged-nonce", now_ms)
+            }
+        }
+        if creds.username != aor {
+            return self.failure(flow, creds.username, "aor-mismatch", now_ms);
+        }
+        Self::done(self.update_bindings(req, aor, flow, now_ms))
+    }
+
+    fn update_bindings(&self, req: &Request<'_>, aor: &str, flow: &Flow, now_ms: u64) -> Reply {
+        let contacts: Vec<&str> = req
+            .scan
+            .all("Contact")
+            .flat_map(grammar::split_list)
+            .collect();
+        let header_expires = req.header("Expires").and_then(grammar::parse_delta_seconds);
+        let wildcard = contacts.contains(&"*");
+        if wildcard && (contacts.len() != 1 || header_expires != Some(0)) {
+            return Reply::new(400, "Invalid Wildcard Contact").stateful();
+        }
+        let mut requested = Vec::with_capacity(contacts.len());
+        for c in contacts.iter().filter(|c| **c != "*") {
+            let (uri, params) = grammar::split_name_addr(c);
+            let mut expires = header_expires;
+            let mut q = None;
+            for (name, value) in grammar::params(params) {
+                if name.eq_ignore_ascii_case("expires") {
+                    expires = value.and_then(grammar::parse_delta_seconds).or(expires);
+                } else if name.eq_ignore_ascii_case("q") {
+                    q = value
+                        .and_then(|v| v.parse::<f32>().ok())
+                        .filter(|q| (0.0..=1.0).contains(q));
+                }
+            }
+            let expires = expires.unwrap_or(self.config.default_expires);
+            if expires != 0 && expires < self.config.min_expires {
+                return Reply::new(423, "Interval Too Brief")
+                    .with("Min-Expires", self.config.min_expires.to_string())
+                    .stateful();
+            }
+            requested.push((uri, q, expires.min(self.config.max_expires)));
+        }
+        let call_id = req.call_id();
+        let cseq = req.cseq;
+        let user_agent = req.header("User-Agent").map(str::to_string);
+        let result = self.location.update(aor, now_ms, |current| {
+            // RFC 3261 §10.3 step 7: an older or repeated CSeq from the same Call-ID
+            // must not change anything.
+            let reordered = current.iter().any(|b| {
+                b.call_id == call_id
+                    && b.cseq >= cseq
+                    && (wildcard || requested.iter().any(|r| r.0 == b.contact))
+            });
+            if reordered {
+                return Err(Reply::new(500, "Out Of Order CSeq").with("Retry-After", "1".into()));
+            }
+            if wildcard {
+                return Ok(Vec::new());
+            }
+            let mut next: Vec<Binding> = current
+                .iter()
+                .filter(|b| !requested.iter().any(|r| r.0 == b.contact))
+                .cloned()
+                .collect();
+            for (uri, q, expires) in &requested {
+                if *expires == 0 {
+                    continue;
+                }
+                next.push(Binding {
+                    aor: aor.to_string(),
+                    contact: uri.to_string(),
+                    q: *q,
+                    expires_at_ms: now_ms + u64::from(*expires) * 1000,
+                    registered_at_ms: now_ms,
+                    call_id: call_id.to_string(),
+                    cseq,
+                    flow: *flow,
+                    user_agent: user_agent.clone(),
+                });
+            }
+            if next.len() > self.config.max_contacts {
+                return Err(Reply::new(403, "Too Many Contacts"));
+            }
+            Ok(next)
+        });
+        let bindings = match result {
+            Ok(b) => b,
+            Err(reply) => return reply.stateful(),
+        };
+        let mut reply = Reply::new(200, "OK").stateful();
+        for b in &bindings {
+            let left = b.expires_at_ms.saturating_sub(now_ms).div_ceil(1000);
+            let q = b.q.map(|q| format!(";q={q}")).unwrap_or_default();
+            reply = reply.with("Contact", format!("<{}>;expires={left}{q}", b.contact));
+        }
+        reply.with("Date", httpdate(now_ms))
+    }
+}
+
+/// RFC 1123 date for the Date header (phones without NTP set their clock from it).
+fn httpdate(now_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = now_ms / 1000;
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {d:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+#[cfg(test)]
+mod tests;

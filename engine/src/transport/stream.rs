@@ -1,0 +1,195 @@
+//! Stream transports (TCP, TLS): framing by Content-Length, one reader and one writer task
+//! per connection; responses and later requests go through the connection's queue.
+
+use super::{Connections, Flow, Transport};
+use crate::clock::now_ms;
+use crate::service::SipService;
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Accepts TCP connections; with `tls`, wraps each in TLS first.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: Arc<SipService>,
+    connections: Arc<Connections>,
+    max_message: usize,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(remote);
+        let (service, connections, tls) = (service.clone(), connections.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    run(
+                        stream,
+                        Transport::Tcp,
+                        remote,
+                        local,
+                        service,
+                        connections,
+                        max_message,
+                    )
+                    .await
+                }
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => {
+                        run(
+                            s,
+                            Transport::Tls,
+                            remote,
+                            local,
+                            service,
+                            connections,
+                            max_message,
+                        )
+                        .await
+                    }
+                    Err(e) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
+                },
+            }
+        });
+    }
+}
+
+/// What the framer found at the front of the buffer.
+enum Frame {
+    Message(usize),
+    NeedMore,
+    /// Not framable (a header section without Content-Length, garbage, too large).
+    Broken,
+}
+
+fn frame(buf: &[u8], max_message: usize) -> Frame {
+    let lead = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    let Some(end) = buf[lead..].windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > max_message {
+            Frame::Broken
+        } else {
+            Frame::NeedMore
+        };
+    };
+    let head = &buf[lead..lead + end];
+    let length = std::str::from_utf8(head).ok().and_then(|h| {
+        h.split("\r\n").find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            crate::sip::header_is(name.trim(), "Content-Length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+    });
+    let Some(length) = length else {
+        // RFC 3261 §18.3: Content-Length is mandatory on streams.
+        return Frame::Broken;
+    };
+    let total = lead + end + 4 + length;
+    if total > max_message {
+        Frame::Broken
+    } else if buf.len() < total {
+        Frame::NeedMore
+    } else {
+        Frame::Message(total)
+    }
+}
+
+pub async fn run<S>(
+    stream: S,
+    transport: Transport,
+    remote: SocketAddr,
+    local: SocketAddr,
+    service: Arc<SipService>,
+    connections: Arc<Connections>,
+    max_message: usize,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let id = connections.open(tx.clone());
+    let flow = Flow {
+        transport,
+        remote,
+        local,
+        connection: Some(id),
+    };
+    let writer_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut buf = BytesMut::with_capacity(8192);
+    'read: loop {
+        let eof = match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => true,
+            Ok(_) => false,
+        };
+        loop {
+            match frame(&buf, max_message) {
+                Frame::Message(n) => {
+                    let msg = buf.split_to(n);
+                    if let Some(out) = service.handle(&msg, &flow, now_ms()) {
+                        let _ = tx.send(Bytes::from(out.bytes));
+                    }
+                }
+                Frame::NeedMore if !eof => break,
+                Frame::NeedMore if buf.iter().all(|b| b.is_ascii_whitespace()) => break 'read,
+                Frame::NeedMore | Frame::Broken => {
+                    // Answer what can be answered (400/513), then close: the stream has
+                    // lost its framing.
+                    let status = if buf.len() > max_message { 513 } else { 400 };
+                    if let Some(out) = reject_broken(&buf, status, &flow) {
+                        let _ = tx.send(Bytes::from(out));
+                    }
+                    buf.advance(buf.len());
+                    break 'read;
+                }
+            }
+        }
+        if eof {
+            break;
+        }
+    }
+    connections.close(id);
+    service.registrar.location.connection_closed(id);
+    drop(tx);
+    let _ = writer_task.await;
+}
+
+fn reject_broken(buf: &[u8], status: u16, flow: &Flow) -> Option<Vec<u8>> {
+    let scan = crate::sip::scan::scan_lenient(buf).ok()?;
+    if scan.start_line.starts_with("SIP/") || scan.first("Via").is_none() {
+        return None;
+    }
+    let reason = if status == 513 {
+        "Message Too Large"
+    } else {
+        "Bad Request Framing"
+    };
+    Some(
+        crate::sip::ResponseBuilder::new(
+            &scan,
+            status,
+            reason,
+            Some(&crate::sip::response::stateless_tag(&scan)),
+            Some(flow.remote),
+        )
+        .finish(b"", None),
+    )
+}

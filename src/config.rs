@@ -1,0 +1,127 @@
+//! Configuration: config/default.toml's keys, a file, then KOLOKOL_* environment variables.
+
+use anyhow::{Context, Result};
+use kolokol_engine::registrar::RegistrarConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub recordings_dir: PathBuf,
+    pub log: String,
+    pub sip: SipConfig,
+    pub registrar: RegistrarConfig,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SipConfig {
+    pub udp: String,
+    pub tcp: String,
+    pub tls: String,
+    pub max_message_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+    pub tls_listen: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: "data".into(),
+            database_url: String::new(),
+            recordings_dir: "recordings".into(),
+            log: "info".into(),
+            sip: SipConfig::default(),
+            registrar: RegistrarConfig::default(),
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            udp: "0.0.0.0:5060".into(),
+            tcp: "0.0.0.0:5060".into(),
+            tls: "0.0.0.0:5061".into(),
+            max_message_size: 65535,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:8080".into(),
+            tls_listen: "0.0.0.0:8443".into(),
+        }
+    }
+}
+
+/// Sets `path` (like ["registrar", "pike", "ban_ms"]) in a TOML table.
+fn set(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .expect("config section is a table");
+    }
+    t.insert(last.clone(), value);
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut table = match file {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .parse::<toml::Table>()
+                .with_context(|| format!("parsing {}", f.display()))?,
+            None => toml::Table::new(),
+        };
+        for (key, raw) in std::env::vars() {
+            let Some(rest) = key.strip_prefix("KOLOKOL_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            // A value that reads as TOML (numbers, booleans, arrays) keeps its type.
+            let value = format!("v = {raw}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw));
+            set(&mut table, &path, value);
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("kolokol.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}

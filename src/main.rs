@@ -1,0 +1,303 @@
+//! kolokol: the contact center. This file only wires the crates together.
+
+mod config;
+mod tls;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use kolokol_crm::{bindings, NewUser, Store, UserDirectory};
+use kolokol_engine::clock::now_ms;
+use kolokol_engine::registrar::{Location, Registrar};
+use kolokol_engine::service::SipService;
+use kolokol_engine::transport::{self, Connections, Transport};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "kolokol", version, about = "kolokol contact center")]
+struct Cli {
+    /// Configuration file (see config/default.toml for every key).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the contact center (the default).
+    Serve,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user: `kolokol user add --login ivanova --name "Ирина Иванова" --extension 2001 --sip-password …`
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        extension: Option<String>,
+        #[arg(long)]
+        sip_password: Option<String>,
+        /// Web password; generated and printed when omitted.
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Print a new bearer token for scripts.
+    Create {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let default = PathBuf::from("config/default.toml");
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| default.exists().then_some(default));
+    let config = Config::load(file.as_deref())?;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_url()).await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, store).await,
+        Command::User {
+            action:
+                UserAction::Add {
+                    login,
+                    name,
+                    extension,
+                    sip_password,
+                    password,
+                    admin,
+                },
+        } => {
+            let generated = password.is_none();
+            let new = NewUser {
+                login,
+                name,
+                extension,
+                sip_password,
+                password,
+                admin,
+            };
+            let (user, password) = store.create_user(&new, &config.registrar.realm).await?;
+            println!("created user {} (id {})", user.login, user.id);
+            if generated {
+                println!("web password: {password}");
+            }
+            Ok(())
+        }
+        Command::User {
+            action: UserAction::List,
+        } => {
+            for u in store.users().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.login,
+                    u.extension.unwrap_or_default(),
+                    u.name
+                );
+            }
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::Create { user },
+        } => {
+            let Some(u) = store.users().await?.into_iter().find(|u| u.login == user) else {
+                bail!("no user with login {user:?}");
+            };
+            println!("{}", store.issue_token(u.id, "api").await?);
+            Ok(())
+        }
+    }
+}
+
+/// The server secret keys nonces; kept in the database so restarts keep nonces valid.
+async fn server_secret(store: &Store) -> Result<[u8; 32]> {
+    let hex_secret = match store.setting("server_secret").await? {
+        Some(s) => s,
+        None => {
+            let s = kolokol_crm::users::random_secret(32);
+            store.set_setting("server_secret", &s).await?;
+            s
+        }
+    };
+    let bytes = hex::decode(hex_secret).context("server_secret is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("server_secret is not 32 bytes"))
+}
+
+async fn first_run(store: &Store, realm: &str) -> Result<()> {
+    if store.user_count().await? == 0 {
+        let admin = NewUser {
+            login: "admin".into(),
+            name: "Administrator".into(),
+            admin: true,
+            ..Default::default()
+        };
+        let (_, password) = store.create_user(&admin, realm).await?;
+        tracing::warn!("first run: created administrator login=admin password={password} (shown once; change it)");
+    }
+    Ok(())
+}
+
+fn addr(s: &str) -> Result<Option<SocketAddr>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        s.parse()
+            .with_context(|| format!("bad listen address {s:?}"))?,
+    ))
+}
+
+async fn serve(config: Config, store: Store) -> Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let realm = config.registrar.realm.clone();
+    first_run(&store, &realm).await?;
+    let directory = Arc::new(UserDirectory::default());
+    let accounts = directory.reload(&store, &realm).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let location = Arc::new(Location::new(Arc::new(bindings::BindingWriter(tx))));
+    let saved = bindings::load(&store, now_ms()).await?;
+    let restored = saved.len();
+    location.restore(saved, now_ms());
+    let writer = tokio::spawn(bindings::write_behind(store.clone(), rx));
+    let registrar = Registrar::new(
+        config.registrar.clone(),
+        server_secret(&store).await?,
+        directory.clone(),
+        location,
+    );
+    let sip = Arc::new(SipService::new(registrar));
+    let connections = Arc::new(Connections::default());
+    let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
+    let max = config.sip.max_message_size;
+    tracing::info!(accounts, restored, realm = %realm, "registrar ready");
+
+    if let Some(a) = addr(&config.sip.udp)? {
+        let socket = socket2_udp(a)?;
+        tracing::info!(addr = %socket.local_addr()?, "SIP UDP listening");
+        tokio::spawn(transport::udp::serve(Arc::new(socket), sip.clone(), max));
+    }
+    for (listen, tls) in [
+        (&config.sip.tcp, None),
+        (&config.sip.tls, Some(tls_config.clone())),
+    ] {
+        if let Some(a) = addr(listen)? {
+            let listener = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a}"))?;
+            tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "SIP stream listening");
+            let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+            tokio::spawn(transport::stream::serve(
+                listener,
+                acceptor,
+                sip.clone(),
+                connections.clone(),
+                max,
+            ));
+        }
+    }
+    let state = kolokol_web::AppState {
+        store: store.clone(),
+        sip: sip.clone(),
+        connections: connections.clone(),
+        directory,
+        realm,
+        metrics,
+        max_message: max,
+    };
+    if let Some(a) = addr(&config.http.listen)? {
+        let listener = tokio::net::TcpListener::bind(a)
+            .await
+            .with_context(|| format!("binding {a}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "HTTP listening (SIP over WebSocket at /sip)");
+        let app = kolokol_web::router(state.clone(), Transport::Ws);
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+    }
+    if let Some(a) = addr(&config.http.tls_listen)? {
+        let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
+        let app = kolokol_web::router(state, Transport::Wss);
+        tracing::info!(addr = %a, "HTTPS listening (SIP over secure WebSocket at /sip)");
+        tokio::spawn(async move {
+            if let Err(e) = axum_server::bind_rustls(a, rustls)
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+            {
+                tracing::error!(error = %e, "HTTPS listener failed");
+            }
+        });
+    }
+    let sweeper = sip.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            sweeper.sweep(now_ms());
+        }
+    });
+    tracing::info!("kolokol is running");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    drop(sip);
+    writer.abort();
+    Ok(())
+}
+
+/// A UDP socket with big buffers: bursts of REGISTERs must not overflow the kernel queue.
+fn socket2_udp(a: SocketAddr) -> Result<tokio::net::UdpSocket> {
+    let std_socket = std::net::UdpSocket::bind(a).with_context(|| format!("binding UDP {a}"))?;
+    std_socket.set_nonblocking(true)?;
+    let sock = tokio::net::UdpSocket::from_std(std_socket)?;
+    Ok(sock)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,188 @@
+//! REST handlers of /api/v1.
+
+use crate::{AppState, Problem};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kolokol_crm::{NewUser, User};
+use kolokol_engine::clock::now_ms;
+use serde::{Deserialize, Serialize};
+
+pub const SESSION_COOKIE: &str = "kolokol_session";
+
+/// The caller, from `Authorization: Bearer` or the session cookie.
+pub struct Caller(pub User);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='));
+        let token = bearer.or(cookie).ok_or_else(Problem::unauthorized)?;
+        match state.store.user_by_token(token).await? {
+            Some(user) => Ok(Caller(user)),
+            None => Err(Problem::unauthorized()),
+        }
+    }
+}
+
+/// JSON bodies whose rejection is a problem+json naming what is wrong.
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    json.map(|Json(v)| v).map_err(|e| {
+        let text = e.body_text();
+        // serde names the field in its message ("missing field `login`").
+        let field = [
+            "login",
+            "name",
+            "extension",
+            "sip_password",
+            "password",
+            "admin",
+        ]
+        .into_iter()
+        .find(|f| text.contains(&format!("`{f}`")));
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", text);
+        p.field = field;
+        p
+    })
+}
+
+pub async fn ready(State(st): State<AppState>) -> Response {
+    if st.store.ping().await {
+        "ready".into_response()
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready",
+            "database unavailable",
+        )
+        .into_response()
+    }
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    metrics::gauge!("kolokol_registrations").set(st.sip.registrar.location.count() as f64);
+    metrics::gauge!("kolokol_pike_banned_sources")
+        .set(st.sip.registrar.banned_count(now_ms()) as f64);
+    metrics::gauge!("kolokol_sip_connections").set(st.connections.len() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    login: String,
+    password: String,
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    json: Result<Json<Login>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let login = body(json)?;
+    let Some(user) = st
+        .store
+        .check_password(&login.login, &login.password)
+        .await?
+    else {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "wrong login or password",
+        ));
+    };
+    let token = st.store.issue_token(user.id, "session").await?;
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
+    Ok(([(header::SET_COOKIE, cookie)], Json(user)).into_response())
+}
+
+pub async fn list_users(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<User>>, Problem> {
+    if !caller.admin {
+        return Err(Problem::forbidden());
+    }
+    Ok(Json(st.store.users().await?))
+}
+
+#[derive(Serialize)]
+pub struct Created {
+    #[serde(flatten)]
+    user: User,
+    /// The web password, shown once when it was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+}
+
+pub async fn create_user(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    json: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
+    if !caller.admin {
+        return Err(Problem::forbidden());
+    }
+    let new = body(json)?;
+    let (user, password) = st.store.create_user(&new, &st.realm).await?;
+    st.directory.reload(&st.store, &st.realm).await?;
+    let password = new.password.is_none().then_some(password);
+    Ok((StatusCode::CREATED, Json(Created { user, password })))
+}
+
+#[derive(Serialize)]
+pub struct Registration {
+    aor: String,
+    contact: String,
+    transport: &'static str,
+    source: String,
+    expires_at: String,
+    expires_in: u64,
+    user_agent: Option<String>,
+}
+
+pub async fn registrations(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+) -> Json<Vec<Registration>> {
+    let now = now_ms();
+    let mut list: Vec<Registration> = st
+        .sip
+        .registrar
+        .location
+        .all(now)
+        .into_iter()
+        .map(|b| Registration {
+            transport: b.flow.transport.name(),
+            source: b.flow.remote.to_string(),
+            expires_in: b.expires_at_ms.saturating_sub(now) / 1000,
+            expires_at: chrono::DateTime::from_timestamp_millis(b.expires_at_ms as i64)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            aor: b.aor,
+            contact: b.contact,
+            user_agent: b.user_agent,
+        })
+        .collect();
+    list.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
+    Json(list)
+}

@@ -1,0 +1,43 @@
+//! kolokol-web: the HTTP API under /api/v1, SIP over WebSocket at /sip (RFC 7118),
+//! health and metrics. The only crate that speaks HTTP.
+
+mod api;
+mod problem;
+mod sip_ws;
+
+use axum::routing::{get, post};
+use axum::Router;
+use kolokol_crm::{Store, UserDirectory};
+use kolokol_engine::service::SipService;
+use kolokol_engine::transport::{Connections, Transport};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+
+pub use problem::Problem;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub sip: Arc<SipService>,
+    pub connections: Arc<Connections>,
+    pub directory: Arc<UserDirectory>,
+    pub realm: String,
+    pub metrics: PrometheusHandle,
+    pub max_message: usize,
+}
+
+/// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.
+pub fn router(state: AppState, ws_transport: Transport) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::ready))
+        .route("/metrics", get(api::metrics))
+        .route("/api/v1/session", post(api::login))
+        .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route("/api/v1/registrations", get(api::registrations))
+        .route(
+            "/sip",
+            get(move |ws, info, st| sip_ws::upgrade(ws, info, st, ws_transport)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,98 @@
+//! RFC 9457 problem details: every API error names its status and, where one is at
+//! fault, the field.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kolokol_crm::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    pub fn field(status: StatusCode, field: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            field: Some(field),
+            ..Problem::new(status, "Invalid field", detail)
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "log in or send a bearer token",
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "administrator rights required",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_string(&self).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid { field, message } => Problem::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field,
+                format!("{field}: {message}"),
+            ),
+            StoreError::Conflict { field } => {
+                let mut p = Problem::field(
+                    StatusCode::CONFLICT,
+                    field,
+                    format!("{field}: already taken"),
+                );
+                p.title = "Conflict";
+                p
+            }
+            StoreError::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "Not found", "no such object")
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error",
+                    "storage error",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! SIP over WebSocket (RFC 7118): one SIP message per text or binary frame.
+
+use crate::AppState;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use kolokol_engine::clock::now_ms;
+use kolokol_engine::transport::{Flow, Transport};
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    State(st): State<AppState>,
+    transport: Transport,
+) -> Response {
+    ws.protocols(["sip"])
+        .max_message_size(st.max_message)
+        .on_upgrade(move |socket| session(socket, remote, st, transport))
+}
+
+async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport: Transport) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let id = st.connections.open(tx.clone());
+    let local: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let flow = Flow {
+        transport,
+        remote,
+        local,
+        connection: Some(id),
+    };
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = stream.next().await {
+        let data: Vec<u8> = match msg {
+            Message::Text(t) => t.as_bytes().to_vec(),
+            Message::Binary(b) => b.to_vec(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if let Some(out) = st.sip.handle(&data, &flow, now_ms()) {
+            let _ = tx.send(Bytes::from(out.bytes));
+        }
+    }
+    st.connections.close(id);
+    st.sip.registrar.location.connection_closed(id);
+    drop(tx);
+    let _ = writer.await;
+}
