@@ -5,6 +5,7 @@ use dashmap::DashMap;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct PikeConfig {
     /// Failures tolerated within `window_ms`; one more bans the source.
     pub max_failures: u32,

@@ -166,8 +166,9 @@ pub async fn run<S>(
             break;
         }
     }
+    // A TCP/TLS phone's binding outlives the connection: it is reached by connecting
+    // to its Contact again. (WebSocket bindings die with their connection.)
     connections.close(id);
-    service.registrar.location.connection_closed(id);
     drop(tx);
     let _ = writer_task.await;
 }

@@ -1,0 +1,347 @@
+//! Starts the real kolokol binary on free loopback ports with its own data folder, and
+//! small clients (UDP, TCP, HTTP) to talk to it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kolokol");
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub struct Server {
+    child: Child,
+    pub dir: PathBuf,
+    pub sip_port: u16,
+    pub tls_port: u16,
+    pub http_port: u16,
+    pub https_port: u16,
+    env: Vec<(String, String)>,
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Server {
+    /// Starts a server with these users (login = "u"+extension, extension, SIP password)
+    /// and extra KOLOKOL_* settings; returns once /healthz answers.
+    pub fn start(users: &[(&str, &str)], settings: &[(&str, &str)]) -> Server {
+        let dir = std::env::temp_dir().join(format!(
+            "kolokol-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (sip_port, tls_port, http_port, https_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "KOLOKOL_DATA_DIR".into(),
+                dir.join("data").display().to_string(),
+            ),
+            ("KOLOKOL_SIP__UDP".into(), format!("127.0.0.1:{sip_port}")),
+            ("KOLOKOL_SIP__TCP".into(), format!("127.0.0.1:{sip_port}")),
+            ("KOLOKOL_SIP__TLS".into(), format!("127.0.0.1:{tls_port}")),
+            (
+                "KOLOKOL_HTTP__LISTEN".into(),
+                format!("127.0.0.1:{http_port}"),
+            ),
+            (
+                "KOLOKOL_HTTP__TLS_LISTEN".into(),
+                format!("127.0.0.1:{https_port}"),
+            ),
+        ];
+        env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut server = Server {
+            child: Command::new("true").spawn().unwrap(),
+            dir,
+            sip_port,
+            tls_port,
+            http_port,
+            https_port,
+            env,
+        };
+        server.cli(&[
+            "user",
+            "add",
+            "--login",
+            "boss",
+            "--name",
+            "Boss",
+            "--password",
+            "boss-password",
+            "--admin",
+        ]);
+        for (ext, pass) in users {
+            let login = format!("u{ext}");
+            server.cli(&[
+                "user",
+                "add",
+                "--login",
+                &login,
+                "--name",
+                &login,
+                "--extension",
+                ext,
+                "--sip-password",
+                pass,
+            ]);
+        }
+        server.spawn();
+        server
+    }
+
+    /// Runs a CLI command against this server's data folder and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kolokol {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
+        self.child = Command::new(BIN)
+            .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("kolokol exited with {status}: {}", self.log());
+            }
+            if self.try_http("GET", "/healthz", &[], "").map(|r| r.0) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("kolokol did not become healthy: {}", self.log());
+    }
+
+    /// Stops the server and starts it again on the same data and ports.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.spawn();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.sip_port).into()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String, String)> {
+        http(self.http_port, method, path, headers, body)
+    }
+
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        self.try_http(method, path, headers, body)
+            .expect("HTTP request failed")
+    }
+
+    /// A bearer token of the admin user.
+    pub fn admin_token(&self) -> String {
+        self.cli(&["token", "create", "--user", "boss"])
+            .trim()
+            .to_string()
+    }
+
+    /// Polls `GET /api/v1/registrations` until `pred` holds, or panics after `timeout`.
+    pub fn wait_registrations(
+        &self,
+        token: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        let auth = format!("Bearer {token}");
+        loop {
+            let (status, _, body) = self.http(
+                "GET",
+                "/api/v1/registrations",
+                &[("Authorization", &auth)],
+                "",
+            );
+            assert_eq!(status, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registrations never matched: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, headers, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// Sends one UDP datagram and waits up to `timeout` for one answer.
+pub fn udp_exchange(to: SocketAddr, data: &[u8], timeout: Duration) -> Option<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    sock.send_to(data, to).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Sends bytes on a new TCP connection, half-closes it, and reads everything back.
+pub fn tcp_exchange(to: SocketAddr, data: &[u8]) -> String {
+    let mut s = TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(data);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The status code of the first response in `text`.
+pub fn status_of(text: &str) -> Option<u16> {
+    text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+pub fn options(port: u16, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p{branch}\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The server still answers OPTIONS over UDP with 200.
+pub fn assert_answers_options(server: &Server) {
+    let reply = udp_exchange(
+        server.sip_addr(),
+        options(
+            server.sip_port,
+            &format!("alive{}", SEQ.fetch_add(1, Ordering::Relaxed)),
+        )
+        .as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        reply.as_deref().and_then(status_of),
+        Some(200),
+        "server stopped answering OPTIONS: {}",
+        server.log()
+    );
+}
+
+/// Runs sipp against the server; returns (success, stdout+stderr).
+pub fn sipp(server: &Server, scenario: &str, args: &[&str]) -> (bool, String) {
+    let scenario_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", server.sip_port))
+        .args([
+            "-sf",
+            scenario_path.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "15s",
+            "-timeout_error",
+            "-recv_timeout",
+            "5s",
+        ])
+        .args(if args.contains(&"-p") {
+            vec![]
+        } else {
+            vec!["-p".to_string(), free_port().to_string()]
+        })
+        .args(args)
+        .current_dir(&server.dir)
+        .output()
+        .expect("sipp is not installed: run the README test command, it installs sip-tester");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
