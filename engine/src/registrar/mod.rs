@@ -242,15 +242,8 @@ impl Registrar {
             .all("Authorization")
             .filter_map(Credentials::parse)
             .find(|c| c.realm == self.config.realm);
+        // Other schemes (RFC 4475 regaut01) or another realm's credentials: challenge.
         let Some(creds) = header else {
-            if req.scan.all("Authorization").next().is_some()
-                && req
-                    .scan
-                    .all("Authorization")
-                    .all(|h| Credentials::parse(h).is_none())
-            {
-                return Self::done(Reply::new(400, "Bad Authorization"));
-            }
             return Self::done(self.challenge(now_ms, false));
         };
         if !self.algorithms.contains(&creds.algorithm) {
