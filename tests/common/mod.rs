@@ -261,7 +261,18 @@ pub fn http(
 
 /// Sends one UDP datagram and waits up to `timeout` for one answer.
 pub fn udp_exchange(to: SocketAddr, data: &[u8], timeout: Duration) -> Option<String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp_exchange_from(0, to, data, timeout)
+}
+
+/// Like [`udp_exchange`], sending from a chosen local port (0: any).
+pub fn udp_exchange_from(
+    port: u16,
+    to: SocketAddr,
+    data: &[u8],
+    timeout: Duration,
+) -> Option<String> {
+    let sock = UdpSocket::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("UDP port {port} is taken: {e}"));
     sock.set_read_timeout(Some(timeout)).unwrap();
     sock.send_to(data, to).unwrap();
     let mut buf = vec![0u8; 70_000];

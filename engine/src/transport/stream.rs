@@ -68,8 +68,8 @@ pub async fn serve(
 enum Frame {
     Message(usize),
     NeedMore,
-    /// Not framable (a header section without Content-Length, garbage, too large).
-    Broken,
+    /// Not framable: answer with this status (400 without Content-Length, 513 too large).
+    Broken(u16),
 }
 
 fn frame(buf: &[u8], max_message: usize) -> Frame {
@@ -79,7 +79,7 @@ fn frame(buf: &[u8], max_message: usize) -> Frame {
         .count();
     let Some(end) = buf[lead..].windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() > max_message {
-            Frame::Broken
+            Frame::Broken(513)
         } else {
             Frame::NeedMore
         };
@@ -94,11 +94,11 @@ fn frame(buf: &[u8], max_message: usize) -> Frame {
     });
     let Some(length) = length else {
         // RFC 3261 §18.3: Content-Length is mandatory on streams.
-        return Frame::Broken;
+        return Frame::Broken(400);
     };
     let total = lead + end + 4 + length;
     if total > max_message {
-        Frame::Broken
+        Frame::Broken(513)
     } else if buf.len() < total {
         Frame::NeedMore
     } else {
@@ -150,10 +150,14 @@ pub async fn run<S>(
                 }
                 Frame::NeedMore if !eof => break,
                 Frame::NeedMore if buf.iter().all(|b| b.is_ascii_whitespace()) => break 'read,
-                Frame::NeedMore | Frame::Broken => {
-                    // Answer what can be answered (400/513), then close: the stream has
-                    // lost its framing.
-                    let status = if buf.len() > max_message { 513 } else { 400 };
+                broken @ (Frame::NeedMore | Frame::Broken(_)) => {
+                    // Answer what can be answered, then close: the stream has lost its
+                    // framing (or the peer closed mid-message).
+                    let status = if let Frame::Broken(s) = broken {
+                        s
+                    } else {
+                        400
+                    };
                     if let Some(out) = reject_broken(&buf, status, &flow) {
                         let _ = tx.send(Bytes::from(out));
                     }
