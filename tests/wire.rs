@@ -246,7 +246,7 @@ async fn websocket_registration_lives_as_long_as_its_connection() {
 fn api_users_sessions_and_problems() {
     let server = Server::start(&[], &[]);
     // No credentials: 401 problem.
-    let (status, head, body) = server.http("GET", "/api/v1/users", &[], "");
+    let (status, head, _) = server.http("GET", "/api/v1/users", &[], "");
     assert_eq!(status, 401);
     assert!(
         head.to_ascii_lowercase()

@@ -228,10 +228,10 @@ impl Store {
 
     /// The active user a token or session belongs to.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT u.id, u.login, u.name, u.extension, u.active, u.admin, u.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND u.active = 1 AND (t.expires_at IS NULL OR t.expires_at > $2)"
-        ))
+             WHERE t.token_hash = $1 AND u.active = 1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
         .bind(hash_secret(token))
         .bind(chrono::Utc::now().to_rfc3339())
         .fetch_optional(&self.pool)

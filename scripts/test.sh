@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3) from Debian's
+# packages when they are missing. Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sipp >/dev/null || need+=(sip-tester)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing test peers: ${need[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The shared RFC 4475 corpus lives beside the repository.
+test -d ../shared/testdata/rfc4475 || { echo "missing ../shared/testdata/rfc4475" >&2; exit 1; }
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets "$@"
