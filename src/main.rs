@@ -210,9 +210,9 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     tracing::info!(accounts, restored, realm = %realm, "registrar ready");
 
     if let Some(a) = addr(&config.sip.udp)? {
-        let socket = socket2_udp(a)?;
+        let socket = std::net::UdpSocket::bind(a).with_context(|| format!("binding UDP {a}"))?;
         tracing::info!(addr = %socket.local_addr()?, "SIP UDP listening");
-        tokio::spawn(transport::udp::serve(Arc::new(socket), sip.clone(), max));
+        transport::udp::spawn(socket, sip.clone(), max)?;
     }
     for (listen, tls) in [
         (&config.sip.tcp, None),
@@ -283,14 +283,6 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     drop(sip);
     writer.abort();
     Ok(())
-}
-
-/// A UDP socket with big buffers: bursts of REGISTERs must not overflow the kernel queue.
-fn socket2_udp(a: SocketAddr) -> Result<tokio::net::UdpSocket> {
-    let std_socket = std::net::UdpSocket::bind(a).with_context(|| format!("binding UDP {a}"))?;
-    std_socket.set_nonblocking(true)?;
-    let sock = tokio::net::UdpSocket::from_std(std_socket)?;
-    Ok(sock)
 }
 
 async fn shutdown_signal() {

@@ -41,6 +41,19 @@ impl BindingSink for Forget {
     fn changed(&self, _: LocationChange) {}
 }
 
+/// Whether the saved copy of `old` still serves for `new`. A refresh that only moves the
+/// expiry by less than half its lifetime is not written: after a restart the binding then
+/// lives at least half as long as granted, and phones refresh well before that. This keeps
+/// the database out of the hot path of periodic re-registration.
+fn persisted_alike(old: &Binding, new: &Binding) -> bool {
+    let lifetime = new.expires_at_ms.saturating_sub(new.registered_at_ms);
+    old.contact == new.contact
+        && old.flow == new.flow
+        && old.q == new.q
+        && old.user_agent == new.user_agent
+        && new.expires_at_ms.saturating_sub(old.expires_at_ms) < lifetime / 2
+}
+
 pub struct Location {
     bindings: DashMap<String, Vec<Binding>>,
     sink: Arc<dyn BindingSink>,
@@ -115,7 +128,7 @@ impl Location {
             }
         }
         for b in &new {
-            if !entry.iter().any(|old| old == b) {
+            if !entry.iter().any(|old| persisted_alike(old, b)) {
                 self.sink.changed(LocationChange::Upsert(b.clone()));
             }
         }
