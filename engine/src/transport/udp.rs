@@ -9,7 +9,11 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 
 /// Serves `socket` on a new thread until the process ends.
-pub fn spawn(socket: UdpSocket, service: Arc<SipService>, max_message: usize) -> std::io::Result<()> {
+pub fn spawn(
+    socket: UdpSocket,
+    service: Arc<SipService>,
+    max_message: usize,
+) -> std::io::Result<()> {
     socket.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("sip-udp".into())
