@@ -207,6 +207,11 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     let connections = Arc::new(Connections::default());
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
     let max = config.sip.max_message_size;
+    let stream_ctx = Arc::new(transport::stream::StreamContext {
+        service: sip.clone(),
+        connections: connections.clone(),
+        max_message: max,
+    });
     tracing::info!(accounts, restored, realm = %realm, "registrar ready");
 
     if let Some(a) = addr(&config.sip.udp)? {
@@ -227,9 +232,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
             tokio::spawn(transport::stream::serve(
                 listener,
                 acceptor,
-                sip.clone(),
-                connections.clone(),
-                max,
+                stream_ctx.clone(),
             ));
         }
     }

@@ -14,13 +14,12 @@ fn register(
 ) -> (bool, String) {
     let t = if transport == "tcp" { "t1" } else { "u1" };
     let (expires, port) = (expires.to_string(), port.to_string());
-    sipp(
+    sipp_as(
         server,
         "register.xml",
-        &[
-            "-t", t, "-s", user, "-au", user, "-ap", pass, "-key", "expires", &expires, "-p",
-            &port, "-m", "1",
-        ],
+        user,
+        pass,
+        &["-t", t, "-key", "expires", &expires, "-p", &port, "-m", "1"],
     )
 }
 
@@ -61,21 +60,12 @@ fn register_refresh_and_unregister_over_udp_and_tcp() {
     });
     assert_eq!(regs.as_array().unwrap().len(), 2);
 
-    let (ok, out) = sipp(
+    let (ok, out) = sipp_as(
         &server,
         "unregister.xml",
-        &[
-            "-t",
-            "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "secret-2001",
-            "-m",
-            "1",
-        ],
+        "2001",
+        "secret-2001",
+        &["-t", "u1", "-m", "1"],
     );
     assert!(ok, "{out}");
     let regs = server.wait_registrations(&token, Duration::from_secs(5), |v| {
@@ -88,10 +78,12 @@ fn register_refresh_and_unregister_over_udp_and_tcp() {
 fn wrong_password_and_unknown_user_both_get_403() {
     let server = Server::start(&[("2001", "secret-2001")], &[]);
     for (user, pass) in [("2001", "wrong-password"), ("9999", "secret-2001")] {
-        let (ok, out) = sipp(
+        let (ok, out) = sipp_as(
             &server,
             "register_forbidden.xml",
-            &["-t", "u1", "-s", user, "-au", user, "-ap", pass, "-m", "1"],
+            user,
+            pass,
+            &["-t", "u1", "-m", "1"],
         );
         assert!(ok, "{user}: {out}");
     }
@@ -132,41 +124,21 @@ fn a_source_that_keeps_failing_is_banned() {
             ("KOLOKOL_REGISTRAR__PIKE__WINDOW_MS", "60000"),
         ],
     );
-    let (ok, out) = sipp(
+    let (ok, out) = sipp_as(
         &server,
         "register_forbidden.xml",
-        &[
-            "-t",
-            "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "bad-guess",
-            "-m",
-            "5",
-            "-l",
-            "1",
-        ],
+        "2001",
+        "bad-guess",
+        &["-t", "u1", "-m", "5", "-l", "1"],
     );
     assert!(ok, "{out}");
     // The sixth failure bans the source...
-    let (ok, _) = sipp(
+    let (ok, _) = sipp_as(
         &server,
         "register_forbidden.xml",
-        &[
-            "-t",
-            "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "bad-guess",
-            "-m",
-            "1",
-        ],
+        "2001",
+        "bad-guess",
+        &["-t", "u1", "-m", "1"],
     );
     assert!(ok);
     assert!(
@@ -175,18 +147,14 @@ fn a_source_that_keeps_failing_is_banned() {
         server.log()
     );
     // ...after which even the right password goes unanswered.
-    let (ok, out) = sipp(
+    let (ok, out) = sipp_as(
         &server,
         "register.xml",
+        "2001",
+        "secret-2001",
         &[
             "-t",
             "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "secret-2001",
             "-key",
             "expires",
             "60",

@@ -310,24 +310,12 @@ fn api_users_sessions_and_problems() {
         "extension"
     );
     // The new user registers at once (the directory is refreshed without a restart).
-    let (ok, out) = sipp(
+    let (ok, out) = sipp_as(
         &server,
         "register.xml",
-        &[
-            "-t",
-            "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "secret-pass",
-            "-key",
-            "expires",
-            "600",
-            "-m",
-            "1",
-        ],
+        "2001",
+        "secret-pass",
+        &["-t", "u1", "-key", "expires", "600", "-m", "1"],
     );
     assert!(ok, "{out}");
     let (_, _, metrics) = server.http("GET", "/metrics", &[], "");
@@ -344,24 +332,12 @@ fn api_users_sessions_and_problems() {
 fn registrations_survive_a_restart() {
     let mut server = Server::start(&[("2001", "secret-2001")], &[]);
     let token = server.admin_token();
-    let (ok, out) = sipp(
+    let (ok, out) = sipp_as(
         &server,
         "register.xml",
-        &[
-            "-t",
-            "u1",
-            "-s",
-            "2001",
-            "-au",
-            "2001",
-            "-ap",
-            "secret-2001",
-            "-key",
-            "expires",
-            "600",
-            "-m",
-            "1",
-        ],
+        "2001",
+        "secret-2001",
+        &["-t", "u1", "-key", "expires", "600", "-m", "1"],
     );
     assert!(ok, "{out}");
     server.wait_registrations(&token, Duration::from_secs(5), |v| {

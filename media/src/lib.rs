@@ -1,1 +1,1 @@
-pub fn _x() {}
+//! kolokol-media: RTP, G.711, recording and prompts arrive with the calls issue; nothing here yet.

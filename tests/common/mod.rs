@@ -356,3 +356,23 @@ pub fn sipp(server: &Server, scenario: &str, args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// sipp as one phone: digest user `user` with `password`, AoR `user`, one call and
+/// `Expires: 600` unless `extra` says otherwise (`-m N`, `-key expires N`).
+pub fn sipp_as(
+    server: &Server,
+    scenario: &str,
+    user: &str,
+    password: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let mut args = vec!["-s", user, "-au", user, "-ap", password];
+    if !extra.contains(&"expires") {
+        args.extend(["-key", "expires", "600"]);
+    }
+    if !extra.contains(&"-m") {
+        args.extend(["-m", "1"]);
+    }
+    args.extend_from_slice(extra);
+    sipp(server, scenario, &args)
+}

@@ -11,13 +11,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+/// What every stream connection shares.
+pub struct StreamContext {
+    pub service: Arc<SipService>,
+    pub connections: Arc<Connections>,
+    pub max_message: usize,
+}
+
 /// Accepts TCP connections; with `tls`, wraps each in TLS first.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    service: Arc<SipService>,
-    connections: Arc<Connections>,
-    max_message: usize,
+    ctx: Arc<StreamContext>,
 ) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -29,34 +34,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
-        let (service, connections, tls) = (service.clone(), connections.clone(), tls.clone());
+        let (ctx, tls) = (ctx.clone(), tls.clone());
         tokio::spawn(async move {
             match tls {
-                None => {
-                    run(
-                        stream,
-                        Transport::Tcp,
-                        remote,
-                        local,
-                        service,
-                        connections,
-                        max_message,
-                    )
-                    .await
-                }
+                None => run(stream, Transport::Tcp, remote, local, ctx).await,
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        run(
-                            s,
-                            Transport::Tls,
-                            remote,
-                            local,
-                            service,
-                            connections,
-                            max_message,
-                        )
-                        .await
-                    }
+                    Ok(s) => run(s, Transport::Tls, remote, local, ctx).await,
                     Err(e) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
                 },
             }
@@ -111,12 +94,16 @@ pub async fn run<S>(
     transport: Transport,
     remote: SocketAddr,
     local: SocketAddr,
-    service: Arc<SipService>,
-    connections: Arc<Connections>,
-    max_message: usize,
+    ctx: Arc<StreamContext>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let StreamContext {
+        service,
+        connections,
+        max_message,
+    } = &*ctx;
+    let max_message = *max_message;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let id = connections.open(tx.clone());
