@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing test peers: ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
