@@ -345,21 +345,14 @@ fn registrations_survive_a_restart() {
     });
     // Written behind: wait until the row is in the database before killing the server.
     let db = server.dir.join("data/kolokol.db");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_for("the binding row", Duration::from_secs(5), || {
         let out = std::process::Command::new("sqlite3")
             .arg(&db)
             .arg("SELECT COUNT(*) FROM bindings")
-            .output();
-        match out {
-            Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1" => break,
-            Ok(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Ok(o) => panic!("binding never saved: {:?}", o),
-            Err(_) => break, // no sqlite3 CLI: the restart below still proves it
-        }
-    }
+            .output()
+            .expect("sqlite3 is installed by the README test command");
+        (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
+    });
     server.restart();
     let regs = server.wait_registrations(&token, Duration::from_secs(5), |v| {
         v.as_array().unwrap().len() == 1

@@ -172,14 +172,8 @@ impl SipService {
     }
 
     fn route(&self, req: &Request<'_>, flow: &Flow, now_ms: u64) -> Option<Reply> {
-        let reply = |status, reason: &'static str| Reply {
-            status,
-            reason: reason.into(),
-            headers: Vec::new(),
-            stateful: false,
-        };
         if !uri_scheme_supported(req.uri) {
-            return Some(reply(416, "Unsupported URI Scheme"));
+            return Some(Reply::new(416, "Unsupported URI Scheme"));
         }
         let unsupported: Vec<&str> = req
             .scan
@@ -189,9 +183,9 @@ impl SipService {
             .filter(|o| !o.is_empty() && !SUPPORTED.contains(o))
             .collect();
         if !unsupported.is_empty() && req.method != "CANCEL" {
-            let mut r = reply(420, "Bad Extension");
-            r.headers.push(("Unsupported", unsupported.join(", ")));
-            return Some(r);
+            return Some(
+                Reply::new(420, "Bad Extension").with("Unsupported", unsupported.join(", ")),
+            );
         }
         let mut r = match req.method {
             "REGISTER" => {
@@ -207,17 +201,18 @@ impl SipService {
                 outcome.reply?
             }
             "OPTIONS" => {
-                let mut r = reply(200, "OK");
-                r.headers.push(("Accept", "application/sdp".into()));
+                let r = Reply::new(200, "OK").with("Accept", "application/sdp".into());
                 return Some(with_allow(r));
             }
             "INVITE" => return Some(self.invite(req)),
-            "BYE" | "CANCEL" => reply(481, "Call/Transaction Does Not Exist"),
-            m if sip::KNOWN_METHODS.contains(&m) => with_allow(reply(405, "Method Not Allowed")),
-            _ => with_allow(reply(501, "Not Implemented")),
+            "BYE" | "CANCEL" => Reply::new(481, "Call/Transaction Does Not Exist"),
+            m if sip::KNOWN_METHODS.contains(&m) => {
+                with_allow(Reply::new(405, "Method Not Allowed"))
+            }
+            _ => with_allow(Reply::new(501, "Not Implemented")),
         };
         if req.max_forwards == Some(0) && r.status == 481 {
-            r = reply(483, "Too Many Hops");
+            r = Reply::new(483, "Too Many Hops");
         }
         Some(r)
     }
@@ -225,14 +220,8 @@ impl SipService {
     /// INVITE as a UAS checks it before any routing (RFC 3261 §8.2.3); call control
     /// arrives with the calls issue, until then no callee is reachable.
     fn invite(&self, req: &Request<'_>) -> Reply {
-        let reply = |status, reason: &'static str| Reply {
-            status,
-            reason: reason.into(),
-            headers: Vec::new(),
-            stateful: false,
-        };
         if req.max_forwards == Some(0) {
-            return reply(483, "Too Many Hops");
+            return Reply::new(483, "Too Many Hops");
         }
         let body_type = req.header("Content-Type").map(|c| {
             c.split(';')
@@ -244,9 +233,8 @@ impl SipService {
         if !req.scan.body.is_empty() {
             if let Some(t) = body_type.as_deref() {
                 if t != "application/sdp" && !t.starts_with("multipart/") {
-                    let mut r = reply(415, "Unsupported Media Type");
-                    r.headers.push(("Accept", "application/sdp".into()));
-                    return r;
+                    return Reply::new(415, "Unsupported Media Type")
+                        .with("Accept", "application/sdp".into());
                 }
             }
         }
@@ -260,10 +248,10 @@ impl SipService {
                         || a.eq_ignore_ascii_case("application/*")
                 });
             if !ok {
-                return reply(406, "Not Acceptable");
+                return Reply::new(406, "Not Acceptable");
             }
         }
-        reply(480, "Temporarily Unavailable")
+        Reply::new(480, "Temporarily Unavailable")
     }
 
     /// Expires completed transactions and registrar state. Call about once a second.
@@ -273,9 +261,8 @@ impl SipService {
     }
 }
 
-fn with_allow(mut r: Reply) -> Reply {
-    r.headers.push(("Allow", ALLOW.into()));
-    r
+fn with_allow(r: Reply) -> Reply {
+    r.with("Allow", ALLOW.into())
 }
 
 fn uri_scheme_supported(uri: &str) -> bool {

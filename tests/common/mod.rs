@@ -13,7 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kolokol");
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub struct Server {
-    child: Child,
+    /// The running server; `None` only while it is being set up.
+    child: Option<Child>,
     pub dir: PathBuf,
     pub sip_port: u16,
     pub tls_port: u16,
@@ -65,7 +66,7 @@ impl Server {
         ];
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut server = Server {
-            child: Command::new("true").spawn().unwrap(),
+            child: None,
             dir,
             sip_port,
             tls_port,
@@ -121,7 +122,7 @@ impl Server {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
-        self.child = Command::new(BIN)
+        let child = Command::new(BIN)
             .current_dir(&self.dir)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
@@ -131,23 +132,28 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("kolokol exited with {status}: {}", self.log());
+        let child = self.child.insert(child);
+        if let Some(status) = wait_for("kolokol to become healthy", Duration::from_secs(30), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(Some(status));
             }
-            if self.try_http("GET", "/healthz", &[], "").map(|r| r.0) == Some(200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            (http(self.http_port, "GET", "/healthz", &[], "").map(|r| r.0) == Some(200))
+                .then_some(None)
+        }) {
+            panic!("kolokol exited with {status}: {}", self.log());
         }
-        panic!("kolokol did not become healthy: {}", self.log());
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Stops the server and starts it again on the same data and ports.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         self.spawn();
     }
 
@@ -160,7 +166,9 @@ impl Server {
     }
 
     pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn try_http(
@@ -198,9 +206,8 @@ impl Server {
         timeout: Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
         let auth = format!("Bearer {token}");
-        loop {
+        wait_for("registrations to match", timeout, || {
             let (status, _, body) = self.http(
                 "GET",
                 "/api/v1/registrations",
@@ -209,25 +216,31 @@ impl Server {
             );
             assert_eq!(status, 200, "{body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if pred(&v) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registrations never matched: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            pred(&v).then_some(v)
+        })
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Polls `probe` every 50 ms until it yields a value; panics naming `what` after `timeout`.
+/// The one place tests wait on state they can only observe from outside (an HTTP answer,
+/// a database row).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

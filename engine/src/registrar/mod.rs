@@ -78,7 +78,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, reason: &'static str) -> Self {
+    pub fn new(status: u16, reason: &'static str) -> Self {
         Reply {
             status,
             reason: Cow::Borrowed(reason),
@@ -87,7 +87,7 @@ impl Reply {
         }
     }
 
-    fn with(mut self, name: &'static str, value: String) -> Self {
+    pub fn with(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
     }
@@ -224,13 +224,7 @@ impl Registrar {
             };
         }
         let to_uri = req.to_uri();
-        let scheme_ok = to_uri
-            .get(..4)
-            .is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
-            || to_uri
-                .get(..5)
-                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
-        if !scheme_ok {
+        if grammar::sip_uri_rest(to_uri).is_none() {
             return Self::done(Reply::new(416, "Unsupported URI Scheme In To"));
         }
         let Some(aor) = Request::uri_user(to_uri) else {

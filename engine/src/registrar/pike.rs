@@ -76,7 +76,7 @@ impl Pike {
     pub fn sweep(&self, now_ms: u64) {
         let window = self.config.window_ms;
         self.sources.retain(|_, r| {
-            r.banned_until_ms > now_ms || now_ms - r.window_start_ms.min(now_ms) < window
+            r.banned_until_ms > now_ms || now_ms.saturating_sub(r.window_start_ms) < window
         });
     }
 

@@ -60,14 +60,16 @@ pub fn check_uri(uri: &str) -> Result<(), &'static str> {
 
 /// Whether a sip/sips URI carries `?headers` after its host part.
 pub fn sip_uri_has_headers(uri: &str) -> bool {
-    let lower_scheme = uri.get(..5).map(|s| s.to_ascii_lowercase());
-    let is_sip = matches!(lower_scheme.as_deref(), Some("sip:u") | Some("sips:"))
-        || uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
-    if !is_sip {
-        return false;
-    }
-    let host_part = uri.rfind('@').map_or(uri, |at| &uri[at..]);
-    host_part.contains('?')
+    sip_uri_rest(uri).is_some_and(|rest| {
+        let host_part = rest.rfind('@').map_or(rest, |at| &rest[at..]);
+        host_part.contains('?')
+    })
+}
+
+/// What follows the scheme of a sip: or sips: URI; `None` for any other scheme.
+pub fn sip_uri_rest(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once(':')?;
+    (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")).then_some(rest)
 }
 
 /// Parses a quoted string at the start of `s`, returning the rest after the closing quote.

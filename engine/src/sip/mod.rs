@@ -66,20 +66,13 @@ impl<'a> Request<'a> {
             .unwrap_or_default()
     }
 
-    /// The user part of a sip/sips URI, unescaped of nothing (compared as written).
+    /// The user part of a sip/sips URI, compared as written (no unescaping).
     pub fn uri_user(uri: &str) -> Option<&str> {
-        let rest = uri
-            .strip_prefix("sip:")
-            .or_else(|| uri.strip_prefix("sips:"))
-            .or_else(|| {
-                uri.get(..4)
-                    .filter(|s| s.eq_ignore_ascii_case("sip:"))
-                    .map(|_| &uri[4..])
-            })?;
-        let at = rest.rfind('@')?;
-        Some(rest[..at].split(';').next().unwrap_or_default())
-            .map(|u| u.split(':').next().unwrap_or_default())
-            .filter(|u| !u.is_empty())
+        let rest = grammar::sip_uri_rest(uri)?;
+        let userinfo = &rest[..rest.rfind('@')?];
+        // `user[;params][:password]`: only the user names the AoR.
+        let user = userinfo.split([';', ':']).next().unwrap_or_default();
+        (!user.is_empty()).then_some(user)
     }
 }
 
@@ -122,23 +115,20 @@ pub fn decode(data: &[u8]) -> Result<Inbound<'_>, Rejected<'_>> {
     }
     let scan = match scan::scan(data) {
         Ok(s) => s,
-        Err(FrameError::ShortBody) => {
-            // The body is shorter than Content-Length says (RFC 3261 §18.3: 400 on UDP).
-            return scan_headers_only(data)
-                .map(|s| Err(respond(400, "Content-Length exceeds body", s)))
-                .unwrap_or(Err(Rejected::Drop("short body")));
+        Err(fault) => {
+            let reason = match fault {
+                // RFC 3261 §18.3: a body shorter than Content-Length gets 400 on UDP.
+                FrameError::ShortBody => "Content-Length exceeds body",
+                FrameError::BadContentLength => "Bad Content-Length",
+                FrameError::DuplicateContentLength => "Multiple Content-Length",
+                _ => return Err(Rejected::Drop("not a SIP message")),
+            };
+            // Answer from the header section alone: the body framing is what is broken.
+            return match scan::scan_lenient(data) {
+                Ok(s) => Err(respond(400, reason, s)),
+                Err(_) => Err(Rejected::Drop(reason)),
+            };
         }
-        Err(FrameError::BadContentLength) => {
-            return scan_headers_only(data)
-                .map(|s| Err(respond(400, "Bad Content-Length", s)))
-                .unwrap_or(Err(Rejected::Drop("bad content-length")));
-        }
-        Err(FrameError::DuplicateContentLength) => {
-            return scan_headers_only(data)
-                .map(|s| Err(respond(400, "Multiple Content-Length", s)))
-                .unwrap_or(Err(Rejected::Drop("duplicate content-length")));
-        }
-        Err(_) => return Err(Rejected::Drop("not a SIP message")),
     };
     if scan.start_line.starts_with("SIP/") {
         return check_status_line(scan.start_line)
@@ -146,11 +136,6 @@ pub fn decode(data: &[u8]) -> Result<Inbound<'_>, Rejected<'_>> {
             .ok_or(Rejected::Drop("bad status line"));
     }
     check_request(scan).map(Inbound::Request)
-}
-
-/// The header section alone, for answering a message whose body framing is broken.
-fn scan_headers_only(data: &[u8]) -> Option<Scan<'_>> {
-    scan::scan_lenient(data).ok()
 }
 
 fn check_status_line(line: &str) -> Option<u16> {
@@ -163,142 +148,131 @@ fn check_status_line(line: &str) -> Option<u16> {
     code.parse().ok().filter(|c| (100..700).contains(c))
 }
 
-/// Names of headers that may appear once only.
-const SINGLE: &[&str] = &[
-    "From",
-    "To",
-    "Call-ID",
-    "CSeq",
-    "Max-Forwards",
-    "Content-Type",
-    "Expires",
-    "Date",
+/// Headers every request needs, with the reason phrase of the 400 when one is missing.
+const REQUIRED: &[(&str, &str)] = &[
+    ("Via", "Missing Via"),
+    ("From", "Missing From"),
+    ("To", "Missing To"),
+    ("Call-ID", "Missing Call-ID"),
+    ("CSeq", "Missing CSeq"),
+];
+
+/// Headers that may appear once only, with the reason phrase when one repeats.
+const SINGLE: &[(&str, &str)] = &[
+    ("From", "Multiple From"),
+    ("To", "Multiple To"),
+    ("Call-ID", "Multiple Call-ID"),
+    ("CSeq", "Multiple CSeq"),
+    ("Max-Forwards", "Multiple Max-Forwards"),
+    ("Content-Type", "Multiple Content-Type"),
+    ("Expires", "Multiple Expires"),
+    ("Date", "Multiple Date"),
 ];
 
 fn check_request(scan: Scan<'_>) -> Result<Request<'_>, Rejected<'_>> {
-    let line = scan.start_line;
-    let parts: Vec<&str> = line.split(' ').collect();
     if scan.first("Via").is_none() {
         return Err(Rejected::Drop("request without Via"));
     }
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(respond(400, "Bad Request-Line", scan));
+    match check(&scan) {
+        Ok((method, uri, cseq, max_forwards)) => Ok(Request {
+            scan,
+            method,
+            uri,
+            cseq,
+            max_forwards,
+        }),
+        Err((status, reason)) => Err(respond(status, reason, scan)),
     }
-    let (method, uri, version) = (parts[0], parts[1], parts[2]);
+}
+
+/// The grammar checks; `Err` is the status and reason phrase to answer with.
+type Checked<'a> = (&'a str, &'a str, u32, Option<u8>);
+
+fn check<'a>(scan: &Scan<'a>) -> Result<Checked<'a>, (u16, &'static str)> {
+    let bad = |reason| Err((400, reason));
+    let line: &'a str = scan.start_line;
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return bad("Bad Request-Line");
+    };
+    if method.is_empty() || uri.is_empty() || version.is_empty() {
+        return bad("Bad Request-Line");
+    }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(match version.strip_prefix("SIP/") {
+        return match version.strip_prefix("SIP/") {
             Some(v)
                 if v.split('.').count() == 2
                     && v.chars().all(|c| c.is_ascii_digit() || c == '.') =>
             {
-                respond(505, "Version Not Supported", scan)
+                Err((505, "Version Not Supported"))
             }
-            _ => respond(400, "Bad SIP-Version", scan),
-        });
+            _ => bad("Bad SIP-Version"),
+        };
     }
     if !grammar::is_token(method) {
-        return Err(respond(400, "Bad Method", scan));
+        return bad("Bad Method");
     }
     if grammar::check_uri(uri).is_err() {
-        return Err(respond(400, "Bad Request-URI", scan));
+        return bad("Bad Request-URI");
     }
     if grammar::sip_uri_has_headers(uri) {
-        return Err(respond(400, "Request-URI With Headers", scan));
+        return bad("Request-URI With Headers");
     }
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if scan.count(name) == 0 {
-            return Err(respond(400, missing_reason(name), scan));
-        }
+    if let Some((_, reason)) = REQUIRED.iter().find(|(n, _)| scan.count(n) == 0) {
+        return bad(reason);
     }
-    for name in SINGLE {
-        if scan.count(name) > 1 {
-            return Err(respond(400, duplicate_reason(name), scan));
-        }
+    if let Some((_, reason)) = SINGLE.iter().find(|(n, _)| scan.count(n) > 1) {
+        return bad(reason);
     }
-    let first = |n: &str| scan.first(n).unwrap_or_default().to_string();
-    let (cseq, cseq_method) = match grammar::parse_cseq(&first("CSeq")) {
-        Ok((n, m)) => (n, m.to_string()),
-        Err(r) => return Err(respond(400, r, scan)),
-    };
+    let first = |n| scan.first(n).unwrap_or_default();
+    let (cseq, cseq_method) = grammar::parse_cseq(first("CSeq")).map_err(|r| (400, r))?;
     if cseq_method != method {
-        return Err(respond(400, "CSeq Method Mismatch", scan));
+        return bad("CSeq Method Mismatch");
     }
-    let max_forwards = match scan.first("Max-Forwards").map(grammar::parse_max_forwards) {
-        Some(Ok(n)) => Some(n),
-        Some(Err(r)) => return Err(respond(400, r, scan)),
-        None => None,
-    };
-    let bad = |scan, r| Err(respond(400, r, scan));
-    if scan
-        .first("Call-ID")
-        .is_some_and(|c| c.is_empty() || c.contains(char::is_whitespace))
-    {
-        return bad(scan, "Bad Call-ID");
+    let max_forwards = scan
+        .first("Max-Forwards")
+        .map(grammar::parse_max_forwards)
+        .transpose()
+        .map_err(|r| (400, r))?;
+    let call_id = first("Call-ID");
+    if call_id.is_empty() || call_id.contains(char::is_whitespace) {
+        return bad("Bad Call-ID");
     }
     if scan
         .all("Via")
         .flat_map(grammar::split_list)
         .any(|v| grammar::check_via(v).is_err())
     {
-        return bad(scan, "Bad Via");
+        return bad("Bad Via");
     }
-    if grammar::check_name_addr(&first("From")).is_err() {
-        return bad(scan, "Bad From");
+    if grammar::check_name_addr(first("From")).is_err() {
+        return bad("Bad From");
     }
-    if grammar::check_name_addr(&first("To")).is_err() {
-        return bad(scan, "Bad To");
+    if grammar::check_name_addr(first("To")).is_err() {
+        return bad("Bad To");
     }
-    let contacts_ok = scan
+    if !scan
         .all("Contact")
         .flat_map(grammar::split_list)
-        .all(|c| c == "*" || grammar::check_name_addr(c).is_ok());
-    if !contacts_ok {
-        return bad(scan, "Bad Contact");
+        .all(|c| c == "*" || grammar::check_name_addr(c).is_ok())
+    {
+        return bad("Bad Contact");
     }
     if scan
         .first("Date")
         .is_some_and(|d| grammar::check_date(d).is_err())
     {
-        return bad(scan, "Bad Date");
+        return bad("Bad Date");
     }
     if scan
         .first("Expires")
         .is_some_and(|e| grammar::parse_delta_seconds(e).is_none())
     {
-        return bad(scan, "Bad Expires");
+        return bad("Bad Expires");
     }
-    // Safe: every borrowed &str above points into the input, not into `scan`.
-    let (method, uri) = (method, uri);
-    Ok(Request {
-        scan,
-        method,
-        uri,
-        cseq,
-        max_forwards,
-    })
-}
-
-fn missing_reason(name: &str) -> &'static str {
-    match name {
-        "Via" => "Missing Via",
-        "From" => "Missing From",
-        "To" => "Missing To",
-        "Call-ID" => "Missing Call-ID",
-        _ => "Missing CSeq",
-    }
-}
-
-fn duplicate_reason(name: &str) -> &'static str {
-    match name {
-        "From" => "Multiple From",
-        "To" => "Multiple To",
-        "Call-ID" => "Multiple Call-ID",
-        "CSeq" => "Multiple CSeq",
-        "Max-Forwards" => "Multiple Max-Forwards",
-        "Content-Type" => "Multiple Content-Type",
-        "Expires" => "Multiple Expires",
-        _ => "Multiple Date",
-    }
+    Ok((method, uri, cseq, max_forwards))
 }
 
 #[cfg(test)]
