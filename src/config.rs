@@ -1,6 +1,7 @@
 //! Configuration: config/default.toml's keys, a file, then KOLOKOL_* environment variables.
 
 use anyhow::{Context, Result};
+use kolokol_engine::call::CallConfig;
 use kolokol_engine::registrar::RegistrarConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,46 @@ pub struct Config {
     pub log: String,
     pub sip: SipConfig,
     pub registrar: RegistrarConfig,
+    pub calls: CallConfig,
+    pub media: MediaConfig,
     pub http: HttpConfig,
     pub tls: TlsConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Where RTP sockets bind.
+    pub bind: String,
+    /// The address put in SDP; empty means the SIP advertise address.
+    pub advertise: String,
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: "0.0.0.0".into(),
+            advertise: String::new(),
+            port_min: 20000,
+            port_max: 39999,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ShutdownConfig {
+    /// On SIGTERM, running calls may go on this long before they are ended.
+    pub drain_s: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { drain_s: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +64,8 @@ pub struct SipConfig {
     pub tcp: String,
     pub tls: String,
     pub max_message_size: usize,
+    /// The IP phones and trunks reach kolokol at (Via, Contact, SDP); empty: detected.
+    pub advertise: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,8 +91,11 @@ impl Default for Config {
             log: "info".into(),
             sip: SipConfig::default(),
             registrar: RegistrarConfig::default(),
+            calls: CallConfig::default(),
+            media: MediaConfig::default(),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 }
@@ -63,6 +107,7 @@ impl Default for SipConfig {
             tcp: "0.0.0.0:5060".into(),
             tls: "0.0.0.0:5061".into(),
             max_message_size: 65535,
+            advertise: String::new(),
         }
     }
 }

@@ -6,12 +6,16 @@ mod tls;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use config::Config;
-use kolokol_crm::{bindings, NewUser, Store, UserDirectory};
+use kolokol_crm::{bindings, journal, NewUser, RoutingTable, Store, UserDirectory};
+use kolokol_engine::call::leg::LocalAddresses;
+use kolokol_engine::call::{CallControl, Context as CallContext};
 use kolokol_engine::clock::now_ms;
+use kolokol_engine::event::{EventBus, LocalBus};
 use kolokol_engine::registrar::{Location, Registrar};
-use kolokol_engine::service::SipService;
-use kolokol_engine::transport::{self, Connections, Transport};
-use std::net::SocketAddr;
+use kolokol_engine::service::{CallPlane, SipService};
+use kolokol_engine::transport::{self, Connections, Sender, Transport};
+use kolokol_media::relay::{Media, MediaConfig, MediaEvent};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -201,10 +205,58 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         config.registrar.clone(),
         server_secret(&store).await?,
         directory.clone(),
-        location,
+        location.clone(),
     );
-    let sip = Arc::new(SipService::new(registrar));
     let connections = Arc::new(Connections::default());
+    let sender = Arc::new(Sender::new(connections.clone()));
+    let routing = Arc::new(RoutingTable::default());
+    routing.reload(&store).await?;
+
+    // The event log: crash leftovers first, then the writer that appends before publishing.
+    let interrupted = journal::close_interrupted(&store, now_ms()).await?;
+    repair_recordings(&store).await?;
+    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(4096));
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (journal_stop, journal_stopped) = tokio::sync::oneshot::channel();
+    let journal_task = tokio::spawn(journal::run(store.clone(), events_rx, bus.clone(), journal_stopped));
+
+    let advertise = advertise_ip(&config.sip.advertise)?;
+    let media_ip = match config.media.advertise.as_str() {
+        "" => advertise,
+        a => a.parse().context("media.advertise is not an IP address")?,
+    };
+    let (media_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let media = Media::new(
+        MediaConfig {
+            bind: config.media.bind.parse().context("media.bind is not an IP address")?,
+            advertise: media_ip,
+            port_min: config.media.port_min,
+            port_max: config.media.port_max,
+            recordings: config.recordings_dir.clone(),
+        },
+        media_tx,
+    )?;
+    let port = |a: &str, default: u16| addr(a).ok().flatten().map_or(default, |a| a.port());
+    let local = LocalAddresses {
+        udp: SocketAddr::new(advertise, port(&config.sip.udp, 5060)),
+        tcp: SocketAddr::new(advertise, port(&config.sip.tcp, 5060)),
+        tls: SocketAddr::new(advertise, port(&config.sip.tls, 5061)),
+    };
+    let mut call_config = config.calls.clone();
+    call_config.recordings = config.recordings_dir.clone();
+    let control = CallControl::new(CallContext {
+        config: call_config,
+        local,
+        dialplan: routing.clone(),
+        location,
+        media: Arc::new(media.clone()),
+    });
+    let sip = Arc::new(SipService::new(registrar).with_calls(CallPlane {
+        control: std::sync::Mutex::new(control),
+        dialplan: routing.clone(),
+        sender: sender.clone(),
+        journal: events_tx,
+    }));
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
     let max = config.sip.max_message_size;
     let stream_ctx = Arc::new(transport::stream::StreamContext {
@@ -212,11 +264,13 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         connections: connections.clone(),
         max_message: max,
     });
+    tracing::info!(interrupted, advertise = %advertise, "call control ready");
     tracing::info!(accounts, restored, realm = %realm, "registrar ready");
 
     if let Some(a) = addr(&config.sip.udp)? {
         let socket = std::net::UdpSocket::bind(a).with_context(|| format!("binding UDP {a}"))?;
         tracing::info!(addr = %socket.local_addr()?, "SIP UDP listening");
+        sender.set_udp(socket.try_clone()?);
         transport::udp::spawn(socket, sip.clone(), max)?;
     }
     for (listen, tls) in [
@@ -241,6 +295,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         sip: sip.clone(),
         connections: connections.clone(),
         directory,
+        routing,
         realm,
         metrics,
         max_message: max,
@@ -280,11 +335,124 @@ async fn serve(config: Config, store: Store) -> Result<()> {
             sweeper.sweep(now_ms());
         }
     });
+    // Call control's clock: retransmissions (T1 = 500 ms) and timeouts.
+    let clock = sip.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            clock.tick(now_ms());
+        }
+    });
+    let (media_stop, mut media_stopped) = tokio::sync::oneshot::channel::<()>();
+    let recordings = sip.clone();
+    let media_task = tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                e = media_rx.recv() => e,
+                // Stopping: what is already queued, then done.
+                _ = &mut media_stopped => {
+                    while let Ok(e) = media_rx.try_recv() {
+                        media_event(&recordings, e);
+                    }
+                    break;
+                }
+            };
+            match event {
+                Some(e) => media_event(&recordings, e),
+                None => break,
+            }
+        }
+    });
     tracing::info!("kolokol is running");
     shutdown_signal().await;
-    tracing::info!("shutting down");
-    drop(sip);
+    drain(&sip, &media, config.shutdown.drain_s).await;
+    // Recording events, then the journal: each writes what is queued, then stops.
+    let _ = media_stop.send(());
+    let _ = media_task.await;
+    let _ = journal_stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), journal_task).await;
     writer.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Graceful shutdown: no new calls (503), running calls get `drain_s` to finish, then
+/// are ended; recordings are closed.
+async fn drain(sip: &SipService, media: &Media, drain_s: u64) {
+    let Some(plane) = &sip.calls else {
+        return;
+    };
+    let deadline = now_ms() + drain_s * 1000;
+    let active = plane.step(|c, _| {
+        c.drain(deadline);
+        c.active_calls()
+    });
+    tracing::info!(active, drain_s, "draining: new calls get 503");
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let active = plane.step(|c, _| c.active_calls());
+        // A moment past the deadline lets the BYEs of calls ended there go out.
+        if active == 0 || now_ms() > deadline + 500 {
+            break;
+        }
+    }
+    media.shutdown().await;
+}
+
+/// A recording the media plane closed becomes an event of its call.
+fn media_event(sip: &SipService, event: MediaEvent) {
+    match event {
+        MediaEvent::RecordingClosed { key, path, info } => {
+            if let Some(plane) = &sip.calls {
+                plane.step(|c, out| {
+                    c.recording_finished(
+                        &key,
+                        path.display().to_string(),
+                        info.duration_ms,
+                        info.bytes,
+                        info.channels,
+                        now_ms(),
+                        out,
+                    )
+                });
+            }
+        }
+        MediaEvent::RecordingFailed { key, error } => {
+            tracing::error!(call = %key, %error, "recording failed")
+        }
+    }
+}
+
+/// The IP to announce: configured, or the one the default route leaves from.
+fn advertise_ip(configured: &str) -> Result<IpAddr> {
+    if !configured.is_empty() {
+        return configured.parse().context("sip.advertise is not an IP address");
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // connect() on UDP sends nothing; it only picks the route.
+    Ok(probe
+        .connect("192.0.2.1:9")
+        .and_then(|_| probe.local_addr())
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1])))
+}
+
+/// Recordings a crash left open get their WAV header fixed and their row completed.
+async fn repair_recordings(store: &Store) -> Result<()> {
+    for rec in store.unfinished_recordings().await? {
+        match kolokol_media::recorder::repair(std::path::Path::new(&rec.path)) {
+            Ok(info) => {
+                store
+                    .complete_recording(&rec.call_id, info.duration_ms, info.bytes, info.channels)
+                    .await?;
+                tracing::info!(call = %rec.call_id, path = %rec.path, duration_ms = info.duration_ms, "repaired recording");
+            }
+            Err(e) => tracing::warn!(call = %rec.call_id, path = %rec.path, error = %e, "recording could not be repaired"),
+        }
+    }
     Ok(())
 }
 

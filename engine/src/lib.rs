@@ -1,8 +1,10 @@
-//! kolokol-engine: SIP transports, the registrar and (next) call control.
+//! kolokol-engine: SIP transports, the registrar, B2BUA call control and the call events.
 //! Knows nothing of SQL or HTTP: what it needs from outside comes through small traits
 //! such as [`registrar::Directory`] and [`registrar::BindingSink`].
 
+pub mod call;
 pub mod clock;
+pub mod event;
 pub mod registrar;
 pub mod service;
 pub mod sip;

@@ -4,22 +4,58 @@
 use crate::registrar::{Observation, Registrar, Reply};
 use crate::sip::{self, response::stateless_tag, Inbound, Rejected, Request, ResponseBuilder};
 use crate::transport::Flow;
+use crate::call::routing::Dialplan;
+use crate::call::{CallControl, Caller, Outputs};
+use crate::event::Event;
+use crate::registrar::AuthRole;
+use crate::transport::Sender;
 use dashmap::DashMap;
 use metrics::counter;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 
 /// Methods we act on; also the Allow header.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO";
 /// Extensions we support (none yet): a Require naming anything else gets 420.
 pub const SUPPORTED: &[&str] = &[];
 /// How long a UDP server transaction keeps its final response (Timer J, 64*T1).
 pub const TIMER_J_MS: u64 = 32_000;
 
-/// A response and where to send it (the address only matters on UDP).
-#[derive(Debug)]
+/// A message and where to send it: over a stream connection when it has one, else by
+/// UDP to the address.
+#[derive(Debug, Clone)]
 pub struct Outgoing {
     pub bytes: Vec<u8>,
     pub to: SocketAddr,
+    pub connection: Option<u64>,
+}
+
+/// Call control with what drives it: the lock (every transport thread and the clock
+/// task share one state machine), how its messages leave, and where its events go.
+pub struct CallPlane {
+    pub control: Mutex<CallControl>,
+    pub dialplan: Arc<dyn Dialplan>,
+    pub sender: Arc<Sender>,
+    pub journal: mpsc::UnboundedSender<Event>,
+}
+
+impl CallPlane {
+    /// Runs one step of call control and sends what it produced.
+    pub fn step<R>(&self, f: impl FnOnce(&mut CallControl, &mut Outputs) -> R) -> R {
+        let mut out = Outputs::default();
+        let r = {
+            let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut control, &mut out)
+        };
+        for m in out.messages {
+            self.sender.send(m);
+        }
+        for e in out.events {
+            let _ = self.journal.send(e);
+        }
+        r
+    }
 }
 
 pub struct SipService {
@@ -27,6 +63,7 @@ pub struct SipService {
     /// Final responses of UDP server transactions that changed state, so that a
     /// retransmitted request is answered the same way instead of being processed twice.
     completed: DashMap<String, (Vec<u8>, u64)>,
+    pub calls: Option<CallPlane>,
 }
 
 fn method_label(method: &str) -> &'static str {
@@ -84,7 +121,14 @@ impl SipService {
         SipService {
             registrar,
             completed: DashMap::new(),
+            calls: None,
         }
+    }
+
+    /// With call control: INVITEs place calls instead of getting 480.
+    pub fn with_calls(mut self, plane: CallPlane) -> Self {
+        self.calls = Some(plane);
+        self
     }
 
     /// Handles one message; returns the response to send, if any.
@@ -99,11 +143,18 @@ impl SipService {
                 return flow.transport.is_reliable().then(|| Outgoing {
                     bytes: b"\r\n".to_vec(),
                     to: flow.remote,
+                    connection: flow.connection,
                 })
             }
-            Ok(Inbound::Response(..)) => {
-                // No client transactions exist yet; a stray response is dropped (RFC 3261 §18.1.2).
-                counter!("kolokol_sip_dropped_total", "reason" => "stray-response").increment(1);
+            Ok(Inbound::Response(status, scan)) => {
+                counter!("kolokol_sip_responses_received_total", "class" => class_label(status))
+                    .increment(1);
+                match &self.calls {
+                    Some(plane) => plane.step(|c, out| c.response(status, &scan, now_ms, out)),
+                    // A response to nothing we sent is dropped (RFC 3261 §18.1.2).
+                    None => counter!("kolokol_sip_dropped_total", "reason" => "stray-response")
+                        .increment(1),
+                }
                 return None;
             }
             Err(Rejected::Drop(why)) => {
@@ -135,10 +186,26 @@ impl SipService {
                 return Some(Outgoing {
                     bytes,
                     to: reply_address(&via, flow),
+                    connection: flow.connection,
                 });
             }
         };
         counter!("kolokol_sip_requests_total", "method" => method_label(req.method)).increment(1);
+        if let Some(plane) = &self.calls {
+            let in_call = plane.step(|c, out| {
+                let has_to_tag = req
+                    .header("To")
+                    .is_some_and(|t| crate::call::message::tag(t).is_some());
+                if req.method == "INVITE" && !has_to_tag {
+                    c.retransmitted_invite(&req, out)
+                } else {
+                    c.request(&req, data, flow, now_ms, out)
+                }
+            });
+            if in_call {
+                return None;
+            }
+        }
         if req.method == "ACK" {
             return None;
         }
@@ -149,9 +216,10 @@ impl SipService {
             return Some(Outgoing {
                 bytes: cached.0.clone(),
                 to,
+                connection: flow.connection,
             });
         }
-        let reply = self.route(&req, flow, now_ms)?;
+        let reply = self.route(&req, data, flow, now_ms)?;
         counter!("kolokol_sip_responses_total", "class" => class_label(reply.status)).increment(1);
         let mut builder = ResponseBuilder::new(
             &req.scan,
@@ -168,10 +236,14 @@ impl SipService {
             self.completed
                 .insert(key, (bytes.clone(), now_ms + TIMER_J_MS));
         }
-        Some(Outgoing { bytes, to })
+        Some(Outgoing {
+            bytes,
+            to,
+            connection: flow.connection,
+        })
     }
 
-    fn route(&self, req: &Request<'_>, flow: &Flow, now_ms: u64) -> Option<Reply> {
+    fn route(&self, req: &Request<'_>, data: &[u8], flow: &Flow, now_ms: u64) -> Option<Reply> {
         if !uri_scheme_supported(req.uri) {
             return Some(Reply::new(416, "Unsupported URI Scheme"));
         }
@@ -204,7 +276,7 @@ impl SipService {
                 let r = Reply::new(200, "OK").with("Accept", "application/sdp".into());
                 return Some(with_allow(r));
             }
-            "INVITE" => return Some(self.invite(req)),
+            "INVITE" => return self.invite(req, data, flow, now_ms),
             "BYE" | "CANCEL" => Reply::new(481, "Call/Transaction Does Not Exist"),
             m if sip::KNOWN_METHODS.contains(&m) => {
                 with_allow(Reply::new(405, "Method Not Allowed"))
@@ -217,11 +289,48 @@ impl SipService {
         Some(r)
     }
 
-    /// INVITE as a UAS checks it before any routing (RFC 3261 §8.2.3); call control
-    /// arrives with the calls issue, until then no callee is reachable.
-    fn invite(&self, req: &Request<'_>) -> Reply {
+    /// A new INVITE: checked as a UAS would (RFC 3261 §8.2.3), its caller identified (a
+    /// trunk by source address, anyone else by digest: nobody reaches a trunk without
+    /// credentials), then handed to call control. `None` when call control answers.
+    fn invite(&self, req: &Request<'_>, data: &[u8], flow: &Flow, now_ms: u64) -> Option<Reply> {
+        if let Err(r) = Self::check_invite(req) {
+            return Some(r);
+        }
+        if req.header("To").and_then(crate::call::message::tag).is_some() {
+            // A re-INVITE for a dialog no call knows.
+            return Some(Reply::new(481, "Call/Transaction Does Not Exist"));
+        }
+        let Some(plane) = &self.calls else {
+            return Some(Reply::new(480, "Temporarily Unavailable"));
+        };
+        let caller = match plane.dialplan.trunk_from(flow.remote) {
+            Some(t) => Caller::Trunk(t),
+            None => {
+                let login = match self.registrar.authenticate(req, flow, AuthRole::Proxy, now_ms) {
+                    Ok(u) => u,
+                    Err(outcome) => {
+                        if outcome.observations.contains(&Observation::AuthFailure) {
+                            counter!("kolokol_auth_failures_total").increment(1);
+                        }
+                        return outcome.reply;
+                    }
+                };
+                match plane.dialplan.user(&login) {
+                    Some(u) => Caller::User(u),
+                    None => return Some(Reply::new(403, "Forbidden")),
+                }
+            }
+        };
+        let refused = plane.step(|c, out| c.invite(req, data, flow, caller, now_ms, out).err());
+        refused.map(|r| {
+            let reply = Reply::new(r.status, crate::call::message::reason(r.status)).stateful();
+            r.headers.into_iter().fold(reply, |reply, (n, v)| reply.with(n, v))
+        })
+    }
+
+    fn check_invite(req: &Request<'_>) -> Result<(), Reply> {
         if req.max_forwards == Some(0) {
-            return Reply::new(483, "Too Many Hops");
+            return Err(Reply::new(483, "Too Many Hops"));
         }
         let body_type = req.header("Content-Type").map(|c| {
             c.split(';')
@@ -233,8 +342,8 @@ impl SipService {
         if !req.scan.body.is_empty() {
             if let Some(t) = body_type.as_deref() {
                 if t != "application/sdp" && !t.starts_with("multipart/") {
-                    return Reply::new(415, "Unsupported Media Type")
-                        .with("Accept", "application/sdp".into());
+                    return Err(Reply::new(415, "Unsupported Media Type")
+                        .with("Accept", "application/sdp".into()));
                 }
             }
         }
@@ -248,16 +357,30 @@ impl SipService {
                         || a.eq_ignore_ascii_case("application/*")
                 });
             if !ok {
-                return Reply::new(406, "Not Acceptable");
+                return Err(Reply::new(406, "Not Acceptable"));
             }
         }
-        Reply::new(480, "Temporarily Unavailable")
+        Ok(())
     }
 
     /// Expires completed transactions and registrar state. Call about once a second.
     pub fn sweep(&self, now_ms: u64) {
         self.completed.retain(|_, (_, until)| *until > now_ms);
         self.registrar.sweep(now_ms);
+    }
+
+    /// Call control's clock: call every few tens of milliseconds.
+    pub fn tick(&self, now_ms: u64) {
+        if let Some(plane) = &self.calls {
+            plane.step(|c, out| c.tick(now_ms, out));
+        }
+    }
+
+    /// A stream or WebSocket connection closed: bindings and call legs on it are gone.
+    pub fn connection_closed(&self, connection: u64, now_ms: u64) {
+        if let Some(plane) = &self.calls {
+            plane.step(|c, out| c.connection_closed(connection, now_ms, out));
+        }
     }
 }
 

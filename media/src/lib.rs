@@ -1,1 +1,21 @@
-//! kolokol-media: RTP, G.711, recording and prompts arrive with the calls issue; nothing here yet.
+//! kolokol-media: moves and records audio. Knows nothing of SIP, SQL or HTTP.
+//!
+//! - [`g711`]: µ-law / A-law tables.
+//! - [`sdp`]: the audio part of SDP offers and answers.
+//! - [`rtp`]: in-place RTP header access.
+//! - [`rtcp`]: receive statistics and sender/receiver reports.
+//! - [`recorder`]: stereo WAV recording aligned on wall-clock time.
+//! - [`relay`]: the per-call bridge tasks that relay RTP between two endpoints.
+
+pub mod g711;
+pub mod recorder;
+pub mod relay;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+
+pub use recorder::{repair, Channel, Recorder, RecordingInfo};
+pub use relay::{
+    BridgeId, Endpoint, EndpointId, Media, MediaConfig, MediaError, MediaEvent, Remote, Side,
+};
+pub use sdp::{AudioDescription, Codec, Direction, SdpError};

@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// JSON bodies whose rejection is a problem+json naming what is wrong.
-fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     json.map(|Json(v)| v).map_err(|e| {
         let text = e.body_text();
         // serde names the field in its message ("missing field `login`").
@@ -53,6 +53,16 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "sip_password",
             "password",
             "admin",
+            "address",
+            "transport",
+            "inbound_ip",
+            "inbound_port",
+            "caller_id",
+            "username",
+            "number",
+            "user",
+            "record",
+            "trunk_id",
         ]
         .into_iter()
         .find(|f| text.contains(&format!("`{f}`")));
@@ -145,6 +155,7 @@ pub async fn create_user(
     let new = body(json)?;
     let (user, password) = st.store.create_user(&new, &st.realm).await?;
     st.directory.reload(&st.store, &st.realm).await?;
+    st.routing.reload(&st.store).await?;
     let password = new.password.is_none().then_some(password);
     Ok((StatusCode::CREATED, Json(Created { user, password })))
 }

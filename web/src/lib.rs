@@ -2,12 +2,13 @@
 //! health and metrics. The only crate that speaks HTTP.
 
 mod api;
+mod calls;
 mod problem;
 mod sip_ws;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
-use kolokol_crm::{Store, UserDirectory};
+use kolokol_crm::{RoutingTable, Store, UserDirectory};
 use kolokol_engine::service::SipService;
 use kolokol_engine::transport::{Connections, Transport};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub sip: Arc<SipService>,
     pub connections: Arc<Connections>,
     pub directory: Arc<UserDirectory>,
+    pub routing: Arc<RoutingTable>,
     pub realm: String,
     pub metrics: PrometheusHandle,
     pub max_message: usize,
@@ -35,6 +37,12 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/session", post(api::login))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route("/api/v1/registrations", get(api::registrations))
+        .route("/api/v1/trunks", get(calls::list_trunks).post(calls::create_trunk))
+        .route("/api/v1/numbers", get(calls::list_numbers).post(calls::create_number))
+        .route("/api/v1/users/{login}/calls", put(calls::set_user_calls))
+        .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/calls/{id}/events", get(calls::call_events))
+        .route("/api/v1/recordings/{id}", get(calls::recording))
         .route(
             "/sip",
             get(move |ws, info, st| sip_ws::upgrade(ws, info, st, ws_transport)),

@@ -55,6 +55,7 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
     }
     st.connections.close(id);
     st.sip.registrar.location.connection_closed(id);
+    st.sip.connection_closed(id, now_ms());
     drop(tx);
     let _ = writer.await;
 }

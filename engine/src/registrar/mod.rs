@@ -92,7 +92,7 @@ impl Reply {
         self
     }
 
-    fn stateful(mut self) -> Self {
+    pub fn stateful(mut self) -> Self {
         self.stateful = true;
         self
     }
@@ -112,6 +112,30 @@ pub struct Registrar {
     pike: Pike,
     directory: Arc<dyn Directory>,
     pub location: Arc<Location>,
+}
+
+/// Who asks for credentials: the registrar (401/Authorization) or the call router
+/// acting as a proxy would (407/Proxy-Authorization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRole {
+    Registrar,
+    Proxy,
+}
+
+impl AuthRole {
+    fn challenge_header(self) -> &'static str {
+        match self {
+            AuthRole::Registrar => "WWW-Authenticate",
+            AuthRole::Proxy => "Proxy-Authenticate",
+        }
+    }
+
+    fn credentials_header(self) -> &'static str {
+        match self {
+            AuthRole::Registrar => "Authorization",
+            AuthRole::Proxy => "Proxy-Authorization",
+        }
+    }
 }
 
 /// The outcome of one REGISTER.
@@ -165,13 +189,16 @@ impl Registrar {
         self.location.sweep(now_ms)
     }
 
-    fn challenge(&self, now_ms: u64, stale: bool) -> Reply {
+    fn challenge(&self, role: AuthRole, now_ms: u64, stale: bool) -> Reply {
         let nonce = self.nonces.issue(now_ms);
-        let mut reply = Reply::new(401, "Unauthorized");
+        let mut reply = match role {
+            AuthRole::Registrar => Reply::new(401, "Unauthorized"),
+            AuthRole::Proxy => Reply::new(407, "Proxy Authentication Required"),
+        };
         for alg in &self.algorithms {
             let stale = if stale { ", stale=true" } else { "" };
             reply = reply.with(
-                "WWW-Authenticate",
+                role.challenge_header(),
                 format!(
                     "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
                     self.config.realm,
@@ -216,6 +243,55 @@ impl Registrar {
         }
     }
 
+    /// Checks the request's digest credentials for our realm: the username on success,
+    /// else the challenge or refusal to send. Used for REGISTER (401) and for INVITEs
+    /// from users (407), so calls get the same brute-force protection as registrations.
+    pub fn authenticate(
+        &self,
+        req: &Request<'_>,
+        flow: &Flow,
+        role: AuthRole,
+        now_ms: u64,
+    ) -> Result<String, Outcome> {
+        // Our realm's credentials; others (for a proxy further on) are not ours to read.
+        let header = req
+            .scan
+            .all(role.credentials_header())
+            .filter_map(Credentials::parse)
+            .find(|c| c.realm == self.config.realm);
+        // Other schemes (RFC 4475 regaut01) or another realm's credentials: challenge.
+        let Some(creds) = header else {
+            return Err(Self::done(self.challenge(role, now_ms, false)));
+        };
+        if !self.algorithms.contains(&creds.algorithm) {
+            return Err(Self::done(self.challenge(role, now_ms, false)));
+        }
+        let account = self.directory.account(creds.username);
+        let ha1 = match &account {
+            Some(a) => Cow::Borrowed(a.ha1(creds.algorithm)),
+            None => Cow::Owned(self.nonces.decoy_ha1(
+                creds.algorithm,
+                creds.username,
+                &self.config.realm,
+            )),
+        };
+        let expected = creds.expected_response(&ha1, req.method);
+        if !digest::digest_eq(&expected, creds.response) || account.is_none() {
+            return Err(self.failure(flow, creds.username, "credentials", now_ms));
+        }
+        match self
+            .nonces
+            .check(creds.nonce, creds.nc.unwrap_or(1), now_ms)
+        {
+            NonceCheck::Fresh => Ok(creds.username.to_string()),
+            NonceCheck::Stale => Err(Self::done(self.challenge(role, now_ms, true))),
+            NonceCheck::Replayed => {
+                Err(self.failure(flow, creds.username, "replayed-nonce-count", now_ms))
+            }
+            NonceCheck::Forged => Err(self.failure(flow, creds.username, "forged-nonce", now_ms)),
+        }
+    }
+
     pub fn register(&self, req: &Request<'_>, flow: &Flow, now_ms: u64) -> Outcome {
         if self.pike.is_banned(flow.remote.ip(), now_ms) {
             return Outcome {
@@ -230,47 +306,13 @@ impl Registrar {
         let Some(aor) = Request::uri_user(to_uri) else {
             return Self::done(Reply::new(404, "Not Found"));
         };
-        // Our realm's credentials; others (for a proxy further on) are not ours to read.
-        let header = req
-            .scan
-            .all("Authorization")
-            .filter_map(Credentials::parse)
-            .find(|c| c.realm == self.config.realm);
-        // Other schemes (RFC 4475 regaut01) or another realm's credentials: challenge.
-        let Some(creds) = header else {
-            return Self::done(self.challenge(now_ms, false));
+        let username = match self.authenticate(req, flow, AuthRole::Registrar, now_ms) {
+            Ok(u) => u,
+            Err(outcome) => return outcome,
         };
-        if !self.algorithms.contains(&creds.algorithm) {
-            return Self::done(self.challenge(now_ms, false));
-        }
-        let account = self.directory.account(creds.username);
-        let ha1 = match &account {
-            Some(a) => Cow::Borrowed(a.ha1(creds.algorithm)),
-            None => Cow::Owned(self.nonces.decoy_ha1(
-                creds.algorithm,
-                creds.username,
-                &self.config.realm,
-            )),
-        };
-        let expected = creds.expected_response(&ha1, req.method);
-        if !digest::digest_eq(&expected, creds.response) || account.is_none() {
-            return self.failure(flow, creds.username, "credentials", now_ms);
-        }
-        match self
-            .nonces
-            .check(creds.nonce, creds.nc.unwrap_or(1), now_ms)
-        {
-            NonceCheck::Fresh => {}
-            NonceCheck::Stale => return Self::done(self.challenge(now_ms, true)),
-            NonceCheck::Replayed => {
-                return self.failure(flow, creds.username, "replayed-nonce-count", now_ms)
-            }
-            NonceCheck::Forged => {
-                return self.failure(flow, creds.username, "forged-nonce", now_ms)
-            }
-        }
-        if creds.username != aor {
-            return self.failure(flow, creds.username, "aor-mismatch", now_ms);
+        let creds_username = username.as_str();
+        if creds_username != aor {
+            return self.failure(flow, creds_username, "aor-mismatch", now_ms);
         }
         Self::done(self.update_bindings(req, aor, flow, now_ms))
     }

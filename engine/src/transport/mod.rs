@@ -5,6 +5,7 @@
 pub mod stream;
 pub mod udp;
 
+use crate::service::Outgoing;
 use bytes::Bytes;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -77,5 +78,44 @@ impl Connections {
 
     pub fn is_empty(&self) -> bool {
         self.writers.is_empty()
+    }
+}
+
+/// Sends what the SIP service and call control produce: over the message's connection,
+/// else from the UDP socket.
+pub struct Sender {
+    udp: std::sync::OnceLock<std::net::UdpSocket>,
+    pub connections: std::sync::Arc<Connections>,
+}
+
+impl Sender {
+    pub fn new(connections: std::sync::Arc<Connections>) -> Self {
+        Sender {
+            udp: std::sync::OnceLock::new(),
+            connections,
+        }
+    }
+
+    /// The UDP socket datagrams leave from (the one SIP listens on, so replies come back).
+    pub fn set_udp(&self, socket: std::net::UdpSocket) {
+        let _ = self.udp.set(socket);
+    }
+
+    pub fn send(&self, out: Outgoing) {
+        match out.connection {
+            Some(id) => {
+                if !self.connections.send(id, Bytes::from(out.bytes)) {
+                    tracing::debug!(connection = id, "connection gone, message dropped");
+                }
+            }
+            None => match self.udp.get() {
+                Some(s) => {
+                    if let Err(e) = s.send_to(&out.bytes, out.to) {
+                        tracing::debug!(error = %e, to = %out.to, "udp send failed");
+                    }
+                }
+                None => tracing::debug!(to = %out.to, "no UDP socket, message dropped"),
+            },
+        }
     }
 }

@@ -160,6 +160,7 @@ pub async fn run<S>(
     // A TCP/TLS phone's binding outlives the connection: it is reached by connecting
     // to its Contact again. (WebSocket bindings die with their connection.)
     connections.close(id);
+    service.connection_closed(id, now_ms());
     drop(tx);
     let _ = writer_task.await;
 }

@@ -1,0 +1,601 @@
+//! Call control with simulated time and a fake media plane: the races and failures of
+//! RFC 3261 without sockets or sleeps.
+
+use super::routing::{Dialplan, Number, Trunk, UserRoute};
+use super::*;
+use crate::registrar::location::Forget;
+use crate::registrar::Binding;
+use crate::sip::{decode, Inbound};
+use kolokol_media::relay::{BridgeId, Endpoint, EndpointId, MediaError, Remote, Side as MediaSide};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+/// Media that hands out fake ports and logs what it was told.
+#[derive(Default)]
+struct FakeMedia {
+    next: Mutex<u64>,
+    log: Mutex<Vec<String>>,
+}
+
+impl FakeMedia {
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl MediaControl for FakeMedia {
+    fn open_endpoint(&self) -> Result<Endpoint, MediaError> {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        Ok(Endpoint {
+            id: EndpointId(*n),
+            address: [127, 0, 0, 1].into(),
+            port: 20000 + 2 * *n as u16,
+        })
+    }
+    fn set_remote(&self, id: EndpointId, remote: Remote) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("remote {} {} {:?}", id.0, remote.addr, remote.direction));
+    }
+    fn bridge(
+        &self,
+        left: EndpointId,
+        right: EndpointId,
+        recording: Option<(String, PathBuf)>,
+    ) -> Result<BridgeId, MediaError> {
+        self.log.lock().unwrap().push(format!(
+            "bridge {} {} {}",
+            left.0,
+            right.0,
+            recording.is_some()
+        ));
+        Ok(BridgeId(left.0))
+    }
+    fn replace(&self, _: BridgeId, _: MediaSide, _: EndpointId) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn close_bridge(&self, bridge: BridgeId) {
+        self.log.lock().unwrap().push(format!("close bridge {}", bridge.0));
+    }
+    fn close_endpoint(&self, id: EndpointId) {
+        self.log.lock().unwrap().push(format!("close endpoint {}", id.0));
+    }
+}
+
+struct Plan;
+
+fn user(login: &str, ext: &str) -> UserRoute {
+    UserRoute {
+        login: login.into(),
+        name: login.into(),
+        extension: Some(ext.into()),
+        record: true,
+        trunk: Some(1),
+    }
+}
+
+impl Dialplan for Plan {
+    fn trunk_from(&self, _: SocketAddr) -> Option<Trunk> {
+        None
+    }
+    fn trunk(&self, id: i64) -> Option<Trunk> {
+        (id == 1).then(|| Trunk {
+            id: 1,
+            name: "provider".into(),
+            address: ([192, 0, 2, 50], 5060).into(),
+            transport: Transport::Udp,
+            inbound_ip: None,
+            inbound_port: None,
+            caller_id: Some("74950000000".into()),
+            username: None,
+            password: None,
+        })
+    }
+    fn number(&self, _: &str) -> Option<Number> {
+        None
+    }
+    fn user(&self, key: &str) -> Option<UserRoute> {
+        match key {
+            "alice" | "1001" => Some(user("alice", "1001")),
+            "bob" | "1002" => Some(user("bob", "1002")),
+            _ => None,
+        }
+    }
+}
+
+use crate::transport::Transport;
+
+const ALICE: ([u8; 4], u16) = ([192, 0, 2, 10], 5061);
+const BOB_DESK: ([u8; 4], u16) = ([192, 0, 2, 20], 5062);
+const BOB_SOFT: ([u8; 4], u16) = ([192, 0, 2, 21], 5063);
+
+fn flow_of(addr: ([u8; 4], u16), connection: Option<u64>) -> Flow {
+    Flow {
+        transport: if connection.is_some() { Transport::Tcp } else { Transport::Udp },
+        remote: addr.into(),
+        local: ([192, 0, 2, 1], 5060).into(),
+        connection,
+    }
+}
+
+struct Bench {
+    control: CallControl,
+    media: Arc<FakeMedia>,
+    now: u64,
+    alice: Flow,
+}
+
+fn binding(contact: &str, flow: Flow) -> Binding {
+    Binding {
+        aor: "1002".into(),
+        contact: contact.into(),
+        q: None,
+        expires_at_ms: 10_000_000,
+        registered_at_ms: 0,
+        call_id: "reg".into(),
+        cseq: 1,
+        flow,
+        user_agent: None,
+    }
+}
+
+/// Bob has the given devices registered.
+fn bench(bob_devices: &[(([u8; 4], u16), Option<u64>)]) -> Bench {
+    let location = Arc::new(Location::new(Arc::new(Forget)));
+    location.restore(
+        bob_devices.iter().enumerate().map(|(i, (addr, conn))| {
+            let a = SocketAddr::from(*addr);
+            binding(&format!("<sip:1002@{a};dev={i}>"), flow_of(*addr, *conn))
+        }),
+        0,
+    );
+    let media = Arc::new(FakeMedia::default());
+    let control = CallControl::new(Context {
+        config: CallConfig {
+            ring_timeout_s: 60,
+            ..CallConfig::default()
+        },
+        local: LocalAddresses {
+            udp: ([192, 0, 2, 1], 5060).into(),
+            tcp: ([192, 0, 2, 1], 5060).into(),
+            tls: ([192, 0, 2, 1], 5061).into(),
+        },
+        dialplan: Arc::new(Plan),
+        location,
+        media: media.clone(),
+    });
+    Bench {
+        control,
+        media,
+        now: 1_000,
+        alice: flow_of(ALICE, None),
+    }
+}
+
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n";
+const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+
+fn invite(to: &str, cseq: u32) -> Vec<u8> {
+    format!(
+        "INVITE sip:{to}@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKalice{cseq}\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@192.0.2.1>;tag=a1\r\nTo: <sip:{to}@192.0.2.1>\r\nCall-ID: call-a@192.0.2.10\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@192.0.2.10:5061>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    )
+    .into_bytes()
+}
+
+fn scan_of(bytes: &[u8]) -> sip::Scan<'_> {
+    sip::scan::scan(bytes).expect("well-formed")
+}
+
+fn text(o: &Outgoing) -> String {
+    String::from_utf8_lossy(&o.bytes).into_owned()
+}
+
+fn start_line(o: &Outgoing) -> String {
+    text(o).lines().next().unwrap_or_default().to_string()
+}
+
+/// The messages sent to `to` whose first line starts with `prefix`.
+fn sent<'a>(out: &'a Outputs, to: ([u8; 4], u16), prefix: &str) -> Vec<&'a Outgoing> {
+    let to = SocketAddr::from(to);
+    out.messages
+        .iter()
+        .filter(|m| m.to == to && start_line(m).starts_with(prefix))
+        .collect()
+}
+
+fn event_names(out: &Outputs) -> Vec<&'static str> {
+    out.events.iter().map(|e| e.kind.name()).collect()
+}
+
+/// A response from the device to a request kolokol sent it.
+fn reply(request: &Outgoing, status: u16, to_tag: &str, body: Option<&str>) -> Vec<u8> {
+    let scan = scan_of(&request.bytes);
+    let b = ResponseBuilder::new(&scan, status, reason(status), Some(to_tag), None)
+        .header("Contact", "<sip:1002@192.0.2.20:5062>");
+    match body {
+        Some(s) => b.finish(s.as_bytes(), Some("application/sdp")),
+        None => b.finish(b"", None),
+    }
+}
+
+/// A request the device sends within the dialog kolokol's `invite` created.
+fn from_device(invite: &Outgoing, method: &str, cseq: u32, to_tag: &str, body: Option<&str>) -> Vec<u8> {
+    let scan = scan_of(&invite.bytes);
+    let from = scan.first("From").unwrap();
+    let to = scan.first("To").unwrap();
+    let (ct, body) = match body {
+        Some(b) => ("Content-Type: application/sdp\r\n", b),
+        None => ("", ""),
+    };
+    format!(
+        "{method} sip:kolokol@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:5062;branch=z9hG4bKdev{method}{cseq}\r\nMax-Forwards: 70\r\nFrom: {to};tag={to_tag}\r\nTo: {from}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:1002@192.0.2.20:5062>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        scan.first("Call-ID").unwrap(),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A request Alice sends within her dialog with kolokol (its To tag from `ok`).
+fn from_alice(ok: &Outgoing, method: &str, cseq: u32, body: Option<&str>) -> Vec<u8> {
+    let scan = scan_of(&ok.bytes);
+    let to = scan.first("To").unwrap();
+    let (ct, body) = match body {
+        Some(b) => ("Content-Type: application/sdp\r\n", b),
+        None => ("", ""),
+    };
+    format!(
+        "{method} sip:kolokol@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKa{method}{cseq}\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@192.0.2.1>;tag=a1\r\nTo: {to}\r\nCall-ID: call-a@192.0.2.10\r\nCSeq: {cseq} {method}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl Bench {
+    fn request(&mut self, bytes: &[u8], flow: Flow) -> (bool, Outputs) {
+        let mut out = Outputs::default();
+        let Ok(Inbound::Request(req)) = decode(bytes) else {
+            panic!("test request does not decode: {}", String::from_utf8_lossy(bytes));
+        };
+        let handled = self.control.request(&req, bytes, &flow, self.now, &mut out);
+        (handled, out)
+    }
+
+    fn call(&mut self, to: &str) -> Outputs {
+        let bytes = invite(to, 1);
+        let Ok(Inbound::Request(req)) = decode(&bytes) else {
+            panic!("invite does not decode");
+        };
+        let mut out = Outputs::default();
+        let alice = self.alice;
+        self.control
+            .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), self.now, &mut out)
+            .expect("call placed");
+        out
+    }
+
+    fn response(&mut self, bytes: &[u8]) -> Outputs {
+        let mut out = Outputs::default();
+        let Ok(Inbound::Response(status, scan)) = decode(bytes) else {
+            panic!("test response does not decode");
+        };
+        self.control.response(status, &scan, self.now, &mut out);
+        out
+    }
+
+    fn advance(&mut self, ms: u64) -> Outputs {
+        let mut out = Outputs::default();
+        let end = self.now + ms;
+        while self.now < end {
+            self.now += 20;
+            self.control.tick(self.now, &mut out);
+        }
+        out
+    }
+}
+
+/// Places a call to Bob's one device and has it answered: (bench, INVITE to Bob, 200 to Alice).
+fn answered_call() -> (Bench, Outgoing, Outgoing) {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE").remove(0).clone();
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    let ok = sent(&out, ALICE, "SIP/2.0 200").remove(0).clone();
+    let (_, out) = b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+    assert!(out.messages.is_empty());
+    (b, inv, ok)
+}
+
+#[test]
+fn basic_call_rings_answers_and_ends_with_bye() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 100").len(), 1);
+    let inv = sent(&out, BOB_DESK, "INVITE");
+    assert_eq!(inv.len(), 1);
+    let inv = inv[0].clone();
+    let t = text(&inv);
+    assert!(t.contains("Max-Forwards: 69"), "{t}");
+    assert!(t.starts_with("INVITE sip:1002@192.0.2.20:5062;dev=0 SIP/2.0"), "{t}");
+    assert!(t.contains("m=audio 20004 RTP/AVP 0 8 101"), "offer on the callee endpoint: {t}");
+    assert!(t.contains("From: \"Alice\" <sip:1001@192.0.2.1>;tag="), "{t}");
+    assert_eq!(event_names(&out), ["offered"]);
+
+    let out = b.response(&reply(&inv, 180, "b1", None));
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 180").len(), 1);
+    assert_eq!(event_names(&out), ["ringing"]);
+
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
+    let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+    let okt = text(&ok);
+    assert!(okt.contains("m=audio 20002 RTP/AVP 0 101"), "answer on the caller endpoint, PCMU kept: {okt}");
+    assert_eq!(event_names(&out), ["recording_started", "answered"]);
+    assert!(b.media.log().iter().any(|l| l == "bridge 1 2 true"), "{:?}", b.media.log());
+
+    // The 2xx is retransmitted until Alice's ACK.
+    let out = b.advance(600);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1);
+    b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+    let out = b.advance(5_000);
+    assert!(sent(&out, ALICE, "SIP/2.0 200").is_empty());
+
+    let (handled, out) = b.request(&from_alice(&ok, "BYE", 2, None), b.alice);
+    assert!(handled);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1);
+    let bye = sent(&out, BOB_DESK, "BYE");
+    assert_eq!(bye.len(), 1);
+    assert!(text(bye[0]).contains(";tag=b1"), "BYE inside Bob's dialog");
+    assert_eq!(event_names(&out), ["ended"]);
+    assert!(matches!(
+        out.events[0].kind,
+        EventKind::Ended { cause: EndCause::Completed, by: Some(LegRole::Caller), .. }
+    ));
+    assert!(b.media.log().iter().any(|l| l == "close bridge 1"));
+    assert_eq!(b.control.active_calls(), 0);
+    // Sequence numbers have no gaps.
+    let _ = b.advance(40_000);
+    assert!(b.control.calls.is_empty(), "forgotten after lingering");
+}
+
+#[test]
+fn parallel_ringing_first_answer_wins_and_others_are_cancelled() {
+    let mut b = bench(&[(BOB_DESK, None), (BOB_SOFT, None)]);
+    let out = b.call("1002");
+    let desk = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let soft = sent(&out, BOB_SOFT, "INVITE")[0].clone();
+    b.response(&reply(&desk, 180, "d1", None));
+    b.response(&reply(&soft, 180, "s1", None));
+    let out = b.response(&reply(&soft, 200, "s1", Some(ANSWER)));
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1);
+    let cancel = sent(&out, BOB_DESK, "CANCEL");
+    assert_eq!(cancel.len(), 1, "the desk phone stops ringing");
+    let ct = text(cancel[0]);
+    let desk_branch = message::top_branch(&scan_of(&desk.bytes)).unwrap().to_string();
+    assert!(ct.contains(&desk_branch), "CANCEL matches the INVITE's transaction");
+    // The desk answers 487; kolokol acknowledges it in the same transaction.
+    let out = b.response(&reply(&desk, 487, "d1", None));
+    let ack = sent(&out, BOB_DESK, "ACK");
+    assert_eq!(ack.len(), 1);
+    assert!(text(ack[0]).contains(&desk_branch));
+    assert_eq!(b.control.active_calls(), 1);
+}
+
+#[test]
+fn cancel_racing_200_hangs_up_the_late_answer() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 180, "b1", None));
+    // Alice gives up.
+    let cancel = String::from_utf8(invite("1002", 1))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    let (handled, out) = b.request(cancel.as_bytes(), b.alice);
+    assert!(handled);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1, "200 to the CANCEL");
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 487").len(), 1, "487 to the INVITE");
+    assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended { cause: EndCause::Abandoned, .. }
+    ));
+    // Bob's 200 crossed the CANCEL: ACK it and hang up at once.
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
+    assert_eq!(sent(&out, BOB_DESK, "BYE").len(), 1);
+    assert!(sent(&out, ALICE, "SIP/2.0 200").is_empty(), "Alice never gets a 200");
+}
+
+#[test]
+fn retransmitted_invite_gets_the_last_response_and_no_second_call() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 180, "b1", None));
+    let again = invite("1002", 1);
+    let Ok(Inbound::Request(req)) = decode(&again) else {
+        panic!()
+    };
+    let mut out = Outputs::default();
+    assert!(b.control.retransmitted_invite(&req, &mut out));
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 180").len(), 1);
+    assert!(out.events.is_empty());
+    assert_eq!(b.control.active_calls(), 1);
+}
+
+#[test]
+fn lost_ack_ends_the_call_after_timer_h() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    // No ACK from Alice: 200 retransmitted with backoff, then both legs hung up.
+    let out = b.advance(31_000);
+    let resent = sent(&out, ALICE, "SIP/2.0 200").len();
+    assert!((7..=11).contains(&resent), "T1 doubling capped at T2: {resent}");
+    assert!(out.events.is_empty());
+    let out = b.advance(2_000);
+    // BYE both ways (retransmitted over UDP until answered).
+    assert!(!sent(&out, BOB_DESK, "BYE").is_empty());
+    assert!(!sent(&out, ALICE, "BYE").is_empty());
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended { cause: EndCause::LegLost, .. }
+    ));
+}
+
+#[test]
+fn bye_from_caller_during_ringing_cancels_the_callee() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&inv, 180, "b1", None));
+    let ringing = sent(&out, ALICE, "SIP/2.0 180")[0].clone();
+    let (_, out) = b.request(&from_alice(&ringing, "BYE", 2, None), b.alice);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 487").len(), 1);
+    assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1);
+}
+
+#[test]
+fn busy_and_no_answer_map_to_the_caller() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&inv, 486, "b1", None));
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 486").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended { cause: EndCause::Busy, status: Some(486), .. }
+    ));
+
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 180, "b1", None));
+    let out = b.advance(60_100);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 480").len(), 1);
+    assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended { cause: EndCause::NoAnswer, .. }
+    ));
+
+    // A device that never answers at all: Timer B, then 408 → the caller hears 408.
+    let mut b = bench(&[(BOB_DESK, None)]);
+    b.call("1002");
+    let out = b.advance(32_100);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 408").len(), 1);
+}
+
+#[test]
+fn hold_is_relayed_and_glare_gets_491() {
+    let (mut b, inv, ok) = answered_call();
+    let hold = OFFER.replace("a=sendrecv", "a=sendonly");
+    let (_, out) = b.request(&from_alice(&ok, "INVITE", 2, Some(&hold)), b.alice);
+    let reinvite = sent(&out, BOB_DESK, "INVITE");
+    assert_eq!(reinvite.len(), 1);
+    let rt = text(reinvite[0]);
+    assert!(rt.contains("a=sendonly") && rt.contains("m=audio 20004"), "{rt}");
+    let reinvite = reinvite[0].clone();
+    // Bob's own re-INVITE crosses ours: glare.
+    let (_, out) = b.request(&from_device(&inv, "INVITE", 5, "b1", Some(ANSWER)), flow_of(BOB_DESK, None));
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 491").len(), 1);
+    // Bob accepts the hold; Alice gets 200 with recvonly, a held event.
+    let out = b.response(&reply(&reinvite, 200, "b1", Some(&ANSWER.replace("a=sendrecv", "a=recvonly"))));
+    assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
+    let ok2 = sent(&out, ALICE, "SIP/2.0 200");
+    assert_eq!(ok2.len(), 1);
+    assert!(text(ok2[0]).contains("a=recvonly"));
+    assert_eq!(event_names(&out), ["held"]);
+    // Resume.
+    b.request(&from_alice(&ok, "ACK", 2, None), b.alice);
+    let (_, out) = b.request(&from_alice(&ok, "INVITE", 3, Some(OFFER)), b.alice);
+    let reinvite = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&reinvite, 200, "b1", Some(ANSWER)));
+    assert_eq!(event_names(&out), ["resumed"]);
+}
+
+#[test]
+fn info_is_relayed_and_answered_with_the_far_status() {
+    let (mut b, inv, _) = answered_call();
+    let dtmf = from_device(&inv, "INFO", 7, "b1", None);
+    let dtmf = String::from_utf8(dtmf)
+        .unwrap()
+        .replace("Content-Length: 0\r\n\r\n", "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n");
+    let (_, out) = b.request(dtmf.as_bytes(), flow_of(BOB_DESK, None));
+    let info = sent(&out, ALICE, "INFO");
+    assert_eq!(info.len(), 1);
+    assert!(text(info[0]).contains("Signal=5"));
+    let info = info[0].clone();
+    let out = b.response(&reply(&info, 200, "a1", None));
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 200").len(), 1);
+}
+
+#[test]
+fn a_dead_transport_ends_the_call_towards_the_other_side() {
+    let mut b = bench(&[(BOB_DESK, Some(42))]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    assert_eq!(inv.connection, Some(42), "reached over its registration's connection");
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+    b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+    let mut out = Outputs::default();
+    b.control.connection_closed(42, b.now, &mut out);
+    assert_eq!(sent(&out, ALICE, "BYE").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended { cause: EndCause::LegLost, by: Some(LegRole::Callee), .. }
+    ));
+}
+
+#[test]
+fn unknown_destination_and_draining_are_refused_without_a_call() {
+    let mut b = bench(&[]);
+    let bytes = invite("1002", 1);
+    let Ok(Inbound::Request(req)) = decode(&bytes) else {
+        panic!()
+    };
+    let mut out = Outputs::default();
+    let alice = b.alice;
+    let r = b
+        .control
+        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .unwrap_err();
+    assert_eq!(r.status, 480, "Bob has no device registered");
+    let bytes = invite("nobody", 1);
+    let Ok(Inbound::Request(req)) = decode(&bytes) else {
+        panic!()
+    };
+    let r = b
+        .control
+        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .unwrap_err();
+    assert_eq!(r.status, 404, "not an extension and not a phone number");
+    b.control.drain(b.now + 1000);
+    let r = b
+        .control
+        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .unwrap_err();
+    assert_eq!(r.status, 503);
+    assert!(r.headers.iter().any(|(n, _)| *n == "Retry-After"));
+    assert!(out.messages.is_empty() && out.events.is_empty());
+    assert!(b.media.log().is_empty(), "no media opened for refused calls");
+}
+
+#[test]
+fn external_numbers_leave_through_the_users_trunk_with_its_caller_id() {
+    let mut b = bench(&[]);
+    let out = b.call("84951234567");
+    let inv = sent(&out, ([192, 0, 2, 50], 5060), "INVITE");
+    assert_eq!(inv.len(), 1);
+    let t = text(inv[0]);
+    assert!(t.starts_with("INVITE sip:84951234567@192.0.2.50:5060 SIP/2.0"), "{t}");
+    assert!(t.contains("<sip:74950000000@192.0.2.1>"), "trunk caller-ID: {t}");
+}

@@ -1,0 +1,262 @@
+//! Telephony provisioning (trunks, numbers, per-user call settings), the call history and
+//! recordings.
+
+use crate::api::{body, Caller};
+use crate::{AppState, Problem};
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kolokol_crm::telephony::{NewNumber, NewTrunk, TrunkRow, UserCalls};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+fn admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.admin {
+        Ok(())
+    } else {
+        Err(Problem::forbidden())
+    }
+}
+
+pub async fn list_trunks(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<TrunkRow>>, Problem> {
+    admin(&caller)?;
+    let mut trunks = st.store.trunks().await?;
+    for t in &mut trunks {
+        // Provider credentials are write-only.
+        t.trunk.password = t.trunk.password.as_ref().map(|_| "********".into());
+    }
+    Ok(Json(trunks))
+}
+
+pub async fn create_trunk(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<NewTrunk>, JsonRejection>,
+) -> Result<(StatusCode, Json<TrunkRow>), Problem> {
+    admin(&caller)?;
+    let new = body(json)?;
+    let mut row = st.store.create_trunk(&new).await?;
+    st.routing.reload(&st.store).await?;
+    row.trunk.password = row.trunk.password.map(|_| "********".into());
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+pub async fn list_numbers(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<NewNumber>>, Problem> {
+    admin(&caller)?;
+    Ok(Json(st.store.numbers().await?))
+}
+
+pub async fn create_number(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<NewNumber>, JsonRejection>,
+) -> Result<(StatusCode, Json<NewNumber>), Problem> {
+    admin(&caller)?;
+    let new = body(json)?;
+    let created = st.store.create_number(&new).await?;
+    st.routing.reload(&st.store).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn set_user_calls(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(login): Path<String>,
+    json: Result<Json<UserCalls>, JsonRejection>,
+) -> Result<Json<UserCalls>, Problem> {
+    admin(&caller)?;
+    let calls = body(json)?;
+    st.store.set_user_calls(&login, &calls).await?;
+    st.routing.reload(&st.store).await?;
+    Ok(Json(calls))
+}
+
+#[derive(Deserialize)]
+pub struct CallQuery {
+    #[serde(default = "hundred")]
+    limit: i64,
+}
+
+fn hundred() -> i64 {
+    100
+}
+
+#[derive(Serialize)]
+pub struct CallRow {
+    id: String,
+    direction: String,
+    from: String,
+    to: String,
+    user: Option<String>,
+    number: Option<String>,
+    trunk: Option<String>,
+    started_ms: i64,
+    answered_ms: Option<i64>,
+    answered_by: Option<String>,
+    ended_ms: Option<i64>,
+    end_cause: Option<String>,
+    end_status: Option<i64>,
+    recording: Option<String>,
+}
+
+/// Recent calls, newest first: all of them for an administrator, one's own otherwise.
+pub async fn list_calls(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<CallQuery>,
+) -> Result<Json<Vec<CallRow>>, Problem> {
+    if !(1..=1000).contains(&q.limit) {
+        return Err(Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "limit", "1 to 1000"));
+    }
+    let me = caller.0;
+    let rows = sqlx::query("SELECT * FROM calls WHERE $1 OR user_login = $2 OR answered_by = $2 ORDER BY started_ms DESC LIMIT $3")
+        .bind(me.admin)
+        .bind(&me.login)
+        .bind(q.limit)
+        .fetch_all(&st.store.pool)
+        .await
+        .map_err(kolokol_crm::StoreError::from)?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| CallRow {
+                id: r.get("id"),
+                direction: r.get("direction"),
+                from: r.get("from_number"),
+                to: r.get("to_number"),
+                user: r.get("user_login"),
+                number: r.get("number"),
+                trunk: r.get("trunk"),
+                started_ms: r.get("started_ms"),
+                answered_ms: r.get("answered_ms"),
+                answered_by: r.get("answered_by"),
+                ended_ms: r.get("ended_ms"),
+                end_cause: r.get("end_cause"),
+                end_status: r.get("end_status"),
+                recording: r.get("recording"),
+            })
+            .collect(),
+    ))
+}
+
+async fn may_see(st: &AppState, caller: &Caller, call_id: &str) -> Result<(), Problem> {
+    if caller.0.admin {
+        return Ok(());
+    }
+    let users = st.store.call_users(call_id).await?;
+    let me = &caller.0;
+    let ext = me.extension.as_deref().unwrap_or_default();
+    if users.iter().any(|u| *u == me.login || (!ext.is_empty() && u == ext)) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden())
+    }
+}
+
+/// Every event of one call, in order.
+pub async fn call_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    may_see(&st, &caller, &id).await?;
+    let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM call_events WHERE call_id = $1 ORDER BY seq")
+        .bind(&id)
+        .fetch_all(&st.store.pool)
+        .await
+        .map_err(kolokol_crm::StoreError::from)?;
+    Ok(Json(rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect()))
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` against a length: the inclusive range, or None
+/// when unsatisfiable.
+fn byte_range(spec: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = spec.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        }
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// The call's WAV, with HTTP Range, to the call's participants and administrators.
+pub async fn recording(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    may_see(&st, &caller, &id).await?;
+    let rec = st.store.recording(&id).await?;
+    let mut file = tokio::fs::File::open(&rec.path)
+        .await
+        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "Not Found", "the recording file is missing"))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))?
+        .len();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+        Some(spec) => match byte_range(spec, len) {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
+            None => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+                )
+                    .into_response())
+            }
+        },
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))?;
+    let stream = futures_util::stream::unfold((file.take(count), vec![0u8; 64 * 1024]), |(mut f, mut buf)| async move {
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => Some((Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&buf[..n])), (f, buf))),
+            Err(e) => Some((Err(e), (f, buf))),
+        }
+    });
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "audio/wav")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, count);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+    }
+    response
+        .body(Body::from_stream(stream))
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Some((990, 999)));
+        assert_eq!(byte_range("bytes=1000-", 1000), None);
+        assert_eq!(byte_range("bytes=5-1", 1000), None);
+        assert_eq!(byte_range("items=0-1", 1000), None);
+    }
+}
