@@ -66,6 +66,9 @@ pub struct Recorder {
     /// One past the last frame any packet reached.
     end: u64,
     anchors: [Option<Anchor>; 2],
+    /// One past the last frame each channel reached: a new anchor never goes before it, so a
+    /// new stream (transfer) does not overwrite the end of the previous one.
+    channel_end: [i64; 2],
     late_samples: u64,
     /// A write forced by `push` failed; reported by the next `flush`.
     deferred_error: Option<io::Error>,
@@ -97,6 +100,7 @@ impl Recorder {
             written: 0,
             end: 0,
             anchors: [None; 2],
+            channel_end: [0; 2],
             late_samples: 0,
             deferred_error: None,
         })
@@ -129,12 +133,14 @@ impl Recorder {
             ((position - wall).abs() <= REANCHOR_FRAMES).then_some(position)
         });
         let mut position = placed.unwrap_or_else(|| {
+            let frame = wall.max(self.channel_end[c]);
             self.anchors[c] = Some(Anchor {
-                frame: wall,
+                frame,
                 timestamp: rtp_timestamp,
             });
-            wall
+            frame
         });
+        self.channel_end[c] = self.channel_end[c].max(position + samples.len() as i64);
 
         let mut samples = samples;
         let written = self.written as i64;

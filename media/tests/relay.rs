@@ -26,10 +26,7 @@ fn port_range(pairs: u16) -> (u16, u16) {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "kolokol-media-it-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("kolokol-media-it-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -201,8 +198,14 @@ async fn relays_transcodes_latches_and_records() {
     let mut forged = vec![0u8; 12];
     rtp::write_header(&mut forged, 0, false, 1, 1, 0xBAD);
     forged.extend_from_slice(&[0x55; 160]);
-    hijacker.send_to(&forged, (LOCALHOST, a.port)).await.unwrap();
-    spoof_port.send_to(&forged, (LOCALHOST, a.port)).await.unwrap();
+    hijacker
+        .send_to(&forged, (LOCALHOST, a.port))
+        .await
+        .unwrap();
+    spoof_port
+        .send_to(&forged, (LOCALHOST, a.port))
+        .await
+        .unwrap();
     // An unnegotiated payload type (comfort noise) is dropped too.
     caller.send(&a, 13, &[0x40]).await;
     let marker = [0xFFu8; 160];
@@ -223,7 +226,7 @@ async fn relays_transcodes_latches_and_records() {
     assert!(info.duration_ms < 5000, "duration {}", info.duration_ms);
 
     let frames = read_wav(&path);
-    assert_eq!(frames.len() as u64, info.duration_ms * 8);
+    assert_eq!(frames.len() as u64 / 8, info.duration_ms);
     let left: Vec<i16> = ulaw.iter().map(|u| g711::ulaw_to_linear(*u)).collect();
     // The caller's audio is on the left, in order, packet after packet.
     let start = frames
@@ -298,9 +301,12 @@ async fn replace_keeps_streams_continuous_and_recording_in_one_file() {
         rtp::marker(&to_caller2),
         "new source is marked as a new talkspurt"
     );
-    assert!(rtp::timestamp(&to_caller2)
-        .wrapping_sub(rtp::timestamp(&to_caller1))
-        .wrapping_sub(1) < 8000 * 10);
+    assert!(
+        rtp::timestamp(&to_caller2)
+            .wrapping_sub(rtp::timestamp(&to_caller1))
+            .wrapping_sub(1)
+            < 8000 * 10
+    );
 
     // The old endpoint was closed: its port can be bound again.
     std::net::UdpSocket::bind((LOCALHOST, b.port)).expect("old endpoint's port released");
@@ -316,7 +322,10 @@ async fn replace_keeps_streams_continuous_and_recording_in_one_file() {
     assert_eq!(frames.iter().filter(|f| f[1] == agent2_value).count(), 160);
     let first1 = frames.iter().position(|f| f[1] == agent1_value).unwrap();
     let first2 = frames.iter().position(|f| f[1] == agent2_value).unwrap();
-    assert!(first2 >= first1 + 160, "agent2 follows agent1 in the same file");
+    assert!(
+        first2 >= first1 + 160,
+        "agent2 follows agent1 in the same file"
+    );
     let _ = std::fs::remove_dir_all(root);
 }
 
@@ -434,7 +443,7 @@ async fn shutdown_finishes_every_recording() {
     for _ in 0..2 {
         let (key, path, info) = recording_closed(&mut events).await;
         assert!(info.duration_ms >= 20);
-        assert_eq!(read_wav(&path).len() as u64, info.duration_ms * 8);
+        assert_eq!(read_wav(&path).len() as u64 / 8, info.duration_ms);
         keys.push(key);
     }
     keys.sort();
@@ -460,4 +469,65 @@ fn new_outside_a_runtime_is_an_error() {
         tx,
     );
     assert!(matches!(result, Err(MediaError::NoRuntime)));
+}
+
+#[tokio::test]
+async fn rtcp_is_terminated_per_leg_with_a_sender_report() {
+    use kolokol_media::rtcp;
+    let (media, _events, _root) = media("rtcp", 4);
+    let mut caller = Phone::new(LOCALHOST).await;
+    let mut callee = Phone::new(LOCALHOST).await;
+    let caller_rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = media.open_endpoint().unwrap();
+    let b = media.open_endpoint().unwrap();
+    media.set_remote(a.id, caller.remote(Codec::Pcmu, None));
+    media.set_remote(b.id, callee.remote(Codec::Pcmu, None));
+    let bridge = media.bridge(a.id, b.id, None).unwrap();
+
+    for _ in 0..10 {
+        caller.send(&a, 0, &[0xFF; 160]).await;
+        callee.recv().await;
+    }
+    let mut to_caller_ssrc = 0;
+    for _ in 0..5 {
+        callee.send(&b, 0, &[0xFF; 160]).await;
+        to_caller_ssrc = rtp::ssrc(&caller.recv().await);
+    }
+
+    // The caller reports first; the relay answers on the address the report came from.
+    let ntp = rtcp::ntp_now();
+    let mut buf = [0u8; 256];
+    let sender = rtcp::SenderInfo {
+        ntp,
+        rtp_timestamp: caller.ts,
+        packets: 10,
+        octets: 1600,
+    };
+    let n = rtcp::write_report(&mut buf, caller.ssrc, Some(sender), None, "caller");
+    caller_rtcp
+        .send_to(&buf[..n], (LOCALHOST, a.port + 1))
+        .await
+        .unwrap();
+
+    let (n, from) = timeout(WAIT, caller_rtcp.recv_from(&mut buf))
+        .await
+        .expect("an RTCP report from the relay")
+        .unwrap();
+    assert_eq!(from, SocketAddr::new(LOCALHOST, a.port + 1));
+    let report = rtcp::parse(&buf[..n]).unwrap();
+    assert_eq!(report.sender_ssrc, to_caller_ssrc);
+    let info = report
+        .sender
+        .expect("a sender report: we sent to the caller");
+    assert_eq!(info.packets, 5);
+    assert_eq!(info.octets, 5 * 160);
+    let block = report
+        .block
+        .expect("a report block about the caller's stream");
+    assert_eq!(block.ssrc, caller.ssrc);
+    assert_eq!(block.extended_highest_seq, caller.seq as u32 - 1);
+    assert_eq!(block.cumulative_lost, 0);
+    assert_eq!(block.fraction_lost, 0);
+    assert_eq!(block.last_sr, (ntp >> 16) as u32);
+    media.close_bridge(bridge);
 }

@@ -252,6 +252,18 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<(u16, String, String)> {
+    let (status, head, body) = http_raw(port, method, path, headers, body)?;
+    Some((status, head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Like [`http`], with the body as bytes (recordings).
+pub fn http_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -266,10 +278,10 @@ pub fn http(
     s.write_all(req.as_bytes()).ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_string(), body.to_string()))
+    Some((status, head, raw[end + 4..].to_vec()))
 }
 
 /// Sends one UDP datagram and waits up to `timeout` for one answer.
@@ -334,12 +346,45 @@ pub fn assert_answers_options(server: &Server) {
     );
 }
 
+/// sipp as a phone running in the background (a callee waiting for calls).
+pub fn sipp_spawn(server: &Server, scenario: &str, args: &[&str]) -> Child {
+    sipp_command(server, scenario, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp is not installed: run the README test command, it installs sip-tester")
+}
+
+/// Waits for a background sipp to end by itself; (success, its output).
+pub fn sipp_wait(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Runs sipp against the server; returns (success, stdout+stderr).
 pub fn sipp(server: &Server, scenario: &str, args: &[&str]) -> (bool, String) {
+    let out = sipp_command(server, scenario, args)
+        .output()
+        .expect("sipp is not installed: run the README test command, it installs sip-tester");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn sipp_command(server: &Server, scenario: &str, args: &[&str]) -> Command {
     let scenario_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(scenario);
-    let out = Command::new("sipp")
+    let mut cmd = Command::new("sipp");
+    cmd
         .arg(format!("127.0.0.1:{}", server.sip_port))
         .args([
             "-sf",
@@ -359,15 +404,8 @@ pub fn sipp(server: &Server, scenario: &str, args: &[&str]) -> (bool, String) {
             vec!["-p".to_string(), free_port().to_string()]
         })
         .args(args)
-        .current_dir(&server.dir)
-        .output()
-        .expect("sipp is not installed: run the README test command, it installs sip-tester");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+        .current_dir(&server.dir);
+    cmd
 }
 
 /// sipp as one phone: digest user `user` with `password`, AoR `user`, one call and

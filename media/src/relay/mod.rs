@@ -1,0 +1,442 @@
+//! The RTP relay: one tokio task per bridge owns both legs' sockets and moves packets between
+//! them, rewriting headers in place, transcoding PCMU<->PCMA with tables and feeding the
+//! recorder.
+//!
+//! The public [`Media`] handle is synchronous and callable from any thread: control calls touch
+//! a small registry under a mutex and send messages to the bridge task, which selects on them
+//! next to its sockets. The packet path takes no lock and allocates nothing; its per-packet work
+//! is the pure [`forward_packet`], which the benchmark measures directly.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+
+use crate::recorder::RecordingInfo;
+use crate::sdp::{Codec, Direction};
+
+mod bridge;
+mod forward;
+
+use bridge::{BridgeTask, LegSockets};
+pub use forward::{forward_packet, DropReason, Leg, RecordTap, RelayCounters, Verdict};
+
+pub struct MediaConfig {
+    /// Address the RTP/RTCP sockets bind to.
+    pub bind: IpAddr,
+    /// Address written into SDP (the public one behind a 1:1 NAT).
+    pub advertise: IpAddr,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Root directory of call recordings.
+    pub recordings: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EndpointId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BridgeId(pub u64);
+
+/// A local RTP/RTCP port pair, as written into SDP.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    /// The advertised address.
+    pub address: IpAddr,
+    /// RTP port (even); RTCP is `port + 1`.
+    pub port: u16,
+}
+
+/// What the peer of an endpoint negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    /// The RTP address from the peer's SDP.
+    pub addr: SocketAddr,
+    /// Where the peer's SIP came from; also trusted as a media source (NAT).
+    pub signalling_ip: Option<IpAddr>,
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub telephone_event: Option<u8>,
+    /// As seen from the peer: what it will send / receive.
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    fn index(self) -> usize {
+        match self {
+            Side::Left => 0,
+            Side::Right => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    RecordingClosed {
+        key: String,
+        path: PathBuf,
+        info: RecordingInfo,
+    },
+    RecordingFailed {
+        key: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no free RTP/RTCP port pair in the configured range")]
+    PortsExhausted,
+    #[error("RTP port range {min}-{max} holds no even/odd port pair")]
+    BadPortRange { min: u16, max: u16 },
+    #[error("unknown media endpoint {0:?}")]
+    UnknownEndpoint(EndpointId),
+    #[error("media endpoint {0:?} is already bridged")]
+    EndpointBridged(EndpointId),
+    #[error("cannot bridge media endpoint {0:?} with itself")]
+    SameEndpoint(EndpointId),
+    #[error("unknown bridge {0:?}")]
+    UnknownBridge(BridgeId),
+    #[error("media is shutting down")]
+    ShuttingDown,
+    #[error("Media::new must be called inside a tokio runtime")]
+    NoRuntime,
+    #[error("recordings directory {path}: {source}")]
+    Recordings { path: PathBuf, source: io::Error },
+    #[error("media socket: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Handle to the media relay. Cheap to clone; every method is synchronous and callable from
+/// any thread (only [`Media::new`] needs to run inside a tokio runtime).
+#[derive(Clone)]
+pub struct Media {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bind: IpAddr,
+    advertise: IpAddr,
+    /// First even port and last usable RTP port of the range.
+    first_port: u16,
+    last_port: u16,
+    recordings: PathBuf,
+    handle: Handle,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    next_id: AtomicU64,
+    /// Running bridge tasks; shutdown waits for zero.
+    running: watch::Sender<usize>,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_port: u16,
+    /// Open endpoints not (yet) in a bridge.
+    parked: HashMap<EndpointId, ParkedEndpoint>,
+    bridges: HashMap<BridgeId, BridgeControl>,
+    bridged: HashMap<EndpointId, BridgeId>,
+    shutting_down: bool,
+}
+
+struct ParkedEndpoint {
+    rtp: StdUdpSocket,
+    rtcp: StdUdpSocket,
+    remote: Option<Remote>,
+}
+
+struct BridgeControl {
+    control: mpsc::UnboundedSender<Control>,
+    endpoints: [EndpointId; 2],
+}
+
+enum Control {
+    SetRemote(EndpointId, Remote),
+    Replace(Side, LegSockets),
+    Close,
+}
+
+impl Media {
+    /// Must be called inside a tokio runtime: bridge tasks are spawned on it.
+    pub fn new(
+        config: MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Result<Media, MediaError> {
+        let handle = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let first_port = config.port_min.saturating_add(config.port_min & 1);
+        if first_port == 0 || first_port >= config.port_max {
+            return Err(MediaError::BadPortRange {
+                min: config.port_min,
+                max: config.port_max,
+            });
+        }
+        let last_port = if config.port_max & 1 == 1 {
+            config.port_max - 1
+        } else {
+            config.port_max - 2
+        };
+        std::fs::create_dir_all(&config.recordings).map_err(|source| MediaError::Recordings {
+            path: config.recordings.clone(),
+            source,
+        })?;
+        let (running, _) = watch::channel(0);
+        Ok(Media {
+            inner: Arc::new(Inner {
+                bind: config.bind,
+                advertise: config.advertise,
+                first_port,
+                last_port,
+                recordings: config.recordings,
+                handle,
+                events,
+                next_id: AtomicU64::new(1),
+                running,
+                registry: Mutex::new(Registry {
+                    next_port: first_port,
+                    ..Default::default()
+                }),
+            }),
+        })
+    }
+
+    /// Root directory for recordings, from the configuration.
+    pub fn recordings(&self) -> &Path {
+        &self.inner.recordings
+    }
+
+    /// Binds an RTP (even) + RTCP (odd) socket pair, walking the range round-robin so a port
+    /// just released is not reused at once (late packets of the old call would leak in).
+    pub fn open_endpoint(&self) -> Result<Endpoint, MediaError> {
+        let inner = &self.inner;
+        let mut registry = self.registry();
+        if registry.shutting_down {
+            return Err(MediaError::ShuttingDown);
+        }
+        let pairs = (inner.last_port - inner.first_port) / 2 + 1;
+        for _ in 0..pairs {
+            let port = registry.next_port;
+            registry.next_port = if port >= inner.last_port {
+                inner.first_port
+            } else {
+                port + 2
+            };
+            let Some((rtp, rtcp)) = bind_pair(inner.bind, port) else {
+                continue;
+            };
+            let id = EndpointId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+            registry.parked.insert(
+                id,
+                ParkedEndpoint {
+                    rtp,
+                    rtcp,
+                    remote: None,
+                },
+            );
+            return Ok(Endpoint {
+                id,
+                address: inner.advertise,
+                port,
+            });
+        }
+        Err(MediaError::PortsExhausted)
+    }
+
+    /// Sets or updates (re-INVITE) what the endpoint's peer negotiated.
+    pub fn set_remote(&self, id: EndpointId, remote: Remote) {
+        let mut registry = self.registry();
+        if let Some(parked) = registry.parked.get_mut(&id) {
+            parked.remote = Some(remote);
+        } else if let Some(bridge) = registry.bridged.get(&id) {
+            if let Some(control) = registry.bridges.get(bridge) {
+                let _ = control.control.send(Control::SetRemote(id, remote));
+            }
+        } else {
+            tracing::debug!(?id, "set_remote for an unknown media endpoint");
+        }
+    }
+
+    /// Starts relaying between two open endpoints; `left` is the caller (left WAV channel).
+    pub fn bridge(
+        &self,
+        left: EndpointId,
+        right: EndpointId,
+        recording: Option<(String, PathBuf)>,
+    ) -> Result<BridgeId, MediaError> {
+        if left == right {
+            return Err(MediaError::SameEndpoint(left));
+        }
+        let mut registry = self.registry();
+        if registry.shutting_down {
+            return Err(MediaError::ShuttingDown);
+        }
+        for id in [left, right] {
+            if !registry.parked.contains_key(&id) {
+                return Err(if registry.bridged.contains_key(&id) {
+                    MediaError::EndpointBridged(id)
+                } else {
+                    MediaError::UnknownEndpoint(id)
+                });
+            }
+        }
+        let sockets = {
+            let _runtime = self.inner.handle.enter();
+            let l = registry
+                .parked
+                .remove(&left)
+                .map(|p| LegSockets::new(left, p));
+            let r = registry
+                .parked
+                .remove(&right)
+                .map(|p| LegSockets::new(right, p));
+            match (l, r) {
+                (Some(Ok(l)), Some(Ok(r))) => [l, r],
+                (l, r) => {
+                    let error = [l, r]
+                        .into_iter()
+                        .flatten()
+                        .find_map(Result::err)
+                        .unwrap_or_else(|| io::Error::other("endpoint vanished"));
+                    return Err(error.into());
+                }
+            }
+        };
+        let id = BridgeId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let (control, control_rx) = mpsc::unbounded_channel();
+        registry.bridges.insert(
+            id,
+            BridgeControl {
+                control,
+                endpoints: [left, right],
+            },
+        );
+        registry.bridged.insert(left, id);
+        registry.bridged.insert(right, id);
+        drop(registry);
+
+        self.inner.running.send_modify(|n| *n += 1);
+        let task = BridgeTask::new(
+            id,
+            sockets,
+            recording,
+            control_rx,
+            self.inner.events.clone(),
+            RunningGuard(self.inner.running.clone()),
+        );
+        self.inner.handle.spawn(task.run());
+        Ok(id)
+    }
+
+    /// Transfer: puts `endpoint` in place of one side. The relay and the recording continue
+    /// (same file, same outgoing SSRCs); the old endpoint is closed.
+    pub fn replace(
+        &self,
+        bridge: BridgeId,
+        side: Side,
+        endpoint: EndpointId,
+    ) -> Result<(), MediaError> {
+        let mut registry = self.registry();
+        if !registry.bridges.contains_key(&bridge) {
+            return Err(MediaError::UnknownBridge(bridge));
+        }
+        let Some(parked) = registry.parked.remove(&endpoint) else {
+            return Err(if registry.bridged.contains_key(&endpoint) {
+                MediaError::EndpointBridged(endpoint)
+            } else {
+                MediaError::UnknownEndpoint(endpoint)
+            });
+        };
+        let sockets = {
+            let _runtime = self.inner.handle.enter();
+            LegSockets::new(endpoint, parked)?
+        };
+        let control = registry.bridges.get_mut(&bridge).expect("checked above");
+        let old = std::mem::replace(&mut control.endpoints[side.index()], endpoint);
+        if control
+            .control
+            .send(Control::Replace(side, sockets))
+            .is_err()
+        {
+            return Err(MediaError::UnknownBridge(bridge));
+        }
+        registry.bridged.remove(&old);
+        registry.bridged.insert(endpoint, bridge);
+        Ok(())
+    }
+
+    /// Stops relaying, closes both endpoints and finishes the recording
+    /// ([`MediaEvent::RecordingClosed`] follows).
+    pub fn close_bridge(&self, bridge: BridgeId) {
+        let mut registry = self.registry();
+        if let Some(control) = registry.bridges.remove(&bridge) {
+            for id in control.endpoints {
+                registry.bridged.remove(&id);
+            }
+            let _ = control.control.send(Control::Close);
+        }
+    }
+
+    /// Closes an endpoint that was never bridged (failed call). Bridged endpoints are closed
+    /// with their bridge; for them this does nothing.
+    pub fn close_endpoint(&self, id: EndpointId) {
+        self.registry().parked.remove(&id);
+    }
+
+    /// Closes every bridge and endpoint and resolves once every recording is finished.
+    /// New endpoints and bridges are refused from the moment this is called.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut registry = self.registry();
+        registry.shutting_down = true;
+        registry.parked.clear();
+        registry.bridged.clear();
+        for (_, control) in registry.bridges.drain() {
+            let _ = control.control.send(Control::Close);
+        }
+        drop(registry);
+        let mut running = self.inner.running.subscribe();
+        async move {
+            let _ = running.wait_for(|n| *n == 0).await;
+        }
+    }
+
+    pub fn active_bridges(&self) -> usize {
+        self.registry().bridges.len()
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry stays consistent even if a holder panicked: every update is one step.
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn bind_pair(ip: IpAddr, port: u16) -> Option<(StdUdpSocket, StdUdpSocket)> {
+    let rtp = StdUdpSocket::bind(SocketAddr::new(ip, port)).ok()?;
+    let rtcp = StdUdpSocket::bind(SocketAddr::new(ip, port + 1)).ok()?;
+    rtp.set_nonblocking(true).ok()?;
+    rtcp.set_nonblocking(true).ok()?;
+    Some((rtp, rtcp))
+}
+
+/// Decrements the running-bridge count when a bridge task ends, however it ends.
+struct RunningGuard(watch::Sender<usize>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}

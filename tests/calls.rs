@@ -1,0 +1,328 @@
+//! Calls end to end: sipp phones and a sipp "provider" talk through the kolokol binary;
+//! the recordings, the call rows and the event log are checked from outside.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const BOB_PASSWORD: &str = "bob-secret-1";
+/// The DID the provider delivers to Bob.
+const DID: &str = "5550100";
+/// sipp's G.711 A-law sample: 236 packets, 7.05 s from first to last.
+const PCAP_MS: u64 = 7050;
+
+struct Office {
+    server: Server,
+    token: String,
+    /// The source port of the provider's calls (the trunk is recognised by it).
+    provider_port: u16,
+    /// Where Bob's phone listens.
+    bob_port: u16,
+}
+
+impl Office {
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let auth = self.auth();
+        let (status, _, body) = self.server.http(method, path, &[("Authorization", &auth)], body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        let (status, v) = self.api("GET", "/api/v1/calls", "");
+        assert_eq!(status, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    fn events(&self, call: &str) -> Vec<Value> {
+        let (status, v) = self.api("GET", &format!("/api/v1/calls/{call}/events"), "");
+        assert_eq!(status, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Bob's phone registers from its port (then sipp exits and a callee scenario binds it).
+    fn register_bob(&self) {
+        let port = self.bob_port.to_string();
+        let (ok, out) = sipp_as(&self.server, "register.xml", "1002", BOB_PASSWORD, &["-p", &port]);
+        assert!(ok, "bob registers: {out}");
+    }
+
+    /// A callee scenario on Bob's port.
+    fn bob(&self, scenario: &str, extra: &[&str]) -> std::process::Child {
+        let port = self.bob_port.to_string();
+        let media = free_port().to_string();
+        let mut args = vec!["-p", port.as_str(), "-mp", media.as_str(), "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"];
+        args.extend_from_slice(extra);
+        sipp_spawn(&self.server, scenario, &args)
+    }
+
+    /// A call from the provider to the DID.
+    fn provider_call(&self, scenario: &str, extra: &[&str]) -> (bool, String) {
+        let port = self.provider_port.to_string();
+        let media = free_port().to_string();
+        let mut args = vec!["-s", DID, "-p", port.as_str(), "-mp", media.as_str(), "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"];
+        args.extend_from_slice(extra);
+        sipp(&self.server, scenario, &args)
+    }
+
+    /// The newest call, once it has ended.
+    fn last_ended_call(&self, count: usize) -> Value {
+        wait_for("the call to end", Duration::from_secs(10), || {
+            let calls = self.calls();
+            (calls.len() == count && !calls[0]["ended_ms"].is_null()).then(|| calls[0].clone())
+        })
+    }
+}
+
+fn office(settings: &[(&str, &str)]) -> Office {
+    let server = Server::start(&[("1002", BOB_PASSWORD)], settings);
+    let token = server.admin_token();
+    let provider_port = free_port();
+    let office = Office {
+        server,
+        token,
+        provider_port,
+        bob_port: free_port(),
+    };
+    let (status, v) = office.api(
+        "POST",
+        "/api/v1/trunks",
+        &format!(r#"{{"name":"provider","address":"127.0.0.1:{}","inbound_ip":"127.0.0.1","inbound_port":{provider_port}}}"#, free_port()),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = office.api("POST", "/api/v1/numbers", &format!(r#"{{"number":"{DID}","user":"u1002"}}"#));
+    assert_eq!(status, 201, "{v}");
+    std::fs::copy("/usr/share/sip-tester/g711a.pcap", office.server.dir.join("g711a.pcap"))
+        .expect("sipp's sample pcap (package sip-tester)");
+    office
+}
+
+/// Root-mean-square of one channel of interleaved stereo samples between two seconds.
+fn rms(samples: &[i16], channel: usize, from_s: f64, to_s: f64) -> f64 {
+    let (a, b) = ((from_s * 8000.0) as usize, (to_s * 8000.0) as usize);
+    let chunk: Vec<f64> = samples
+        .chunks(2)
+        .skip(a)
+        .take(b - a)
+        .map(|f| f64::from(f[channel]))
+        .collect();
+    (chunk.iter().map(|s| s * s).sum::<f64>() / chunk.len().max(1) as f64).sqrt()
+}
+
+#[test]
+fn provider_call_to_a_registered_phone_relays_transcodes_and_records() {
+    let o = office(&[]);
+    o.register_bob();
+    // Bob answers PCMU and echoes what he hears; the provider sends PCMA from the pcap.
+    let bob = o.bob("call_uas.xml", &["-rtp_echo"]);
+    let (ok, out) = o.provider_call("call_uac.xml", &["-d", &PCAP_MS.to_string()]);
+    assert!(ok, "the call connects and ends: {out}\n{}", o.server.log());
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob's phone: {out}");
+
+    let call = o.last_ended_call(1);
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(call["number"], DID);
+    assert_eq!(call["trunk"], "provider");
+    assert_eq!(call["answered_by"], "u1002");
+    assert_eq!(call["end_cause"], "completed");
+    let id = call["id"].as_str().unwrap().to_string();
+    let events = wait_for("the recording to be closed", Duration::from_secs(10), || {
+        let e = o.events(&id);
+        e.iter().any(|e| e["type"] == "recording_finished").then_some(e)
+    });
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["offered", "ringing", "recording_started", "answered", "ended", "recording_finished"]
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<u64>>(), "no gaps in the sequence");
+
+    // The WAV: stereo 8 kHz 16-bit, as long as the audio, both channels carrying it.
+    let path = o.server.dir.join(call["recording"].as_str().unwrap());
+    assert!(path.to_string_lossy().contains("/recordings/"), "{path:?}");
+    let mut wav = hound::WavReader::open(&path).expect("a readable WAV");
+    let spec = wav.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let seconds = samples.len() as f64 / 2.0 / 8000.0;
+    assert!(
+        (seconds - PCAP_MS as f64 / 1000.0).abs() < 0.2,
+        "recording lasts {seconds:.3} s, the audio {PCAP_MS} ms"
+    );
+    let (caller, callee) = (rms(&samples, 0, 1.0, 6.0), rms(&samples, 1, 1.0, 6.0));
+    assert!(caller > 300.0, "the caller's channel carries the pcap's audio: rms {caller}");
+    assert!(
+        callee > 300.0,
+        "the callee's channel carries what Bob received and echoed: rms {callee}"
+    );
+
+    // The API serves it, whole and by range.
+    let auth = o.auth();
+    let (status, head, body) =
+        http_raw(o.server.http_port, "GET", &format!("/api/v1/recordings/{id}"), &[("Authorization", &auth)], "").unwrap();
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: audio/wav"), "{head}");
+    assert_eq!(body, std::fs::read(&path).unwrap());
+    let (status, head, body) = http_raw(
+        o.server.http_port,
+        "GET",
+        &format!("/api/v1/recordings/{id}"),
+        &[("Authorization", &auth), ("Range", "bytes=0-43")],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 206);
+    assert!(head.contains(&format!("bytes 0-43/{}", std::fs::metadata(&path).unwrap().len())), "{head}");
+    assert_eq!(&body[..4], b"RIFF");
+    assert_eq!(body.len(), 44);
+    // Nobody else may listen.
+    let (status, _, _) = o.server.http("GET", &format!("/api/v1/recordings/{id}"), &[], "");
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn busy_cancel_no_answer_and_hangup_by_the_callee() {
+    let o = office(&[("KOLOKOL_CALLS__RING_TIMEOUT_S", "2")]);
+    o.register_bob();
+
+    let bob = o.bob("uas_busy.xml", &[]);
+    let (ok, out) = o.provider_call("uac_busy.xml", &[]);
+    assert!(ok, "the caller hears 486: {out}");
+    assert!(sipp_wait(bob).0);
+    assert_eq!(o.last_ended_call(1)["end_cause"], "busy");
+
+    let bob = o.bob("uas_ring.xml", &[]);
+    let (ok, out) = o.provider_call("uac_cancel.xml", &[]);
+    assert!(ok, "CANCEL before answer: 200 then 487: {out}");
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob's phone is cancelled too: {out}");
+    assert_eq!(o.last_ended_call(2)["end_cause"], "abandoned");
+
+    let bob = o.bob("uas_ring.xml", &[]);
+    let (ok, out) = o.provider_call("uac_noanswer.xml", &[]);
+    assert!(ok, "nobody answers: 480 after the ring timeout: {out}");
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob's phone stops ringing: {out}");
+    let call = o.last_ended_call(3);
+    assert_eq!(call["end_cause"], "no_answer");
+    assert_eq!(call["end_status"], 480);
+
+    let bob = o.bob("call_uas_hangup.xml", &["-d", "1000"]);
+    let (ok, out) = o.provider_call("call_uac_wait_bye.xml", &[]);
+    assert!(ok, "the caller gets Bob's BYE: {out}");
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob hangs up: {out}");
+    let call = o.last_ended_call(4);
+    assert_eq!(call["end_cause"], "completed");
+    let id = call["id"].as_str().unwrap();
+    let ended = o
+        .events(id)
+        .into_iter()
+        .find(|e| e["type"] == "ended")
+        .unwrap();
+    assert_eq!(ended["by"], "callee");
+}
+
+#[test]
+fn an_unauthenticated_invite_never_reaches_a_trunk() {
+    let o = office(&[]);
+    let (status, v) = o.api("PUT", "/api/v1/users/u1002/calls", r#"{"record":true,"trunk_id":1}"#);
+    assert_eq!(status, 200, "{v}");
+    let invite = |from_port: u16, auth: &str| {
+        format!(
+            "INVITE sip:84951234567@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{from_port};rport;branch=z9hG4bKfraud{from_port}\r\nMax-Forwards: 70\r\nFrom: <sip:1002@127.0.0.1>;tag=f{from_port}\r\nTo: <sip:84951234567@127.0.0.1>\r\nCall-ID: fraud{from_port}@x\r\nCSeq: 1 INVITE\r\n{auth}Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n",
+            p = o.server.sip_port
+        )
+    };
+    let port = free_port();
+    let reply = udp_exchange_from(port, o.server.sip_addr(), invite(port, "").as_bytes(), Duration::from_secs(5))
+        .expect("an answer");
+    assert_eq!(status_of(&reply), Some(407), "{reply}");
+    assert!(reply.contains("Proxy-Authenticate: Digest"), "{reply}");
+    // Made-up credentials are refused.
+    let port = free_port();
+    let forged = "Proxy-Authorization: Digest username=\"1002\", realm=\"kolokol\", nonce=\"bogus\", uri=\"sip:84951234567@127.0.0.1\", response=\"00000000000000000000000000000000\"\r\n";
+    let reply = udp_exchange_from(port, o.server.sip_addr(), invite(port, forged).as_bytes(), Duration::from_secs(5))
+        .expect("an answer");
+    assert_eq!(status_of(&reply), Some(403), "{reply}");
+    assert!(o.calls().is_empty(), "no call was placed");
+}
+
+#[test]
+fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
+    const CALLS: usize = 50;
+    let mut o = office(&[]);
+    o.register_bob();
+    let port = o.bob_port.to_string();
+    let media = free_port().to_string();
+    let n = CALLS.to_string();
+    let bob = sipp_spawn(
+        &o.server,
+        "call_uas.xml",
+        &["-p", &port, "-mp", &media, "-m", &n, "-rtp_echo", "-recv_timeout", "120s", "-timeout", "120s"],
+    );
+    let pport = o.provider_port.to_string();
+    let pmedia = free_port().to_string();
+    let provider = sipp_spawn(
+        &o.server,
+        "call_uac.xml",
+        &["-s", DID, "-p", &pport, "-mp", &pmedia, "-m", &n, "-l", &n, "-r", "25", "-d", "60000", "-recv_timeout", "120s", "-timeout", "120s"],
+    );
+    let calls = wait_for("50 answered calls", Duration::from_secs(30), || {
+        let calls = o.calls();
+        (calls.len() == CALLS && calls.iter().all(|c| !c["answered_ms"].is_null())).then_some(calls)
+    });
+    // Each recording has been flushed at least once (a WAV header and some audio on disk).
+    let paths: Vec<std::path::PathBuf> = calls
+        .iter()
+        .map(|c| o.server.dir.join(c["recording"].as_str().expect("recorded")))
+        .collect();
+    // Each recording has at least a second of audio on disk (flushed once a second).
+    let sizes: Vec<u64> = wait_for("recordings on disk", Duration::from_secs(10), || {
+        let sizes: Vec<u64> = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect();
+        sizes.iter().all(|s| *s >= 44 + 32_000).then_some(sizes)
+    });
+    o.server.restart(); // SIGKILL, then start again on the same data
+    for mut child in [bob, provider] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let after = o.calls();
+    assert_eq!(after.len(), CALLS);
+    for c in &after {
+        assert_eq!(c["end_cause"], "interrupted", "{c}");
+        let id = c["id"].as_str().unwrap();
+        let kinds: Vec<String> = o
+            .events(id)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        for k in ["offered", "ringing", "recording_started", "answered", "ended"] {
+            assert!(kinds.iter().any(|x| x == k), "{id} lost {k}: {kinds:?}");
+        }
+    }
+    for (p, size) in paths.iter().zip(sizes) {
+        let out = Command::new("sox").arg("--i").arg(p).output().expect("sox");
+        let info = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{p:?} unreadable: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(info.contains("Channels       : 2"), "{info}");
+        let wav = hound::WavReader::open(p).expect("repaired WAV opens");
+        // Nothing that was on disk before the crash is lost (4 bytes a stereo frame).
+        assert!(
+            44 + 4 * u64::from(wav.duration()) + 4 > size,
+            "{p:?} keeps its audio: {} frames, {size} bytes before the crash",
+            wav.duration()
+        );
+    }
+}
