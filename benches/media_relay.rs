@@ -107,7 +107,7 @@ fn relay(c: &mut Criterion) {
         let path = temp_wav();
         let mut stream = Stream::new(Codec::Pcma);
         let mut recorder = Some(Recorder::create_at(&path, stream.now).unwrap());
-        let mut n: u64 = 0;
+        let (mut since_flush, mut since_file) = (0u64, 0u64);
         b.iter(|| {
             stream.next_packet();
             let rec = recorder.as_mut().unwrap();
@@ -115,11 +115,14 @@ fn relay(c: &mut Criterion) {
                 recorder: rec,
                 channel: Channel::Left,
             }));
-            n += 1;
-            if n % PACKETS_PER_SECOND == 0 {
+            since_flush += 1;
+            since_file += 1;
+            if since_flush == PACKETS_PER_SECOND {
+                since_flush = 0;
                 rec.flush(stream.now).unwrap();
             }
-            if n % PACKETS_PER_FILE == 0 {
+            if since_file == PACKETS_PER_FILE {
+                since_file = 0;
                 recorder.take().unwrap().finish().unwrap();
                 recorder = Some(Recorder::create_at(&path, stream.now).unwrap());
             }

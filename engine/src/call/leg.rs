@@ -327,12 +327,19 @@ impl Leg {
         txs.chain(ack).flatten().min()
     }
 
-    pub fn take_transaction(&mut self, branch: &str) -> Option<ClientTx> {
-        let i = self.transactions.iter().position(|t| t.branch == branch)?;
+    /// The transaction a response belongs to: branch and CSeq method (RFC 3261 §17.1.3;
+    /// a CANCEL shares its INVITE's branch).
+    pub fn take_transaction(&mut self, branch: &str, method: &str) -> Option<ClientTx> {
+        let i = self
+            .transactions
+            .iter()
+            .position(|t| t.branch == branch && t.method == method)?;
         Some(self.transactions.remove(i))
     }
 
-    pub fn transaction_mut(&mut self, branch: &str) -> Option<&mut ClientTx> {
-        self.transactions.iter_mut().find(|t| t.branch == branch)
+    pub fn transaction_mut(&mut self, branch: &str, method: &str) -> Option<&mut ClientTx> {
+        self.transactions
+            .iter_mut()
+            .find(|t| t.branch == branch && t.method == method)
     }
 }

@@ -642,9 +642,9 @@ impl CallControl {
         let leg = call.leg(side);
         let final_response = status >= 200;
         let tx = if final_response {
-            leg.take_transaction(branch)
+            leg.take_transaction(branch, method)
         } else {
-            leg.transaction_mut(branch).map(|t| {
+            leg.transaction_mut(branch, method).map(|t| {
                 t.provisional = true;
                 // Timer A stops once the INVITE is answered provisionally.
                 t.retransmit = None;
