@@ -326,3 +326,40 @@ fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
         );
     }
 }
+
+#[test]
+fn two_users_talk_through_kolokol_over_udp_and_tcp() {
+    let o = office(&[]);
+    o.server.cli(&[
+        "user", "add", "--login", "alice", "--name", "Alice", "--extension", "1001", "--sip-password", "alice-secret",
+    ]);
+    // The CLI wrote to the database; a restart makes the running server read the new user.
+    let mut o = o;
+    o.server.restart();
+    o.register_bob();
+    for (n, transport) in [(1, "u1"), (2, "t1")] {
+        let bob = o.bob("call_uas.xml", &["-rtp_echo"]);
+        let media = free_port().to_string();
+        let (ok, out) = sipp(
+            &o.server,
+            "call_uac_auth.xml",
+            &["-s", "1002", "-au", "1001", "-ap", "alice-secret", "-t", transport, "-mp", &media, "-m", "1", "-d", "2000", "-recv_timeout", "30s"],
+        );
+        assert!(ok, "alice calls bob over {transport}: {out}\n{}", o.server.log());
+        assert!(sipp_wait(bob).0);
+        let call = o.last_ended_call(n);
+        assert_eq!(call["direction"], "internal");
+        assert_eq!(call["user"], "alice");
+        assert_eq!(call["answered_by"], "u1002");
+        assert_eq!(call["end_cause"], "completed");
+        let path = o.server.dir.join(call["recording"].as_str().unwrap());
+        let id = call["id"].as_str().unwrap().to_string();
+        wait_for("the recording to close", Duration::from_secs(10), || {
+            o.events(&id).iter().any(|e| e["type"] == "recording_finished").then_some(())
+        });
+        let mut wav = hound::WavReader::open(&path).unwrap();
+        let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+        assert!(rms(&samples, 0, 0.5, 1.5) > 300.0, "alice is heard over {transport}");
+        assert!(rms(&samples, 1, 0.5, 1.5) > 300.0, "bob is heard over {transport}");
+    }
+}
