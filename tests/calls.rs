@@ -363,3 +363,52 @@ fn two_users_talk_through_kolokol_over_udp_and_tcp() {
         assert!(rms(&samples, 1, 0.5, 1.5) > 300.0, "bob is heard over {transport}");
     }
 }
+
+#[test]
+fn sigterm_drains_refuses_new_calls_then_ends_running_ones_cleanly() {
+    let o = office(&[("KOLOKOL_SHUTDOWN__DRAIN_S", "2")]);
+    o.register_bob();
+    let bob = o.bob("call_uas.xml", &["-rtp_echo"]);
+    let port = o.provider_port.to_string();
+    let media = free_port().to_string();
+    let caller = sipp_spawn(
+        &o.server,
+        "call_uac_wait_bye.xml",
+        &["-s", DID, "-p", &port, "-mp", &media, "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"],
+    );
+    wait_for("the call to be answered", Duration::from_secs(10), || {
+        o.calls().first().filter(|c| !c["answered_ms"].is_null()).cloned()
+    });
+    let sip = o.server.sip_addr();
+    let sip_port = o.server.sip_port;
+    // Stop in the background; meanwhile a new call is refused with 503 and Retry-After.
+    let log_dir = o.server.dir.clone();
+    let stopper = std::thread::spawn(move || {
+        let mut server = o;
+        let clean = server.server.terminate(Duration::from_secs(20));
+        (server, clean)
+    });
+    let refused = wait_for("a 503 while draining", Duration::from_secs(5), || {
+        let from = free_port();
+        let invite = format!(
+            "INVITE sip:{DID}@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{from};rport;branch=z9hG4bKlate{from}\r\nMax-Forwards: 70\r\nFrom: <sip:7495@127.0.0.1>;tag=l{from}\r\nTo: <sip:{DID}@127.0.0.1>\r\nCall-ID: late{from}@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let reply = udp_exchange_from(from, sip, invite.as_bytes(), Duration::from_millis(500))?;
+        (status_of(&reply) == Some(503)).then_some(reply)
+    });
+    assert!(refused.contains("Retry-After: "), "{refused}");
+    let (caller_ok, out) = sipp_wait(caller);
+    assert!(caller_ok, "the running call is ended with BYE at the deadline: {out}");
+    assert!(sipp_wait(bob).0, "bob gets BYE too");
+    let (mut o, clean) = stopper.join().unwrap();
+    assert!(clean, "exit status 0: {}", std::fs::read_to_string(log_dir.join("server.log")).unwrap_or_default());
+    o.server.start_again();
+    let call = o.calls().remove(0);
+    assert_eq!(call["end_cause"], "shutdown");
+    let kinds: Vec<String> = o
+        .events(call["id"].as_str().unwrap())
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("recording_finished"), "{kinds:?}");
+}

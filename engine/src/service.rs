@@ -303,6 +303,12 @@ impl SipService {
         let Some(plane) = &self.calls else {
             return Some(Reply::new(480, "Temporarily Unavailable"));
         };
+        // While draining for shutdown nothing new starts, whoever asks.
+        if let Some(retry_after) = plane.step(|c, _| c.is_draining().then(|| c.config().retry_after_s)) {
+            return Some(
+                Reply::new(503, "Service Unavailable").with("Retry-After", retry_after.to_string()),
+            );
+        }
         let caller = match plane.dialplan.trunk_from(flow.remote) {
             Some(t) => Caller::Trunk(t),
             None => {

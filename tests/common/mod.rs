@@ -152,6 +152,23 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits (up to `timeout`) for a clean exit; returns whether it was one.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = wait_for("kolokol to stop", timeout, || child.try_wait().unwrap());
+        status.success()
+    }
+
+    /// Starts the server again after [`Server::terminate`].
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Stops the server and starts it again on the same data and ports.
     pub fn restart(&mut self) {
         self.stop();
