@@ -218,7 +218,12 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(4096));
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (journal_stop, journal_stopped) = tokio::sync::oneshot::channel();
-    let journal_task = tokio::spawn(journal::run(store.clone(), events_rx, bus.clone(), journal_stopped));
+    let journal_task = tokio::spawn(journal::run(
+        store.clone(),
+        events_rx,
+        bus.clone(),
+        journal_stopped,
+    ));
 
     let advertise = advertise_ip(&config.sip.advertise)?;
     let media_ip = match config.media.advertise.as_str() {
@@ -228,7 +233,11 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     let (media_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
     let media = Media::new(
         MediaConfig {
-            bind: config.media.bind.parse().context("media.bind is not an IP address")?,
+            bind: config
+                .media
+                .bind
+                .parse()
+                .context("media.bind is not an IP address")?,
             advertise: media_ip,
             port_min: config.media.port_min,
             port_max: config.media.port_max,
@@ -408,15 +417,7 @@ fn media_event(sip: &SipService, event: MediaEvent) {
         MediaEvent::RecordingClosed { key, path, info } => {
             if let Some(plane) = &sip.calls {
                 plane.step(|c, out| {
-                    c.recording_finished(
-                        &key,
-                        path.display().to_string(),
-                        info.duration_ms,
-                        info.bytes,
-                        info.channels,
-                        now_ms(),
-                        out,
-                    )
+                    c.recording_finished(&key, path.display().to_string(), info, now_ms(), out)
                 });
             }
         }
@@ -429,7 +430,9 @@ fn media_event(sip: &SipService, event: MediaEvent) {
 /// The IP to announce: configured, or the one the default route leaves from.
 fn advertise_ip(configured: &str) -> Result<IpAddr> {
     if !configured.is_empty() {
-        return configured.parse().context("sip.advertise is not an IP address");
+        return configured
+            .parse()
+            .context("sip.advertise is not an IP address");
     }
     let probe = std::net::UdpSocket::bind("0.0.0.0:0")?;
     // connect() on UDP sends nothing; it only picks the route.
@@ -450,7 +453,9 @@ async fn repair_recordings(store: &Store) -> Result<()> {
                     .await?;
                 tracing::info!(call = %rec.call_id, path = %rec.path, duration_ms = info.duration_ms, "repaired recording");
             }
-            Err(e) => tracing::warn!(call = %rec.call_id, path = %rec.path, error = %e, "recording could not be repaired"),
+            Err(e) => {
+                tracing::warn!(call = %rec.call_id, path = %rec.path, error = %e, "recording could not be repaired")
+            }
         }
     }
     Ok(())

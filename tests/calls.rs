@@ -30,7 +30,9 @@ impl Office {
 
     fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         let auth = self.auth();
-        let (status, _, body) = self.server.http(method, path, &[("Authorization", &auth)], body);
+        let (status, _, body) = self
+            .server
+            .http(method, path, &[("Authorization", &auth)], body);
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
@@ -49,7 +51,13 @@ impl Office {
     /// Bob's phone registers from its port (then sipp exits and a callee scenario binds it).
     fn register_bob(&self) {
         let port = self.bob_port.to_string();
-        let (ok, out) = sipp_as(&self.server, "register.xml", "1002", BOB_PASSWORD, &["-p", &port]);
+        let (ok, out) = sipp_as(
+            &self.server,
+            "register.xml",
+            "1002",
+            BOB_PASSWORD,
+            &["-p", &port],
+        );
         assert!(ok, "bob registers: {out}");
     }
 
@@ -57,7 +65,18 @@ impl Office {
     fn bob(&self, scenario: &str, extra: &[&str]) -> std::process::Child {
         let port = self.bob_port.to_string();
         let media = free_port().to_string();
-        let mut args = vec!["-p", port.as_str(), "-mp", media.as_str(), "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"];
+        let mut args = vec![
+            "-p",
+            port.as_str(),
+            "-mp",
+            media.as_str(),
+            "-m",
+            "1",
+            "-recv_timeout",
+            "30s",
+            "-timeout",
+            "60s",
+        ];
         args.extend_from_slice(extra);
         sipp_spawn(&self.server, scenario, &args)
     }
@@ -66,7 +85,20 @@ impl Office {
     fn provider_call(&self, scenario: &str, extra: &[&str]) -> (bool, String) {
         let port = self.provider_port.to_string();
         let media = free_port().to_string();
-        let mut args = vec!["-s", DID, "-p", port.as_str(), "-mp", media.as_str(), "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"];
+        let mut args = vec![
+            "-s",
+            DID,
+            "-p",
+            port.as_str(),
+            "-mp",
+            media.as_str(),
+            "-m",
+            "1",
+            "-recv_timeout",
+            "30s",
+            "-timeout",
+            "60s",
+        ];
         args.extend_from_slice(extra);
         sipp(&self.server, scenario, &args)
     }
@@ -96,10 +128,17 @@ fn office(settings: &[(&str, &str)]) -> Office {
         &format!(r#"{{"name":"provider","address":"127.0.0.1:{}","inbound_ip":"127.0.0.1","inbound_port":{provider_port}}}"#, free_port()),
     );
     assert_eq!(status, 201, "{v}");
-    let (status, v) = office.api("POST", "/api/v1/numbers", &format!(r#"{{"number":"{DID}","user":"u1002"}}"#));
+    let (status, v) = office.api(
+        "POST",
+        "/api/v1/numbers",
+        &format!(r#"{{"number":"{DID}","user":"u1002"}}"#),
+    );
     assert_eq!(status, 201, "{v}");
-    std::fs::copy("/usr/share/sip-tester/g711a.pcap", office.server.dir.join("g711a.pcap"))
-        .expect("sipp's sample pcap (package sip-tester)");
+    std::fs::copy(
+        "/usr/share/sip-tester/g711a.pcap",
+        office.server.dir.join("g711a.pcap"),
+    )
+    .expect("sipp's sample pcap (package sip-tester)");
     office
 }
 
@@ -133,24 +172,44 @@ fn provider_call_to_a_registered_phone_relays_transcodes_and_records() {
     assert_eq!(call["answered_by"], "u1002");
     assert_eq!(call["end_cause"], "completed");
     let id = call["id"].as_str().unwrap().to_string();
-    let events = wait_for("the recording to be closed", Duration::from_secs(10), || {
-        let e = o.events(&id);
-        e.iter().any(|e| e["type"] == "recording_finished").then_some(e)
-    });
+    let events = wait_for(
+        "the recording to be closed",
+        Duration::from_secs(10),
+        || {
+            let e = o.events(&id);
+            e.iter()
+                .any(|e| e["type"] == "recording_finished")
+                .then_some(e)
+        },
+    );
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["offered", "ringing", "recording_started", "answered", "ended", "recording_finished"]
+        [
+            "offered",
+            "ringing",
+            "recording_started",
+            "answered",
+            "ended",
+            "recording_finished"
+        ]
     );
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=6).collect::<Vec<u64>>(), "no gaps in the sequence");
+    assert_eq!(
+        seqs,
+        (1..=6).collect::<Vec<u64>>(),
+        "no gaps in the sequence"
+    );
 
     // The WAV: stereo 8 kHz 16-bit, as long as the audio, both channels carrying it.
     let path = o.server.dir.join(call["recording"].as_str().unwrap());
     assert!(path.to_string_lossy().contains("/recordings/"), "{path:?}");
     let mut wav = hound::WavReader::open(&path).expect("a readable WAV");
     let spec = wav.spec();
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
     let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     let seconds = samples.len() as f64 / 2.0 / 8000.0;
     assert!(
@@ -158,7 +217,10 @@ fn provider_call_to_a_registered_phone_relays_transcodes_and_records() {
         "recording lasts {seconds:.3} s, the audio {PCAP_MS} ms"
     );
     let (caller, callee) = (rms(&samples, 0, 1.0, 6.0), rms(&samples, 1, 1.0, 6.0));
-    assert!(caller > 300.0, "the caller's channel carries the pcap's audio: rms {caller}");
+    assert!(
+        caller > 300.0,
+        "the caller's channel carries the pcap's audio: rms {caller}"
+    );
     assert!(
         callee > 300.0,
         "the callee's channel carries what Bob received and echoed: rms {callee}"
@@ -166,10 +228,20 @@ fn provider_call_to_a_registered_phone_relays_transcodes_and_records() {
 
     // The API serves it, whole and by range.
     let auth = o.auth();
-    let (status, head, body) =
-        http_raw(o.server.http_port, "GET", &format!("/api/v1/recordings/{id}"), &[("Authorization", &auth)], "").unwrap();
+    let (status, head, body) = http_raw(
+        o.server.http_port,
+        "GET",
+        &format!("/api/v1/recordings/{id}"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .unwrap();
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: audio/wav"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: audio/wav"),
+        "{head}"
+    );
     assert_eq!(body, std::fs::read(&path).unwrap());
     let (status, head, body) = http_raw(
         o.server.http_port,
@@ -180,11 +252,19 @@ fn provider_call_to_a_registered_phone_relays_transcodes_and_records() {
     )
     .unwrap();
     assert_eq!(status, 206);
-    assert!(head.contains(&format!("bytes 0-43/{}", std::fs::metadata(&path).unwrap().len())), "{head}");
+    assert!(
+        head.contains(&format!(
+            "bytes 0-43/{}",
+            std::fs::metadata(&path).unwrap().len()
+        )),
+        "{head}"
+    );
     assert_eq!(&body[..4], b"RIFF");
     assert_eq!(body.len(), 44);
     // Nobody else may listen.
-    let (status, _, _) = o.server.http("GET", &format!("/api/v1/recordings/{id}"), &[], "");
+    let (status, _, _) = o
+        .server
+        .http("GET", &format!("/api/v1/recordings/{id}"), &[], "");
     assert_eq!(status, 401);
 }
 
@@ -234,7 +314,11 @@ fn busy_cancel_no_answer_and_hangup_by_the_callee() {
 #[test]
 fn an_unauthenticated_invite_never_reaches_a_trunk() {
     let o = office(&[]);
-    let (status, v) = o.api("PUT", "/api/v1/users/u1002/calls", r#"{"record":true,"trunk_id":1}"#);
+    let (status, v) = o.api(
+        "PUT",
+        "/api/v1/users/u1002/calls",
+        r#"{"record":true,"trunk_id":1}"#,
+    );
     assert_eq!(status, 200, "{v}");
     let invite = |from_port: u16, auth: &str| {
         format!(
@@ -243,15 +327,25 @@ fn an_unauthenticated_invite_never_reaches_a_trunk() {
         )
     };
     let port = free_port();
-    let reply = udp_exchange_from(port, o.server.sip_addr(), invite(port, "").as_bytes(), Duration::from_secs(5))
-        .expect("an answer");
+    let reply = udp_exchange_from(
+        port,
+        o.server.sip_addr(),
+        invite(port, "").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("an answer");
     assert_eq!(status_of(&reply), Some(407), "{reply}");
     assert!(reply.contains("Proxy-Authenticate: Digest"), "{reply}");
     // Made-up credentials are refused.
     let port = free_port();
     let forged = "Proxy-Authorization: Digest username=\"1002\", realm=\"kolokol\", nonce=\"bogus\", uri=\"sip:84951234567@127.0.0.1\", response=\"00000000000000000000000000000000\"\r\n";
-    let reply = udp_exchange_from(port, o.server.sip_addr(), invite(port, forged).as_bytes(), Duration::from_secs(5))
-        .expect("an answer");
+    let reply = udp_exchange_from(
+        port,
+        o.server.sip_addr(),
+        invite(port, forged).as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("an answer");
     assert_eq!(status_of(&reply), Some(403), "{reply}");
     assert!(o.calls().is_empty(), "no call was placed");
 }
@@ -267,14 +361,45 @@ fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
     let bob = sipp_spawn(
         &o.server,
         "call_uas.xml",
-        &["-p", &port, "-mp", &media, "-m", &n, "-rtp_echo", "-recv_timeout", "120s", "-timeout", "120s"],
+        &[
+            "-p",
+            &port,
+            "-mp",
+            &media,
+            "-m",
+            &n,
+            "-rtp_echo",
+            "-recv_timeout",
+            "120s",
+            "-timeout",
+            "120s",
+        ],
     );
     let pport = o.provider_port.to_string();
     let pmedia = free_port().to_string();
     let provider = sipp_spawn(
         &o.server,
         "call_uac.xml",
-        &["-s", DID, "-p", &pport, "-mp", &pmedia, "-m", &n, "-l", &n, "-r", "25", "-d", "60000", "-recv_timeout", "120s", "-timeout", "120s"],
+        &[
+            "-s",
+            DID,
+            "-p",
+            &pport,
+            "-mp",
+            &pmedia,
+            "-m",
+            &n,
+            "-l",
+            &n,
+            "-r",
+            "25",
+            "-d",
+            "60000",
+            "-recv_timeout",
+            "120s",
+            "-timeout",
+            "120s",
+        ],
     );
     let calls = wait_for("50 answered calls", Duration::from_secs(30), || {
         let calls = o.calls();
@@ -283,7 +408,11 @@ fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
     // Each recording has been flushed at least once (a WAV header and some audio on disk).
     let paths: Vec<std::path::PathBuf> = calls
         .iter()
-        .map(|c| o.server.dir.join(c["recording"].as_str().expect("recorded")))
+        .map(|c| {
+            o.server
+                .dir
+                .join(c["recording"].as_str().expect("recorded"))
+        })
         .collect();
     // Each recording has at least a second of audio on disk (flushed once a second).
     let sizes: Vec<u64> = wait_for("recordings on disk", Duration::from_secs(10), || {
@@ -308,14 +437,24 @@ fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
             .iter()
             .map(|e| e["type"].as_str().unwrap().to_string())
             .collect();
-        for k in ["offered", "ringing", "recording_started", "answered", "ended"] {
+        for k in [
+            "offered",
+            "ringing",
+            "recording_started",
+            "answered",
+            "ended",
+        ] {
             assert!(kinds.iter().any(|x| x == k), "{id} lost {k}: {kinds:?}");
         }
     }
     for (p, size) in paths.iter().zip(sizes) {
         let out = Command::new("sox").arg("--i").arg(p).output().expect("sox");
         let info = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{p:?} unreadable: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{p:?} unreadable: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(info.contains("Channels       : 2"), "{info}");
         let wav = hound::WavReader::open(p).expect("repaired WAV opens");
         // Nothing that was on disk before the crash is lost (4 bytes a stereo frame).
@@ -331,7 +470,16 @@ fn kill_9_during_50_calls_loses_no_event_and_no_recording() {
 fn two_users_talk_through_kolokol_over_udp_and_tcp() {
     let o = office(&[]);
     o.server.cli(&[
-        "user", "add", "--login", "alice", "--name", "Alice", "--extension", "1001", "--sip-password", "alice-secret",
+        "user",
+        "add",
+        "--login",
+        "alice",
+        "--name",
+        "Alice",
+        "--extension",
+        "1001",
+        "--sip-password",
+        "alice-secret",
     ]);
     // The CLI wrote to the database; a restart makes the running server read the new user.
     let mut o = o;
@@ -343,9 +491,30 @@ fn two_users_talk_through_kolokol_over_udp_and_tcp() {
         let (ok, out) = sipp(
             &o.server,
             "call_uac_auth.xml",
-            &["-s", "1002", "-au", "1001", "-ap", "alice-secret", "-t", transport, "-mp", &media, "-m", "1", "-d", "2000", "-recv_timeout", "30s"],
+            &[
+                "-s",
+                "1002",
+                "-au",
+                "1001",
+                "-ap",
+                "alice-secret",
+                "-t",
+                transport,
+                "-mp",
+                &media,
+                "-m",
+                "1",
+                "-d",
+                "2000",
+                "-recv_timeout",
+                "30s",
+            ],
         );
-        assert!(ok, "alice calls bob over {transport}: {out}\n{}", o.server.log());
+        assert!(
+            ok,
+            "alice calls bob over {transport}: {out}\n{}",
+            o.server.log()
+        );
         assert!(sipp_wait(bob).0);
         let call = o.last_ended_call(n);
         assert_eq!(call["direction"], "internal");
@@ -355,12 +524,21 @@ fn two_users_talk_through_kolokol_over_udp_and_tcp() {
         let path = o.server.dir.join(call["recording"].as_str().unwrap());
         let id = call["id"].as_str().unwrap().to_string();
         wait_for("the recording to close", Duration::from_secs(10), || {
-            o.events(&id).iter().any(|e| e["type"] == "recording_finished").then_some(())
+            o.events(&id)
+                .iter()
+                .any(|e| e["type"] == "recording_finished")
+                .then_some(())
         });
         let mut wav = hound::WavReader::open(&path).unwrap();
         let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
-        assert!(rms(&samples, 0, 0.5, 1.5) > 300.0, "alice is heard over {transport}");
-        assert!(rms(&samples, 1, 0.5, 1.5) > 300.0, "bob is heard over {transport}");
+        assert!(
+            rms(&samples, 0, 0.5, 1.5) > 300.0,
+            "alice is heard over {transport}"
+        );
+        assert!(
+            rms(&samples, 1, 0.5, 1.5) > 300.0,
+            "bob is heard over {transport}"
+        );
     }
 }
 
@@ -374,10 +552,26 @@ fn sigterm_drains_refuses_new_calls_then_ends_running_ones_cleanly() {
     let caller = sipp_spawn(
         &o.server,
         "call_uac_wait_bye.xml",
-        &["-s", DID, "-p", &port, "-mp", &media, "-m", "1", "-recv_timeout", "30s", "-timeout", "60s"],
+        &[
+            "-s",
+            DID,
+            "-p",
+            &port,
+            "-mp",
+            &media,
+            "-m",
+            "1",
+            "-recv_timeout",
+            "30s",
+            "-timeout",
+            "60s",
+        ],
     );
     wait_for("the call to be answered", Duration::from_secs(10), || {
-        o.calls().first().filter(|c| !c["answered_ms"].is_null()).cloned()
+        o.calls()
+            .first()
+            .filter(|c| !c["answered_ms"].is_null())
+            .cloned()
     });
     let sip = o.server.sip_addr();
     let sip_port = o.server.sip_port;
@@ -398,10 +592,17 @@ fn sigterm_drains_refuses_new_calls_then_ends_running_ones_cleanly() {
     });
     assert!(refused.contains("Retry-After: "), "{refused}");
     let (caller_ok, out) = sipp_wait(caller);
-    assert!(caller_ok, "the running call is ended with BYE at the deadline: {out}");
+    assert!(
+        caller_ok,
+        "the running call is ended with BYE at the deadline: {out}"
+    );
     assert!(sipp_wait(bob).0, "bob gets BYE too");
     let (mut o, clean) = stopper.join().unwrap();
-    assert!(clean, "exit status 0: {}", std::fs::read_to_string(log_dir.join("server.log")).unwrap_or_default());
+    assert!(
+        clean,
+        "exit status 0: {}",
+        std::fs::read_to_string(log_dir.join("server.log")).unwrap_or_default()
+    );
     o.server.start_again();
     let call = o.calls().remove(0);
     assert_eq!(call["end_cause"], "shutdown");
@@ -410,5 +611,9 @@ fn sigterm_drains_refuses_new_calls_then_ends_running_ones_cleanly() {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kinds.last().map(String::as_str), Some("recording_finished"), "{kinds:?}");
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("recording_finished"),
+        "{kinds:?}"
+    );
 }

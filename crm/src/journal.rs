@@ -38,7 +38,9 @@ pub async fn run(
                     bus.publish(e);
                 }
             }
-            Err(e) => tracing::error!(error = %e, events = batch.len(), "appending call events failed"),
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "appending call events failed")
+            }
         }
         batch.clear();
     }
@@ -56,10 +58,11 @@ async fn append(store: &Store, batch: &mut [Event]) -> Result<(), sqlx::Error> {
     for e in batch.iter_mut() {
         if e.seq == u32::MAX {
             // Raised after the call was forgotten in memory: next in its sequence.
-            let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM call_events WHERE call_id = $1")
-                .bind(&e.call_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let max: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(seq) FROM call_events WHERE call_id = $1")
+                    .bind(&e.call_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             e.seq = max.unwrap_or(0) as u32 + 1;
         }
         insert(&mut tx, e).await?;
@@ -134,13 +137,15 @@ async fn insert(tx: &mut Transaction<'_, Sqlite>, e: &Event) -> Result<(), sqlx:
                 .await?;
         }
         EventKind::Ended { cause, status, .. } => {
-            sqlx::query("UPDATE calls SET ended_ms = $1, end_cause = $2, end_status = $3 WHERE id = $4")
-                .bind(at)
-                .bind(cause.as_str())
-                .bind(status.map(i64::from))
-                .bind(&e.call_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE calls SET ended_ms = $1, end_cause = $2, end_status = $3 WHERE id = $4",
+            )
+            .bind(at)
+            .bind(cause.as_str())
+            .bind(status.map(i64::from))
+            .bind(&e.call_id)
+            .execute(&mut **tx)
+            .await?;
         }
         _ => {}
     }
@@ -203,7 +208,13 @@ impl Store {
         Ok(rows.iter().map(row_to_recording).collect())
     }
 
-    pub async fn complete_recording(&self, call_id: &str, duration_ms: u64, bytes: u64, channels: u16) -> Result<(), StoreError> {
+    pub async fn complete_recording(
+        &self,
+        call_id: &str,
+        duration_ms: u64,
+        bytes: u64,
+        channels: u16,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = 1 WHERE call_id = $4")
             .bind(duration_ms as i64)
             .bind(bytes as i64)
@@ -230,9 +241,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok([row.get::<Option<String>, _>("user_login"), row.get("answered_by")]
-            .into_iter()
-            .flatten()
-            .collect())
+        Ok([
+            row.get::<Option<String>, _>("user_login"),
+            row.get("answered_by"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect())
     }
 }

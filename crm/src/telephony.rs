@@ -62,7 +62,13 @@ impl NewTrunk {
             None => None,
         };
         if let Some(c) = &self.caller_id {
-            if c.is_empty() || c.len() > 32 || !c.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()) {
+            if c.is_empty()
+                || c.len() > 32
+                || !c
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            {
                 return Err(invalid("caller_id", "digits, optionally after '+'"));
             }
         }
@@ -151,13 +157,15 @@ impl Store {
         if exists.is_none() {
             return Err(invalid("user", "no user with this login"));
         }
-        let r = sqlx::query("INSERT INTO numbers (number, destination, record, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&new.number)
-            .bind(format!("user:{}", new.user))
-            .bind(new.record as i64)
-            .bind(chrono::Utc::now().to_rfc3339())
-            .execute(&self.pool)
-            .await;
+        let r = sqlx::query(
+            "INSERT INTO numbers (number, destination, record, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&new.number)
+        .bind(format!("user:{}", new.user))
+        .bind(new.record as i64)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&self.pool)
+        .await;
         match r {
             Ok(_) => Ok(new.clone()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -207,9 +215,11 @@ impl Store {
     }
 
     async fn user_routes(&self) -> Result<Vec<UserRoute>, StoreError> {
-        let rows = sqlx::query("SELECT login, name, extension, record, trunk_id FROM users WHERE active = 1")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT login, name, extension, record, trunk_id FROM users WHERE active = 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| UserRoute {

@@ -1,13 +1,13 @@
 //! The SIP service: takes one inbound message on a flow and says what to send back.
 //! Sans-IO like the registrar under it: the transports own the sockets and the clock.
 
-use crate::registrar::{Observation, Registrar, Reply};
-use crate::sip::{self, response::stateless_tag, Inbound, Rejected, Request, ResponseBuilder};
-use crate::transport::Flow;
 use crate::call::routing::Dialplan;
 use crate::call::{CallControl, Caller, Outputs};
 use crate::event::Event;
 use crate::registrar::AuthRole;
+use crate::registrar::{Observation, Registrar, Reply};
+use crate::sip::{self, response::stateless_tag, Inbound, Rejected, Request, ResponseBuilder};
+use crate::transport::Flow;
 use crate::transport::Sender;
 use dashmap::DashMap;
 use metrics::counter;
@@ -296,7 +296,11 @@ impl SipService {
         if let Err(r) = Self::check_invite(req) {
             return Some(r);
         }
-        if req.header("To").and_then(crate::call::message::tag).is_some() {
+        if req
+            .header("To")
+            .and_then(crate::call::message::tag)
+            .is_some()
+        {
             // A re-INVITE for a dialog no call knows.
             return Some(Reply::new(481, "Call/Transaction Does Not Exist"));
         }
@@ -304,7 +308,9 @@ impl SipService {
             return Some(Reply::new(480, "Temporarily Unavailable"));
         };
         // While draining for shutdown nothing new starts, whoever asks.
-        if let Some(retry_after) = plane.step(|c, _| c.is_draining().then(|| c.config().retry_after_s)) {
+        if let Some(retry_after) =
+            plane.step(|c, _| c.is_draining().then(|| c.config().retry_after_s))
+        {
             return Some(
                 Reply::new(503, "Service Unavailable").with("Retry-After", retry_after.to_string()),
             );
@@ -312,7 +318,10 @@ impl SipService {
         let caller = match plane.dialplan.trunk_from(flow.remote) {
             Some(t) => Caller::Trunk(t),
             None => {
-                let login = match self.registrar.authenticate(req, flow, AuthRole::Proxy, now_ms) {
+                let login = match self
+                    .registrar
+                    .authenticate(req, flow, AuthRole::Proxy, now_ms)
+                {
                     Ok(u) => u,
                     Err(outcome) => {
                         if outcome.observations.contains(&Observation::AuthFailure) {
@@ -330,7 +339,9 @@ impl SipService {
         let refused = plane.step(|c, out| c.invite(req, data, flow, caller, now_ms, out).err());
         refused.map(|r| {
             let reply = Reply::new(r.status, crate::call::message::reason(r.status)).stateful();
-            r.headers.into_iter().fold(reply, |reply, (n, v)| reply.with(n, v))
+            r.headers
+                .into_iter()
+                .fold(reply, |reply, (n, v)| reply.with(n, v))
         })
     }
 

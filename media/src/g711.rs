@@ -21,13 +21,13 @@ macro_rules! table {
 }
 
 /// µ-law byte -> 16-bit linear PCM.
-static ULAW_TO_LINEAR: [i16; 256] = table!(i16, |b| decode_ulaw(b));
+static ULAW_TO_LINEAR: [i16; 256] = table!(i16, |b| ulaw_value(b));
 /// A-law byte -> 16-bit linear PCM.
-static ALAW_TO_LINEAR: [i16; 256] = table!(i16, |b| decode_alaw(b));
+static ALAW_TO_LINEAR: [i16; 256] = table!(i16, |b| alaw_value(b));
 /// µ-law byte -> A-law byte (via the linear value).
-static ULAW_TO_ALAW: [u8; 256] = table!(u8, |b| encode_alaw(decode_ulaw(b)));
+static ULAW_TO_ALAW: [u8; 256] = table!(u8, |b| encode_alaw(ulaw_value(b)));
 /// A-law byte -> µ-law byte (via the linear value).
-static ALAW_TO_ULAW: [u8; 256] = table!(u8, |b| encode_ulaw(decode_alaw(b)));
+static ALAW_TO_ULAW: [u8; 256] = table!(u8, |b| encode_ulaw(alaw_value(b)));
 
 #[inline]
 pub fn ulaw_to_linear(u: u8) -> i16 {
@@ -57,6 +57,20 @@ pub fn ulaw_to_alaw(u: u8) -> u8 {
 #[inline]
 pub fn alaw_to_ulaw(a: u8) -> u8 {
     ALAW_TO_ULAW[a as usize]
+}
+
+/// Decodes µ-law bytes into `out` (as many as fit in both).
+pub fn decode_ulaw(payload: &[u8], out: &mut [i16]) {
+    for (sample, byte) in out.iter_mut().zip(payload) {
+        *sample = ULAW_TO_LINEAR[*byte as usize];
+    }
+}
+
+/// Decodes A-law bytes into `out` (as many as fit in both).
+pub fn decode_alaw(payload: &[u8], out: &mut [i16]) {
+    for (sample, byte) in out.iter_mut().zip(payload) {
+        *sample = ALAW_TO_LINEAR[*byte as usize];
+    }
 }
 
 /// Rewrites a µ-law payload as A-law in place (same length).
@@ -91,7 +105,7 @@ const fn segment(value: i32, ends: &[i32; 8]) -> usize {
     8
 }
 
-const fn decode_ulaw(u: u8) -> i16 {
+const fn ulaw_value(u: u8) -> i16 {
     let u = !u;
     let mantissa = ((u & 0x0F) as i32) << 3;
     let exponent = ((u & 0x70) >> 4) as u32;
@@ -103,7 +117,7 @@ const fn decode_ulaw(u: u8) -> i16 {
     }
 }
 
-const fn decode_alaw(a: u8) -> i16 {
+const fn alaw_value(a: u8) -> i16 {
     let a = a ^ 0x55;
     let mut magnitude = ((a & 0x0F) as i32) << 4;
     let seg = ((a & 0x70) >> 4) as u32;
@@ -231,6 +245,22 @@ mod tests {
             let step = (la.abs() / 16).max(16);
             assert!((la - lu).abs() <= step, "alaw {a:#04x}: {la} vs {lu}");
         }
+    }
+
+    #[test]
+    fn slice_decoding_matches_tables() {
+        let payload: Vec<u8> = (0..=255).collect();
+        let mut out = [0i16; 256];
+        decode_ulaw(&payload, &mut out);
+        assert!(payload
+            .iter()
+            .zip(&out)
+            .all(|(b, s)| ulaw_to_linear(*b) == *s));
+        decode_alaw(&payload, &mut out);
+        assert!(payload
+            .iter()
+            .zip(&out)
+            .all(|(b, s)| alaw_to_linear(*b) == *s));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hound::{SampleFormat, WavSpec, WavWriter};
 
@@ -162,8 +162,14 @@ impl Recorder {
                 self.deferred_error.get_or_insert(e);
             }
         }
-        for (i, sample) in samples.iter().enumerate() {
-            self.window[(first as usize + i) % WINDOW_FRAMES][c] = *sample;
+        // At most two contiguous runs: up to the ring's end, then from its start.
+        let offset = (first % WINDOW_FRAMES as u64) as usize;
+        let (head, tail) = samples.split_at(samples.len().min(WINDOW_FRAMES - offset));
+        for (frame, sample) in self.window[offset..].iter_mut().zip(head) {
+            frame[c] = *sample;
+        }
+        for (frame, sample) in self.window.iter_mut().zip(tail) {
+            frame[c] = *sample;
         }
         self.end = self.end.max(last);
     }
@@ -198,8 +204,7 @@ impl Recorder {
     }
 
     fn wall_frame(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.start);
-        (elapsed.as_nanos() * SAMPLE_RATE as u128 / 1_000_000_000) as u64
+        samples_in(now.saturating_duration_since(self.start))
     }
 
     /// Moves frames `written..upto` from the window to the writer, clearing their slots.
@@ -222,6 +227,11 @@ impl Recorder {
         }
         result
     }
+}
+
+/// Number of 8 kHz sample periods in `d` (cheap: no 128-bit division on the packet path).
+pub(crate) fn samples_in(d: Duration) -> u64 {
+    d.as_secs() * SAMPLE_RATE as u64 + (d.subsec_nanos() / (1_000_000_000 / SAMPLE_RATE)) as u64
 }
 
 fn to_io(e: hound::Error) -> io::Error {
@@ -298,7 +308,6 @@ pub fn repair(path: &Path) -> io::Result<RecordingInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn temp_path(name: &str) -> PathBuf {
         std::env::temp_dir()

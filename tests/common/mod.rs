@@ -402,8 +402,7 @@ fn sipp_command(server: &Server, scenario: &str, args: &[&str]) -> Command {
         .join("tests/sipp")
         .join(scenario);
     let mut cmd = Command::new("sipp");
-    cmd
-        .arg(format!("127.0.0.1:{}", server.sip_port))
+    cmd.arg(format!("127.0.0.1:{}", server.sip_port))
         .args([
             "-sf",
             scenario_path.to_str().unwrap(),

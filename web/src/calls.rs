@@ -22,7 +22,10 @@ fn admin(caller: &Caller) -> Result<(), Problem> {
     }
 }
 
-pub async fn list_trunks(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<TrunkRow>>, Problem> {
+pub async fn list_trunks(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TrunkRow>>, Problem> {
     admin(&caller)?;
     let mut trunks = st.store.trunks().await?;
     for t in &mut trunks {
@@ -45,7 +48,10 @@ pub async fn create_trunk(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
-pub async fn list_numbers(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<NewNumber>>, Problem> {
+pub async fn list_numbers(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<NewNumber>>, Problem> {
     admin(&caller)?;
     Ok(Json(st.store.numbers().await?))
 }
@@ -110,7 +116,11 @@ pub async fn list_calls(
     Query(q): Query<CallQuery>,
 ) -> Result<Json<Vec<CallRow>>, Problem> {
     if !(1..=1000).contains(&q.limit) {
-        return Err(Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "limit", "1 to 1000"));
+        return Err(Problem::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+            "1 to 1000",
+        ));
     }
     let me = caller.0;
     let rows = sqlx::query("SELECT * FROM calls WHERE $1 OR user_login = $2 OR answered_by = $2 ORDER BY started_ms DESC LIMIT $3")
@@ -149,7 +159,10 @@ async fn may_see(st: &AppState, caller: &Caller, call_id: &str) -> Result<(), Pr
     let users = st.store.call_users(call_id).await?;
     let me = &caller.0;
     let ext = me.extension.as_deref().unwrap_or_default();
-    if users.iter().any(|u| *u == me.login || (!ext.is_empty() && u == ext)) {
+    if users
+        .iter()
+        .any(|u| *u == me.login || (!ext.is_empty() && u == ext))
+    {
         Ok(())
     } else {
         Err(Problem::forbidden())
@@ -163,12 +176,17 @@ pub async fn call_events(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<serde_json::Value>>, Problem> {
     may_see(&st, &caller, &id).await?;
-    let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM call_events WHERE call_id = $1 ORDER BY seq")
-        .bind(&id)
-        .fetch_all(&st.store.pool)
-        .await
-        .map_err(kolokol_crm::StoreError::from)?;
-    Ok(Json(rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect()))
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT data FROM call_events WHERE call_id = $1 ORDER BY seq")
+            .bind(&id)
+            .fetch_all(&st.store.pool)
+            .await
+            .map_err(kolokol_crm::StoreError::from)?;
+    Ok(Json(
+        rows.iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect(),
+    ))
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` against a length: the inclusive range, or None
@@ -199,13 +217,23 @@ pub async fn recording(
 ) -> Result<Response, Problem> {
     may_see(&st, &caller, &id).await?;
     let rec = st.store.recording(&id).await?;
-    let mut file = tokio::fs::File::open(&rec.path)
-        .await
-        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "Not Found", "the recording file is missing"))?;
+    let mut file = tokio::fs::File::open(&rec.path).await.map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "the recording file is missing",
+        )
+    })?;
     let len = file
         .metadata()
         .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))?
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                e.to_string(),
+            )
+        })?
         .len();
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match range {
@@ -224,14 +252,26 @@ pub async fn recording(
     let count = if len == 0 { 0 } else { end - start + 1 };
     file.seek(std::io::SeekFrom::Start(start))
         .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))?;
-    let stream = futures_util::stream::unfold((file.take(count), vec![0u8; 64 * 1024]), |(mut f, mut buf)| async move {
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => Some((Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&buf[..n])), (f, buf))),
-            Err(e) => Some((Err(e), (f, buf))),
-        }
-    });
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                e.to_string(),
+            )
+        })?;
+    let stream = futures_util::stream::unfold(
+        (file.take(count), vec![0u8; 64 * 1024]),
+        |(mut f, mut buf)| async move {
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&buf[..n])),
+                    (f, buf),
+                )),
+                Err(e) => Some((Err(e), (f, buf))),
+            }
+        },
+    );
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "audio/wav")
@@ -240,9 +280,13 @@ pub async fn recording(
     if status == StatusCode::PARTIAL_CONTENT {
         response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
     }
-    response
-        .body(Body::from_stream(stream))
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))
+    response.body(Body::from_stream(stream)).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            e.to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

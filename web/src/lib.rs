@@ -37,8 +37,14 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/session", post(api::login))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route("/api/v1/registrations", get(api::registrations))
-        .route("/api/v1/trunks", get(calls::list_trunks).post(calls::create_trunk))
-        .route("/api/v1/numbers", get(calls::list_numbers).post(calls::create_number))
+        .route(
+            "/api/v1/trunks",
+            get(calls::list_trunks).post(calls::create_trunk),
+        )
+        .route(
+            "/api/v1/numbers",
+            get(calls::list_numbers).post(calls::create_number),
+        )
         .route("/api/v1/users/{login}/calls", put(calls::set_user_calls))
         .route("/api/v1/calls", get(calls::list_calls))
         .route("/api/v1/calls/{id}/events", get(calls::call_events))

@@ -67,7 +67,10 @@ impl LocalAddresses {
         match transport {
             Transport::Udp => format!("<sip:kolokol@{}>", self.udp),
             Transport::Ws | Transport::Wss => {
-                format!("<sip:kolokol@kolokol.invalid;transport={}>", transport.name())
+                format!(
+                    "<sip:kolokol@kolokol.invalid;transport={}>",
+                    transport.name()
+                )
             }
             t => format!("<sip:kolokol@{};transport={}>", self.sent_by(t), t.name()),
         }
@@ -194,7 +197,13 @@ pub struct Leg {
 }
 
 impl Leg {
-    pub fn new(call_id: String, local_uri: String, remote_uri: String, peer: Peer, endpoint: EndpointId) -> Self {
+    pub fn new(
+        call_id: String,
+        local_uri: String,
+        remote_uri: String,
+        peer: Peer,
+        endpoint: EndpointId,
+    ) -> Self {
         Leg {
             call_id,
             local_tag: message::token(),
@@ -244,7 +253,10 @@ impl Leg {
             .header("Max-Forwards", max_forwards)
             .headers("Route", &self.route_set)
             .header("From", Self::tagged(&self.local_uri, Some(&self.local_tag)))
-            .header("To", Self::tagged(&self.remote_uri, self.remote_tag.as_deref()))
+            .header(
+                "To",
+                Self::tagged(&self.remote_uri, self.remote_tag.as_deref()),
+            )
             .header("Call-ID", &self.call_id)
             .header("CSeq", format!("{cseq} {method}"))
     }
@@ -259,8 +271,8 @@ impl Leg {
         purpose: Purpose,
         now: u64,
     ) -> Outgoing {
-        let retransmit =
-            (!self.peer.transport.is_reliable()).then(|| Retransmit::start(now, method != "INVITE"));
+        let retransmit = (!self.peer.transport.is_reliable())
+            .then(|| Retransmit::start(now, method != "INVITE"));
         self.transactions.push(ClientTx {
             branch,
             method,
@@ -308,18 +320,20 @@ impl Leg {
                 }
             }
         }
-        let (expired, kept): (Vec<ClientTx>, Vec<ClientTx>) = std::mem::take(&mut self.transactions)
-            .into_iter()
-            .partition(|t| now >= t.deadline);
+        let (expired, kept): (Vec<ClientTx>, Vec<ClientTx>) =
+            std::mem::take(&mut self.transactions)
+                .into_iter()
+                .partition(|t| now >= t.deadline);
         self.transactions = kept;
         expired
     }
 
     /// The earliest moment a timer of this leg needs attention.
     pub fn next_deadline(&self) -> Option<u64> {
-        let txs = self.transactions.iter().flat_map(|t| {
-            [Some(t.deadline), t.retransmit.as_ref().map(|r| r.next_at)]
-        });
+        let txs = self
+            .transactions
+            .iter()
+            .flat_map(|t| [Some(t.deadline), t.retransmit.as_ref().map(|r| r.next_at)]);
         let ack = self
             .awaiting_ack
             .iter()

@@ -13,7 +13,8 @@ pub trait MediaControl: Send + Sync {
         right: EndpointId,
         recording: Option<(String, PathBuf)>,
     ) -> Result<BridgeId, MediaError>;
-    fn replace(&self, bridge: BridgeId, side: Side, endpoint: EndpointId) -> Result<(), MediaError>;
+    fn replace(&self, bridge: BridgeId, side: Side, endpoint: EndpointId)
+        -> Result<(), MediaError>;
     fn close_bridge(&self, bridge: BridgeId);
     fn close_endpoint(&self, id: EndpointId);
 }
@@ -33,7 +34,12 @@ impl MediaControl for Media {
     ) -> Result<BridgeId, MediaError> {
         Media::bridge(self, left, right, recording)
     }
-    fn replace(&self, bridge: BridgeId, side: Side, endpoint: EndpointId) -> Result<(), MediaError> {
+    fn replace(
+        &self,
+        bridge: BridgeId,
+        side: Side,
+        endpoint: EndpointId,
+    ) -> Result<(), MediaError> {
         Media::replace(self, bridge, side, endpoint)
     }
     fn close_bridge(&self, bridge: BridgeId) {

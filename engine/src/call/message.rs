@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(tag(v), Some("abc"));
         assert_eq!(uri(v), "sip:2001@example.com;transport=tcp");
         assert_eq!(display_name(v), Some("Ирина"));
-        assert_eq!(uri_user("tel:+74951234567;phone-context=x"), Some("+74951234567"));
+        assert_eq!(
+            uri_user("tel:+74951234567;phone-context=x"),
+            Some("+74951234567")
+        );
         assert_eq!(uri_user("sip:2001@h"), Some("2001"));
     }
 }

@@ -15,6 +15,7 @@ use crate::registrar::Location;
 use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
 use crate::transport::Flow;
+use kolokol_media::recorder::RecordingInfo;
 use kolokol_media::relay::{BridgeId, Endpoint, Remote};
 use kolokol_media::sdp::{self, AudioDescription, Codec, Direction};
 use leg::{AwaitingAck, Leg, LocalAddresses, Peer, Purpose, Retransmit, ServerTx, TIMEOUT_MS};
@@ -24,6 +25,9 @@ use routing::{Destination, Dialplan, Trunk, UserRoute};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// One device or trunk to ring: (whom, request URI, how to reach it, To value).
+type RingTarget = (String, String, Peer, String);
 
 /// Codecs kolokol speaks on plain legs; it transcodes between them.
 const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
@@ -102,7 +106,9 @@ enum BranchState {
     Proceeding,
     Answered,
     /// CANCEL wanted; sent once the branch has answered provisionally (RFC 3261 §9.1).
-    Cancelling { sent: bool },
+    Cancelling {
+        sent: bool,
+    },
     Done,
 }
 
@@ -178,7 +184,10 @@ impl Call {
 
     fn next_deadline(&self) -> u64 {
         let legs = std::iter::once(&self.caller).chain(self.branches.iter().map(|b| &b.leg));
-        let mut d = legs.filter_map(Leg::next_deadline).min().unwrap_or(u64::MAX);
+        let mut d = legs
+            .filter_map(Leg::next_deadline)
+            .min()
+            .unwrap_or(u64::MAX);
         if self.state == State::Ringing {
             d = d.min(self.ring_deadline);
         }
@@ -242,12 +251,18 @@ fn server_tx(req: &Request<'_>, data: &[u8], flow: &Flow) -> ServerTx {
         source: flow.remote,
         method: req.method.to_string(),
         cseq: req.cseq,
-        branch: message::top_branch(&req.scan).unwrap_or_default().to_string(),
+        branch: message::top_branch(&req.scan)
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
 /// The media remote a description from `signalling` announces.
-fn remote_of(desc: &AudioDescription, codec: (Codec, u8), signalling: Option<std::net::IpAddr>) -> Remote {
+fn remote_of(
+    desc: &AudioDescription,
+    codec: (Codec, u8),
+    signalling: Option<std::net::IpAddr>,
+) -> Remote {
     Remote {
         addr: (desc.address, desc.port).into(),
         signalling_ip: signalling,
@@ -302,7 +317,10 @@ impl CallControl {
     }
 
     pub fn active_calls(&self) -> usize {
-        self.calls.values().filter(|c| c.state != State::Ended).count()
+        self.calls
+            .values()
+            .filter(|c| c.state != State::Ended)
+            .count()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -363,7 +381,13 @@ impl CallControl {
                 let Some(n) = self.ctx.dialplan.number(&dialled) else {
                     return Err(Refusal::new(404));
                 };
-                (CallDirection::Inbound, n.destination.clone(), None, Some(n.number), n.record)
+                (
+                    CallDirection::Inbound,
+                    n.destination.clone(),
+                    None,
+                    Some(n.number),
+                    n.record,
+                )
             }
             Caller::User(u) => match self.ctx.dialplan.user(&dialled) {
                 Some(callee) => (
@@ -396,7 +420,7 @@ impl CallControl {
             return Err(Refusal::new(488));
         };
         // Who to ring.
-        let (targets, callee_user, record): (Vec<(String, String, Peer, String)>, Option<String>, bool) =
+        let (targets, callee_user, record): (Vec<RingTarget>, Option<String>, bool) =
             match (&destination, &trunk_out) {
                 (_, Some(t)) => {
                     let uri = format!("sip:{dialled}@{}", t.address);
@@ -405,7 +429,11 @@ impl CallControl {
                         addr: t.address,
                         connection: None,
                     };
-                    (vec![(dialled.clone(), uri.clone(), peer, uri)], None, record)
+                    (
+                        vec![(dialled.clone(), uri.clone(), peer, uri)],
+                        None,
+                        record,
+                    )
                 }
                 (Destination::User(login), None) => {
                     let callee = self.ctx.dialplan.user(login);
@@ -432,7 +460,11 @@ impl CallControl {
             };
         let record = record && self.ctx.config.record;
         // Media: one endpoint towards the caller, one shared by every branch.
-        let caller_endpoint = self.ctx.media.open_endpoint().map_err(|_| Refusal::new(503))?;
+        let caller_endpoint = self
+            .ctx
+            .media
+            .open_endpoint()
+            .map_err(|_| Refusal::new(503))?;
         let callee_endpoint = match self.ctx.media.open_endpoint() {
             Ok(e) => e,
             Err(_) => {
@@ -440,7 +472,12 @@ impl CallControl {
                 return Err(Refusal::new(503));
             }
         };
-        let Ok(answer) = sdp::answer(&offer, caller_endpoint.address, caller_endpoint.port, &CODECS) else {
+        let Ok(answer) = sdp::answer(
+            &offer,
+            caller_endpoint.address,
+            caller_endpoint.port,
+            &CODECS,
+        ) else {
             self.ctx.media.close_endpoint(caller_endpoint.id);
             self.ctx.media.close_endpoint(callee_endpoint.id);
             return Err(Refusal::new(488));
@@ -469,7 +506,11 @@ impl CallControl {
             .map(|c| message::uri(c).to_string())
             .unwrap_or_default();
         caller_leg.route_set = message::record_route(&req.scan, false);
-        let caller_answer = sdp::render(&answer, caller_leg.sdp_session, caller_leg.next_sdp_version());
+        let caller_answer = sdp::render(
+            &answer,
+            caller_leg.sdp_session,
+            caller_leg.next_sdp_version(),
+        );
         let mut codecs = vec![chosen.0];
         codecs.extend(CODECS.iter().filter(|c| **c != chosen.0));
         let callee_desc = sdp::offer(
@@ -513,7 +554,10 @@ impl CallControl {
             ended_at: None,
         };
         let (user, trunk_name) = match &caller {
-            Caller::User(u) => (Some(u.login.clone()), trunk_out.as_ref().map(|t| t.name.clone())),
+            Caller::User(u) => (
+                Some(u.login.clone()),
+                trunk_out.as_ref().map(|t| t.name.clone()),
+            ),
             Caller::Trunk(t) => (callee_user.clone(), Some(t.name.clone())),
         };
         call.emit(
@@ -535,7 +579,13 @@ impl CallControl {
         call.last_response = Some(trying);
         for (target, uri, peer, to) in targets {
             let call_id = message::token();
-            let mut leg = Leg::new(call_id.clone(), from_uri.clone(), to, peer, callee_endpoint.id);
+            let mut leg = Leg::new(
+                call_id.clone(),
+                from_uri.clone(),
+                to,
+                peer,
+                callee_endpoint.id,
+            );
             leg.remote_target = uri;
             let version = leg.next_sdp_version();
             let body = sdp::render(&callee_desc, leg.sdp_session, version);
@@ -546,8 +596,10 @@ impl CallControl {
                 .header("Contact", self.ctx.local.contact(peer.transport))
                 .header("Allow", crate::service::ALLOW)
                 .finish(body.as_bytes(), Some("application/sdp"));
-            out.messages.push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
-            self.dialogs.insert(call_id, (key, Side::Branch(call.branches.len())));
+            out.messages
+                .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
+            self.dialogs
+                .insert(call_id, (key, Side::Branch(call.branches.len())));
             call.branches.push(Branch {
                 leg,
                 target,
@@ -558,7 +610,8 @@ impl CallControl {
             });
             call.callee_offer = body;
         }
-        self.dialogs.insert(call.caller.call_id.clone(), (key, Side::Caller));
+        self.dialogs
+            .insert(call.caller.call_id.clone(), (key, Side::Caller));
         self.calls.insert(key, call);
         Ok(())
     }
@@ -583,7 +636,11 @@ impl CallControl {
         match req.method {
             "ACK" => {
                 let leg = call.leg(side);
-                if leg.awaiting_ack.as_ref().is_some_and(|a| a.cseq == req.cseq) {
+                if leg
+                    .awaiting_ack
+                    .as_ref()
+                    .is_some_and(|a| a.cseq == req.cseq)
+                {
                     leg.awaiting_ack = None;
                 }
                 true
@@ -591,19 +648,37 @@ impl CallControl {
             "CANCEL" if side == Side::Caller => {
                 let ok = respond(&tx, 200, &call.caller.local_tag, None, None, &[]);
                 out.messages.push(call.caller.peer.send(ok));
-                if call.state == State::Ringing && !call.final_sent && req.cseq == call.invite.cseq {
+                if call.state == State::Ringing && !call.final_sent && req.cseq == call.invite.cseq
+                {
                     Self::fail_caller(&self.ctx, call, 487, now, out);
-                    Self::finish(&self.ctx, call, EndCause::Abandoned, Some(487), Some(LegRole::Caller), now, out);
+                    Self::finish(
+                        &self.ctx,
+                        call,
+                        EndCause::Abandoned,
+                        Some(487),
+                        Some(LegRole::Caller),
+                        now,
+                        out,
+                    );
                 }
                 true
             }
             _ => {
                 let leg = call.leg(side);
-                if message::tag(req.header("To").unwrap_or_default()) != Some(leg.local_tag.as_str()) {
+                if message::tag(req.header("To").unwrap_or_default())
+                    != Some(leg.local_tag.as_str())
+                {
                     return false;
                 }
                 if req.cseq <= leg.remote_cseq && leg.remote_cseq != 0 {
-                    let r = respond(&tx, 500, &leg.local_tag, None, None, &[("Retry-After", "1".into())]);
+                    let r = respond(
+                        &tx,
+                        500,
+                        &leg.local_tag,
+                        None,
+                        None,
+                        &[("Retry-After", "1".into())],
+                    );
                     out.messages.push(leg.peer.send(r));
                     return true;
                 }
@@ -662,9 +737,11 @@ impl CallControl {
         };
         match (tx.purpose, side) {
             (Purpose::Ring, Side::Branch(i)) => {
-                Self::ring_response(&self.ctx, call, i, status, scan, cseq, now, out)
+                Self::ring_response(&self.ctx, call, i, status, scan, now, out)
             }
-            (Purpose::Relay, _) => Self::relay_response(&self.ctx, call, side, status, scan, &tx, now, out),
+            (Purpose::Relay, _) => {
+                Self::relay_response(&self.ctx, call, side, status, scan, &tx, now, out)
+            }
             _ => {
                 if method == "INVITE" && final_response {
                     let leg = call.leg(side);
@@ -702,7 +779,15 @@ impl CallControl {
             }
             if call.state == State::Ringing && now >= call.ring_deadline {
                 Self::fail_caller(&self.ctx, call, 480, now, out);
-                Self::finish(&self.ctx, call, EndCause::NoAnswer, Some(480), None, now, out);
+                Self::finish(
+                    &self.ctx,
+                    call,
+                    EndCause::NoAnswer,
+                    Some(480),
+                    None,
+                    now,
+                    out,
+                );
             }
             Self::leg_timers(&self.ctx, call, now, out);
         }
@@ -719,7 +804,15 @@ impl CallControl {
                 call.caller.awaiting_ack = None;
                 if call.state == State::Ringing {
                     call.final_sent = true;
-                    Self::finish(&self.ctx, call, EndCause::LegLost, None, Some(LegRole::Caller), now, out);
+                    Self::finish(
+                        &self.ctx,
+                        call,
+                        EndCause::LegLost,
+                        None,
+                        Some(LegRole::Caller),
+                        now,
+                        out,
+                    );
                 } else {
                     Self::hang_up_side(&self.ctx, call, Side::Caller, EndCause::LegLost, now, out);
                 }
@@ -729,13 +822,22 @@ impl CallControl {
                 .branches
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.leg.peer.connection == Some(connection) && b.state != BranchState::Done)
+                .filter(|(_, b)| {
+                    b.leg.peer.connection == Some(connection) && b.state != BranchState::Done
+                })
                 .map(|(i, _)| i)
                 .collect();
             for i in lost {
                 call.branches[i].leg.transactions.clear();
                 if call.winner == Some(i) {
-                    Self::hang_up_side(&self.ctx, call, Side::Branch(i), EndCause::LegLost, now, out);
+                    Self::hang_up_side(
+                        &self.ctx,
+                        call,
+                        Side::Branch(i),
+                        EndCause::LegLost,
+                        now,
+                        out,
+                    );
                 } else {
                     call.branches[i].state = BranchState::Done;
                     call.branches[i].status = Some(503);
@@ -750,17 +852,15 @@ impl CallControl {
         &mut self,
         call_id: &str,
         path: String,
-        duration_ms: u64,
-        bytes: u64,
-        channels: u16,
+        info: RecordingInfo,
         now: u64,
         out: &mut Outputs,
     ) {
         let kind = EventKind::RecordingFinished {
             path,
-            duration_ms,
-            bytes,
-            channels,
+            duration_ms: info.duration_ms,
+            bytes: info.bytes,
+            channels: info.channels,
         };
         match self.calls.values_mut().find(|c| c.id == call_id) {
             Some(call) => call.emit(None, kind, now, out),
@@ -776,7 +876,8 @@ impl CallControl {
 
     fn leg_timers(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
         let mut expired_ack = false;
-        for side in std::iter::once(Side::Caller).chain((0..call.branches.len()).map(Side::Branch)) {
+        for side in std::iter::once(Side::Caller).chain((0..call.branches.len()).map(Side::Branch))
+        {
             let leg = call.leg(side);
             if leg.awaiting_ack.as_ref().is_some_and(|a| now >= a.deadline) {
                 let a = leg.awaiting_ack.take().expect("checked");
@@ -817,13 +918,21 @@ impl CallControl {
         }
         let _ = ctx;
         call.final_sent = true;
-        let bytes = respond(&call.invite, status, &call.caller.local_tag, None, None, &[]);
+        let bytes = respond(
+            &call.invite,
+            status,
+            &call.caller.local_tag,
+            None,
+            None,
+            &[],
+        );
         out.messages.push(call.caller.peer.send(bytes.clone()));
         call.last_response = Some(bytes.clone());
         call.caller.awaiting_ack = Some(AwaitingAck {
             bytes,
             cseq: call.invite.cseq,
-            retransmit: (!call.caller.peer.transport.is_reliable()).then(|| Retransmit::start(now, true)),
+            retransmit: (!call.caller.peer.transport.is_reliable())
+                .then(|| Retransmit::start(now, true)),
             deadline: now + TIMEOUT_MS,
             success: false,
         });
@@ -869,7 +978,10 @@ impl CallControl {
                     .finish(b"", None);
                 let branch = b.invite_branch.clone();
                 let cseq = b.invite_cseq;
-                out.messages.push(b.leg.start("CANCEL", cseq, branch, bytes, Purpose::Hangup, now));
+                out.messages.push(
+                    b.leg
+                        .start("CANCEL", cseq, branch, bytes, Purpose::Hangup, now),
+                );
                 b.state = BranchState::Cancelling { sent: true };
             }
             BranchState::Calling => b.state = BranchState::Cancelling { sent: false },
@@ -883,10 +995,10 @@ impl CallControl {
         i: usize,
         status: u16,
         scan: &sip::Scan<'_>,
-        cseq: u32,
         now: u64,
         out: &mut Outputs,
     ) {
+        let cseq = message::cseq(scan).map_or(0, |c| c.0);
         let to_tag = scan.first("To").and_then(message::tag).map(str::to_string);
         if status < 200 {
             // Put the INVITE transaction back: it is still running.
@@ -906,23 +1018,42 @@ impl CallControl {
             let early = message::sdp(scan).and_then(|s| sdp::parse(s).ok());
             if let Some(desc) = &early {
                 if let Some(codec) = desc.codecs.first() {
-                    ctx.media.set_remote(call.callee_endpoint.id, remote_of(desc, *codec, Some(call.branches[i].leg.peer.addr.ip())));
+                    ctx.media.set_remote(
+                        call.callee_endpoint.id,
+                        remote_of(desc, *codec, Some(call.branches[i].leg.peer.addr.ip())),
+                    );
                     Self::bridge(ctx, call, now, out);
                 }
             }
-            let relayed = if early.is_some() && call.bridge.is_some() { 183 } else { 180 };
-            let first_ring = !call
+            let relayed = if early.is_some() && call.bridge.is_some() {
+                183
+            } else {
+                180
+            };
+            let first_ring = call
                 .last_response
                 .as_ref()
-                .is_some_and(|r| !r.starts_with(b"SIP/2.0 100"));
+                .is_none_or(|r| r.starts_with(b"SIP/2.0 100"));
             let contact = ctx.local.contact(call.caller.peer.transport);
             let body = (relayed == 183).then_some(call.caller_answer.as_str());
-            let bytes = respond(&call.invite, relayed, &call.caller.local_tag, Some(&contact), body, &[]);
+            let bytes = respond(
+                &call.invite,
+                relayed,
+                &call.caller.local_tag,
+                Some(&contact),
+                body,
+                &[],
+            );
             out.messages.push(call.caller.peer.send(bytes.clone()));
             call.last_response = Some(bytes);
             if first_ring {
                 let target = call.branches[i].target.clone();
-                call.emit(Some(LegRole::Callee), EventKind::Ringing { target }, now, out);
+                call.emit(
+                    Some(LegRole::Callee),
+                    EventKind::Ringing { target },
+                    now,
+                    out,
+                );
             }
             return;
         }
@@ -937,7 +1068,15 @@ impl CallControl {
                 leg.route_set = message::record_route(scan, true);
             }
             let branch = call.branches[i].invite_branch.clone();
-            Self::ack(ctx, &mut call.branches[i].leg, status, scan, cseq, &branch, out);
+            Self::ack(
+                ctx,
+                &mut call.branches[i].leg,
+                status,
+                scan,
+                cseq,
+                &branch,
+                out,
+            );
             let won = call.state == State::Ringing
                 && call.winner.is_none()
                 && !call.final_sent
@@ -959,7 +1098,11 @@ impl CallControl {
             };
             ctx.media.set_remote(
                 call.callee_endpoint.id,
-                remote_of(&answer, answer.codecs[0], Some(call.branches[i].leg.peer.addr.ip())),
+                remote_of(
+                    &answer,
+                    answer.codecs[0],
+                    Some(call.branches[i].leg.peer.addr.ip()),
+                ),
             );
             call.branches[i].state = BranchState::Answered;
             call.winner = Some(i);
@@ -971,14 +1114,22 @@ impl CallControl {
             }
             Self::bridge(ctx, call, now, out);
             let contact = ctx.local.contact(call.caller.peer.transport);
-            let bytes = respond(&call.invite, 200, &call.caller.local_tag, Some(&contact), Some(&call.caller_answer.clone()), &[]);
+            let bytes = respond(
+                &call.invite,
+                200,
+                &call.caller.local_tag,
+                Some(&contact),
+                Some(&call.caller_answer.clone()),
+                &[],
+            );
             out.messages.push(call.caller.peer.send(bytes.clone()));
             call.final_sent = true;
             call.last_response = Some(bytes.clone());
             call.caller.awaiting_ack = Some(AwaitingAck {
                 bytes,
                 cseq: call.invite.cseq,
-                retransmit: (!call.caller.peer.transport.is_reliable()).then(|| Retransmit::start(now, true)),
+                retransmit: (!call.caller.peer.transport.is_reliable())
+                    .then(|| Retransmit::start(now, true)),
                 deadline: now + TIMEOUT_MS,
                 success: true,
             });
@@ -999,32 +1150,53 @@ impl CallControl {
 
     /// When every branch has failed, the caller hears the best of their answers.
     fn maybe_all_failed(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
-        if call.state != State::Ringing || call.branches.iter().any(|b| b.state != BranchState::Done) {
+        if call.state != State::Ringing
+            || call.branches.iter().any(|b| b.state != BranchState::Done)
+        {
             return;
         }
         let statuses: Vec<u16> = call.branches.iter().filter_map(|b| b.status).collect();
         let status = best_status(&statuses);
         Self::fail_caller(ctx, call, status, now, out);
-        Self::finish(ctx, call, cause_for(status), Some(status), Some(LegRole::Callee), now, out);
+        Self::finish(
+            ctx,
+            call,
+            cause_for(status),
+            Some(status),
+            Some(LegRole::Callee),
+            now,
+            out,
+        );
     }
 
     /// ACK for an INVITE's final response: the 2xx ACK is its own transaction; the non-2xx
     /// one reuses the INVITE's branch (RFC 3261 §17.1.1.3).
-    fn ack(ctx: &Context, leg: &mut Leg, status: u16, scan: &sip::Scan<'_>, cseq: u32, invite_branch: &str, out: &mut Outputs) {
+    fn ack(
+        ctx: &Context,
+        leg: &mut Leg,
+        status: u16,
+        scan: &sip::Scan<'_>,
+        cseq: u32,
+        invite_branch: &str,
+        out: &mut Outputs,
+    ) {
         let to = scan.first("To").unwrap_or_default();
         if (200..300).contains(&status) {
             let branch = message::branch();
-            let bytes = leg.request("ACK", cseq, &branch, &ctx.local, 70).finish(b"", None);
+            let bytes = leg
+                .request("ACK", cseq, &branch, &ctx.local, 70)
+                .finish(b"", None);
             leg.ack = Some(bytes.clone());
             out.messages.push(leg.peer.send(bytes));
         } else {
-            let mut w = message::RequestWriter::new("ACK", message::uri(&leg.remote_target_or_to()))
-                .header("Via", ctx.local.via(leg.peer.transport, invite_branch))
-                .header("Max-Forwards", 70)
-                .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
-                .header("To", to)
-                .header("Call-ID", &leg.call_id)
-                .header("CSeq", format!("{cseq} ACK"));
+            let mut w =
+                message::RequestWriter::new("ACK", message::uri(&leg.remote_target_or_to()))
+                    .header("Via", ctx.local.via(leg.peer.transport, invite_branch))
+                    .header("Max-Forwards", 70)
+                    .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+                    .header("To", to)
+                    .header("Call-ID", &leg.call_id)
+                    .header("CSeq", format!("{cseq} ACK"));
             w = w.headers("Route", &leg.route_set);
             out.messages.push(leg.peer.send(w.finish(b"", None)));
         }
@@ -1033,7 +1205,8 @@ impl CallControl {
     fn send_bye(ctx: &Context, leg: &mut Leg, now: u64, out: &mut Outputs) {
         let (branch, cseq, w) = leg.next_request("BYE", &ctx.local);
         let bytes = w.finish(b"", None);
-        out.messages.push(leg.start("BYE", cseq, branch, bytes, Purpose::Hangup, now));
+        out.messages
+            .push(leg.start("BYE", cseq, branch, bytes, Purpose::Hangup, now));
     }
 
     fn bridge(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
@@ -1044,7 +1217,10 @@ impl CallControl {
             .recording
             .as_ref()
             .map(|p| (call.id.clone(), p.clone()));
-        match ctx.media.bridge(call.caller_endpoint.id, call.callee_endpoint.id, recording) {
+        match ctx
+            .media
+            .bridge(call.caller_endpoint.id, call.callee_endpoint.id, recording)
+        {
             Ok(b) => {
                 call.bridge = Some(b);
                 if let Some(p) = &call.recording {
@@ -1076,7 +1252,15 @@ impl CallControl {
             (State::Ringing, Side::Caller) => {
                 // The caller may end an early dialog with BYE (RFC 3261 §15).
                 Self::fail_caller(ctx, call, 487, now, out);
-                Self::finish(ctx, call, EndCause::Abandoned, Some(487), Some(role), now, out);
+                Self::finish(
+                    ctx,
+                    call,
+                    EndCause::Abandoned,
+                    Some(487),
+                    Some(role),
+                    now,
+                    out,
+                );
             }
             (State::Ringing, Side::Branch(i)) => {
                 call.branches[i].state = BranchState::Done;
@@ -1090,7 +1274,17 @@ impl CallControl {
     /// Ends an answered call from kolokol's side: BYE to both legs.
     fn hang_up(ctx: &Context, call: &mut Call, cause: EndCause, now: u64, out: &mut Outputs) {
         if call.state == State::Ringing {
-            Self::fail_caller(ctx, call, if cause == EndCause::Shutdown { 503 } else { 480 }, now, out);
+            Self::fail_caller(
+                ctx,
+                call,
+                if cause == EndCause::Shutdown {
+                    503
+                } else {
+                    480
+                },
+                now,
+                out,
+            );
             Self::finish(ctx, call, cause, None, None, now, out);
             return;
         }
@@ -1102,7 +1296,14 @@ impl CallControl {
     }
 
     /// One side is gone: BYE only to the other.
-    fn hang_up_side(ctx: &Context, call: &mut Call, gone: Side, cause: EndCause, now: u64, out: &mut Outputs) {
+    fn hang_up_side(
+        ctx: &Context,
+        call: &mut Call,
+        gone: Side,
+        cause: EndCause,
+        now: u64,
+        out: &mut Outputs,
+    ) {
         if let Some(other) = call.other(gone) {
             Self::send_bye(ctx, call.leg(other), now, out);
         }
@@ -1114,7 +1315,15 @@ impl CallControl {
     }
 
     /// re-INVITE, UPDATE, INFO from one leg: passed to the other with our own SDP.
-    fn relay(ctx: &Context, call: &mut Call, side: Side, req: &Request<'_>, tx: ServerTx, now: u64, out: &mut Outputs) {
+    fn relay(
+        ctx: &Context,
+        call: &mut Call,
+        side: Side,
+        req: &Request<'_>,
+        tx: ServerTx,
+        now: u64,
+        out: &mut Outputs,
+    ) {
         let Some(other) = call.other(side).filter(|_| call.state == State::Answered) else {
             let leg = call.leg(side);
             let status = if req.method == "INFO" { 481 } else { 491 };
@@ -1125,7 +1334,11 @@ impl CallControl {
         let offer = message::sdp(&req.scan).map(sdp::parse);
         let glare = call.leg(side).relayed.is_some()
             || call.leg(other).relayed.is_some()
-            || call.leg(other).transactions.iter().any(|t| t.purpose == Purpose::Relay);
+            || call
+                .leg(other)
+                .transactions
+                .iter()
+                .any(|t| t.purpose == Purpose::Relay);
         if glare || matches!(offer, Some(Err(_))) || (req.method == "INVITE" && offer.is_none()) {
             // Glare (RFC 3261 §14.1) or an offer we cannot read.
             let leg = call.leg(side);
@@ -1137,21 +1350,36 @@ impl CallControl {
         let (body, content_type) = match offer {
             Some(Ok(desc)) => {
                 // Offer the other side the same direction, on its own endpoint.
-                let endpoint = if other == Side::Caller { call.caller_endpoint } else { call.callee_endpoint };
+                let endpoint = if other == Side::Caller {
+                    call.caller_endpoint
+                } else {
+                    call.callee_endpoint
+                };
                 let te = desc.telephone_event.map(|_| TELEPHONE_EVENT_PT);
-                let codecs: Vec<Codec> = desc.codecs.iter().map(|c| c.0).chain(CODECS).fold(Vec::new(), |mut v, c| {
-                    if !v.contains(&c) {
-                        v.push(c);
-                    }
-                    v
-                });
+                let codecs: Vec<Codec> =
+                    desc.codecs
+                        .iter()
+                        .map(|c| c.0)
+                        .chain(CODECS)
+                        .fold(Vec::new(), |mut v, c| {
+                            if !v.contains(&c) {
+                                v.push(c);
+                            }
+                            v
+                        });
                 let leg_other = call.leg(other);
                 let version = leg_other.next_sdp_version();
                 let session = leg_other.sdp_session;
                 let d = sdp::offer(endpoint.address, endpoint.port, &codecs, te, desc.direction);
-                (sdp::render(&d, session, version).into_bytes(), Some("application/sdp".to_string()))
+                (
+                    sdp::render(&d, session, version).into_bytes(),
+                    Some("application/sdp".to_string()),
+                )
             }
-            _ => (req.scan.body.to_vec(), req.header("Content-Type").map(str::to_string)),
+            _ => (
+                req.scan.body.to_vec(),
+                req.header("Content-Type").map(str::to_string),
+            ),
         };
         let method: &'static str = match req.method {
             "INVITE" => "INVITE",
@@ -1164,7 +1392,8 @@ impl CallControl {
             w = w.header("Contact", ctx.local.contact(leg_other.peer.transport));
         }
         let bytes = w.finish(&body, content_type.as_deref());
-        out.messages.push(leg_other.start(method, cseq, branch, bytes, Purpose::Relay, now));
+        out.messages
+            .push(leg_other.start(method, cseq, branch, bytes, Purpose::Relay, now));
         call.leg(side).relayed = Some(tx);
     }
 
@@ -1194,14 +1423,23 @@ impl CallControl {
         let mut body = None;
         if (200..300).contains(&status) {
             if let (Some(ans), Ok(scan_o)) = (&answer, sip::scan::scan(&rx.request)) {
-                let endpoint = if side == Side::Caller { call.caller_endpoint } else { call.callee_endpoint };
+                let endpoint = if side == Side::Caller {
+                    call.caller_endpoint
+                } else {
+                    call.callee_endpoint
+                };
                 if let Some(codec) = ans.codecs.first() {
                     let ip = call.leg(side).peer.addr.ip();
-                    ctx.media.set_remote(endpoint.id, remote_of(ans, *codec, Some(ip)));
+                    ctx.media
+                        .set_remote(endpoint.id, remote_of(ans, *codec, Some(ip)));
                 }
                 // Answer the originator's offer on its own endpoint.
                 if let Some(Ok(offer)) = message::sdp(&scan_o).map(sdp::parse) {
-                    let own = if origin == Side::Caller { call.caller_endpoint } else { call.callee_endpoint };
+                    let own = if origin == Side::Caller {
+                        call.caller_endpoint
+                    } else {
+                        call.callee_endpoint
+                    };
                     if let Ok(mut a) = sdp::answer(&offer, own.address, own.port, &CODECS) {
                         if !ans.direction.receives() {
                             a.direction = match a.direction {
@@ -1210,14 +1448,20 @@ impl CallControl {
                             };
                         }
                         let ip = call.leg(origin).peer.addr.ip();
-                        ctx.media.set_remote(own.id, remote_of(&offer, a.codecs[0], Some(ip)));
+                        ctx.media
+                            .set_remote(own.id, remote_of(&offer, a.codecs[0], Some(ip)));
                         let leg_o = call.leg(origin);
                         let version = leg_o.next_sdp_version();
                         body = Some(sdp::render(&a, leg_o.sdp_session, version));
-                        let held = !offer.direction.receives() || offer.direction == Direction::Inactive;
+                        let held =
+                            !offer.direction.receives() || offer.direction == Direction::Inactive;
                         let was = leg_o.held;
                         leg_o.held = held;
-                        let role = if origin == Side::Caller { LegRole::Caller } else { LegRole::Callee };
+                        let role = if origin == Side::Caller {
+                            LegRole::Caller
+                        } else {
+                            LegRole::Callee
+                        };
                         if held && !was {
                             call.emit(Some(role), EventKind::Held, now, out);
                         } else if !held && was {
@@ -1228,14 +1472,23 @@ impl CallControl {
             }
         }
         let leg_o = call.leg(origin);
-        let contact = (rx.method == "INVITE" || rx.method == "UPDATE").then(|| ctx.local.contact(leg_o.peer.transport));
-        let bytes = respond(&rx, status, &leg_o.local_tag, contact.as_deref().filter(|_| status < 300), body.as_deref(), &[]);
+        let contact = (rx.method == "INVITE" || rx.method == "UPDATE")
+            .then(|| ctx.local.contact(leg_o.peer.transport));
+        let bytes = respond(
+            &rx,
+            status,
+            &leg_o.local_tag,
+            contact.as_deref().filter(|_| status < 300),
+            body.as_deref(),
+            &[],
+        );
         out.messages.push(leg_o.peer.send(bytes.clone()));
         if rx.method == "INVITE" && status >= 200 {
             leg_o.awaiting_ack = Some(AwaitingAck {
                 bytes,
                 cseq: rx.cseq,
-                retransmit: (!leg_o.peer.transport.is_reliable()).then(|| Retransmit::start(now, true)),
+                retransmit: (!leg_o.peer.transport.is_reliable())
+                    .then(|| Retransmit::start(now, true)),
                 deadline: now + TIMEOUT_MS,
                 success: false,
             });

@@ -52,8 +52,7 @@ pub struct Trunk {
 
 impl Trunk {
     pub fn matches_source(&self, source: SocketAddr) -> bool {
-        self.inbound_ip == Some(source.ip())
-            && self.inbound_port.is_none_or(|p| p == source.port())
+        self.inbound_ip == Some(source.ip()) && self.inbound_port.is_none_or(|p| p == source.port())
     }
 }
 

@@ -34,10 +34,10 @@ impl MediaControl for FakeMedia {
         })
     }
     fn set_remote(&self, id: EndpointId, remote: Remote) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("remote {} {} {:?}", id.0, remote.addr, remote.direction));
+        self.log.lock().unwrap().push(format!(
+            "remote {} {} {:?}",
+            id.0, remote.addr, remote.direction
+        ));
     }
     fn bridge(
         &self,
@@ -57,10 +57,16 @@ impl MediaControl for FakeMedia {
         Ok(())
     }
     fn close_bridge(&self, bridge: BridgeId) {
-        self.log.lock().unwrap().push(format!("close bridge {}", bridge.0));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("close bridge {}", bridge.0));
     }
     fn close_endpoint(&self, id: EndpointId) {
-        self.log.lock().unwrap().push(format!("close endpoint {}", id.0));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("close endpoint {}", id.0));
     }
 }
 
@@ -107,13 +113,20 @@ impl Dialplan for Plan {
 
 use crate::transport::Transport;
 
+/// A device's address and, for stream transports, its connection.
+type Device = (([u8; 4], u16), Option<u64>);
+
 const ALICE: ([u8; 4], u16) = ([192, 0, 2, 10], 5061);
 const BOB_DESK: ([u8; 4], u16) = ([192, 0, 2, 20], 5062);
 const BOB_SOFT: ([u8; 4], u16) = ([192, 0, 2, 21], 5063);
 
 fn flow_of(addr: ([u8; 4], u16), connection: Option<u64>) -> Flow {
     Flow {
-        transport: if connection.is_some() { Transport::Tcp } else { Transport::Udp },
+        transport: if connection.is_some() {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
         remote: addr.into(),
         local: ([192, 0, 2, 1], 5060).into(),
         connection,
@@ -142,7 +155,7 @@ fn binding(contact: &str, flow: Flow) -> Binding {
 }
 
 /// Bob has the given devices registered.
-fn bench(bob_devices: &[(([u8; 4], u16), Option<u64>)]) -> Bench {
+fn bench(bob_devices: &[Device]) -> Bench {
     let location = Arc::new(Location::new(Arc::new(Forget)));
     location.restore(
         bob_devices.iter().enumerate().map(|(i, (addr, conn))| {
@@ -222,7 +235,13 @@ fn reply(request: &Outgoing, status: u16, to_tag: &str, body: Option<&str>) -> V
 }
 
 /// A request the device sends within the dialog kolokol's `invite` created.
-fn from_device(invite: &Outgoing, method: &str, cseq: u32, to_tag: &str, body: Option<&str>) -> Vec<u8> {
+fn from_device(
+    invite: &Outgoing,
+    method: &str,
+    cseq: u32,
+    to_tag: &str,
+    body: Option<&str>,
+) -> Vec<u8> {
     let scan = scan_of(&invite.bytes);
     let from = scan.first("From").unwrap();
     let to = scan.first("To").unwrap();
@@ -257,7 +276,10 @@ impl Bench {
     fn request(&mut self, bytes: &[u8], flow: Flow) -> (bool, Outputs) {
         let mut out = Outputs::default();
         let Ok(Inbound::Request(req)) = decode(bytes) else {
-            panic!("test request does not decode: {}", String::from_utf8_lossy(bytes));
+            panic!(
+                "test request does not decode: {}",
+                String::from_utf8_lossy(bytes)
+            );
         };
         let handled = self.control.request(&req, bytes, &flow, self.now, &mut out);
         (handled, out)
@@ -271,7 +293,14 @@ impl Bench {
         let mut out = Outputs::default();
         let alice = self.alice;
         self.control
-            .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), self.now, &mut out)
+            .invite(
+                &req,
+                &bytes,
+                &alice,
+                Caller::User(user("alice", "1001")),
+                self.now,
+                &mut out,
+            )
             .expect("call placed");
         out
     }
@@ -318,9 +347,18 @@ fn basic_call_rings_answers_and_ends_with_bye() {
     let inv = inv[0].clone();
     let t = text(&inv);
     assert!(t.contains("Max-Forwards: 69"), "{t}");
-    assert!(t.starts_with("INVITE sip:1002@192.0.2.20:5062;dev=0 SIP/2.0"), "{t}");
-    assert!(t.contains("m=audio 20004 RTP/AVP 0 8 101"), "offer on the callee endpoint: {t}");
-    assert!(t.contains("From: \"Alice\" <sip:1001@192.0.2.1>;tag="), "{t}");
+    assert!(
+        t.starts_with("INVITE sip:1002@192.0.2.20:5062;dev=0 SIP/2.0"),
+        "{t}"
+    );
+    assert!(
+        t.contains("m=audio 20004 RTP/AVP 0 8 101"),
+        "offer on the callee endpoint: {t}"
+    );
+    assert!(
+        t.contains("From: \"Alice\" <sip:1001@192.0.2.1>;tag="),
+        "{t}"
+    );
     assert_eq!(event_names(&out), ["offered"]);
 
     let out = b.response(&reply(&inv, 180, "b1", None));
@@ -331,9 +369,16 @@ fn basic_call_rings_answers_and_ends_with_bye() {
     assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
     let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
     let okt = text(&ok);
-    assert!(okt.contains("m=audio 20002 RTP/AVP 0 101"), "answer on the caller endpoint, PCMU kept: {okt}");
+    assert!(
+        okt.contains("m=audio 20002 RTP/AVP 0 101"),
+        "answer on the caller endpoint, PCMU kept: {okt}"
+    );
     assert_eq!(event_names(&out), ["recording_started", "answered"]);
-    assert!(b.media.log().iter().any(|l| l == "bridge 1 2 true"), "{:?}", b.media.log());
+    assert!(
+        b.media.log().iter().any(|l| l == "bridge 1 2 true"),
+        "{:?}",
+        b.media.log()
+    );
 
     // The 2xx is retransmitted until Alice's ACK.
     let out = b.advance(600);
@@ -351,7 +396,11 @@ fn basic_call_rings_answers_and_ends_with_bye() {
     assert_eq!(event_names(&out), ["ended"]);
     assert!(matches!(
         out.events[0].kind,
-        EventKind::Ended { cause: EndCause::Completed, by: Some(LegRole::Caller), .. }
+        EventKind::Ended {
+            cause: EndCause::Completed,
+            by: Some(LegRole::Caller),
+            ..
+        }
     ));
     assert!(b.media.log().iter().any(|l| l == "close bridge 1"));
     assert_eq!(b.control.active_calls(), 0);
@@ -373,8 +422,13 @@ fn parallel_ringing_first_answer_wins_and_others_are_cancelled() {
     let cancel = sent(&out, BOB_DESK, "CANCEL");
     assert_eq!(cancel.len(), 1, "the desk phone stops ringing");
     let ct = text(cancel[0]);
-    let desk_branch = message::top_branch(&scan_of(&desk.bytes)).unwrap().to_string();
-    assert!(ct.contains(&desk_branch), "CANCEL matches the INVITE's transaction");
+    let desk_branch = message::top_branch(&scan_of(&desk.bytes))
+        .unwrap()
+        .to_string();
+    assert!(
+        ct.contains(&desk_branch),
+        "CANCEL matches the INVITE's transaction"
+    );
     // The desk answers 487; kolokol acknowledges it in the same transaction.
     let out = b.response(&reply(&desk, 487, "d1", None));
     let ack = sent(&out, BOB_DESK, "ACK");
@@ -394,17 +448,29 @@ fn cancel_racing_200_hangs_up_the_late_answer() {
         .unwrap()
         .replacen("INVITE sip", "CANCEL sip", 1)
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
-    let cancel = cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
     let (handled, out) = b.request(cancel.as_bytes(), b.alice);
     assert!(handled);
-    assert_eq!(sent(&out, ALICE, "SIP/2.0 200").len(), 1, "200 to the CANCEL");
-    assert_eq!(sent(&out, ALICE, "SIP/2.0 487").len(), 1, "487 to the INVITE");
+    assert_eq!(
+        sent(&out, ALICE, "SIP/2.0 200").len(),
+        1,
+        "200 to the CANCEL"
+    );
+    assert_eq!(
+        sent(&out, ALICE, "SIP/2.0 487").len(),
+        1,
+        "487 to the INVITE"
+    );
     let bob_cancel = sent(&out, BOB_DESK, "CANCEL");
     assert_eq!(bob_cancel.len(), 1);
     let bob_cancel = bob_cancel[0].clone();
     assert!(matches!(
         out.events.last().unwrap().kind,
-        EventKind::Ended { cause: EndCause::Abandoned, .. }
+        EventKind::Ended {
+            cause: EndCause::Abandoned,
+            ..
+        }
     ));
     // The 200 to the CANCEL shares the INVITE's branch but is not the INVITE's answer.
     let out = b.response(&reply(&bob_cancel, 200, "b1", None));
@@ -413,7 +479,10 @@ fn cancel_racing_200_hangs_up_the_late_answer() {
     let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
     assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
     assert_eq!(sent(&out, BOB_DESK, "BYE").len(), 1);
-    assert!(sent(&out, ALICE, "SIP/2.0 200").is_empty(), "Alice never gets a 200");
+    assert!(
+        sent(&out, ALICE, "SIP/2.0 200").is_empty(),
+        "Alice never gets a 200"
+    );
 }
 
 #[test]
@@ -442,7 +511,10 @@ fn lost_ack_ends_the_call_after_timer_h() {
     // No ACK from Alice: 200 retransmitted with backoff, then both legs hung up.
     let out = b.advance(31_000);
     let resent = sent(&out, ALICE, "SIP/2.0 200").len();
-    assert!((7..=11).contains(&resent), "T1 doubling capped at T2: {resent}");
+    assert!(
+        (7..=11).contains(&resent),
+        "T1 doubling capped at T2: {resent}"
+    );
     assert!(out.events.is_empty());
     let out = b.advance(2_000);
     // BYE both ways (retransmitted over UDP until answered).
@@ -450,7 +522,10 @@ fn lost_ack_ends_the_call_after_timer_h() {
     assert!(!sent(&out, ALICE, "BYE").is_empty());
     assert!(matches!(
         out.events.last().unwrap().kind,
-        EventKind::Ended { cause: EndCause::LegLost, .. }
+        EventKind::Ended {
+            cause: EndCause::LegLost,
+            ..
+        }
     ));
 }
 
@@ -476,7 +551,11 @@ fn busy_and_no_answer_map_to_the_caller() {
     assert_eq!(sent(&out, ALICE, "SIP/2.0 486").len(), 1);
     assert!(matches!(
         out.events.last().unwrap().kind,
-        EventKind::Ended { cause: EndCause::Busy, status: Some(486), .. }
+        EventKind::Ended {
+            cause: EndCause::Busy,
+            status: Some(486),
+            ..
+        }
     ));
 
     let mut b = bench(&[(BOB_DESK, None)]);
@@ -488,7 +567,10 @@ fn busy_and_no_answer_map_to_the_caller() {
     assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1);
     assert!(matches!(
         out.events.last().unwrap().kind,
-        EventKind::Ended { cause: EndCause::NoAnswer, .. }
+        EventKind::Ended {
+            cause: EndCause::NoAnswer,
+            ..
+        }
     ));
 
     // A device that never answers at all: Timer B, then 408 → the caller hears 408.
@@ -506,13 +588,24 @@ fn hold_is_relayed_and_glare_gets_491() {
     let reinvite = sent(&out, BOB_DESK, "INVITE");
     assert_eq!(reinvite.len(), 1);
     let rt = text(reinvite[0]);
-    assert!(rt.contains("a=sendonly") && rt.contains("m=audio 20004"), "{rt}");
+    assert!(
+        rt.contains("a=sendonly") && rt.contains("m=audio 20004"),
+        "{rt}"
+    );
     let reinvite = reinvite[0].clone();
     // Bob's own re-INVITE crosses ours: glare.
-    let (_, out) = b.request(&from_device(&inv, "INVITE", 5, "b1", Some(ANSWER)), flow_of(BOB_DESK, None));
+    let (_, out) = b.request(
+        &from_device(&inv, "INVITE", 5, "b1", Some(ANSWER)),
+        flow_of(BOB_DESK, None),
+    );
     assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 491").len(), 1);
     // Bob accepts the hold; Alice gets 200 with recvonly, a held event.
-    let out = b.response(&reply(&reinvite, 200, "b1", Some(&ANSWER.replace("a=sendrecv", "a=recvonly"))));
+    let out = b.response(&reply(
+        &reinvite,
+        200,
+        "b1",
+        Some(&ANSWER.replace("a=sendrecv", "a=recvonly")),
+    ));
     assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
     let ok2 = sent(&out, ALICE, "SIP/2.0 200");
     assert_eq!(ok2.len(), 1);
@@ -547,7 +640,11 @@ fn a_dead_transport_ends_the_call_towards_the_other_side() {
     let mut b = bench(&[(BOB_DESK, Some(42))]);
     let out = b.call("1002");
     let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
-    assert_eq!(inv.connection, Some(42), "reached over its registration's connection");
+    assert_eq!(
+        inv.connection,
+        Some(42),
+        "reached over its registration's connection"
+    );
     let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
     let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
     b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
@@ -556,7 +653,11 @@ fn a_dead_transport_ends_the_call_towards_the_other_side() {
     assert_eq!(sent(&out, ALICE, "BYE").len(), 1);
     assert!(matches!(
         out.events.last().unwrap().kind,
-        EventKind::Ended { cause: EndCause::LegLost, by: Some(LegRole::Callee), .. }
+        EventKind::Ended {
+            cause: EndCause::LegLost,
+            by: Some(LegRole::Callee),
+            ..
+        }
     ));
 }
 
@@ -571,7 +672,14 @@ fn unknown_destination_and_draining_are_refused_without_a_call() {
     let alice = b.alice;
     let r = b
         .control
-        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .invite(
+            &req,
+            &bytes,
+            &alice,
+            Caller::User(user("alice", "1001")),
+            b.now,
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(r.status, 480, "Bob has no device registered");
     let bytes = invite("nobody", 1);
@@ -580,18 +688,35 @@ fn unknown_destination_and_draining_are_refused_without_a_call() {
     };
     let r = b
         .control
-        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .invite(
+            &req,
+            &bytes,
+            &alice,
+            Caller::User(user("alice", "1001")),
+            b.now,
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(r.status, 404, "not an extension and not a phone number");
     b.control.drain(b.now + 1000);
     let r = b
         .control
-        .invite(&req, &bytes, &alice, Caller::User(user("alice", "1001")), b.now, &mut out)
+        .invite(
+            &req,
+            &bytes,
+            &alice,
+            Caller::User(user("alice", "1001")),
+            b.now,
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(r.status, 503);
     assert!(r.headers.iter().any(|(n, _)| *n == "Retry-After"));
     assert!(out.messages.is_empty() && out.events.is_empty());
-    assert!(b.media.log().is_empty(), "no media opened for refused calls");
+    assert!(
+        b.media.log().is_empty(),
+        "no media opened for refused calls"
+    );
 }
 
 #[test]
@@ -601,6 +726,12 @@ fn external_numbers_leave_through_the_users_trunk_with_its_caller_id() {
     let inv = sent(&out, ([192, 0, 2, 50], 5060), "INVITE");
     assert_eq!(inv.len(), 1);
     let t = text(inv[0]);
-    assert!(t.starts_with("INVITE sip:84951234567@192.0.2.50:5060 SIP/2.0"), "{t}");
-    assert!(t.contains("<sip:74950000000@192.0.2.1>"), "trunk caller-ID: {t}");
+    assert!(
+        t.starts_with("INVITE sip:84951234567@192.0.2.50:5060 SIP/2.0"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<sip:74950000000@192.0.2.1>"),
+        "trunk caller-ID: {t}"
+    );
 }

@@ -6,13 +6,11 @@ use std::time::Instant;
 
 use super::Remote;
 use crate::g711;
-use crate::recorder::{Channel, Recorder};
+use crate::recorder::{samples_in, Channel, Recorder};
 use crate::rtcp::{ReceiveStats, ReportBlock};
 use crate::rtp;
 use crate::sdp::Codec;
 
-/// G.711 runs at 8 kHz: RTP timestamp units per second.
-const CLOCK_RATE: u64 = 8000;
 /// Why a packet was not forwarded; also the `reason` label of `kolokol_rtp_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -165,7 +163,7 @@ impl OutgoingStream {
                 .last_sent
                 .map(|at| now.saturating_duration_since(at))
                 .unwrap_or_default();
-            let advance = ((elapsed.as_micros() as u64 * CLOCK_RATE / 1_000_000) as u32).max(1);
+            let advance = (samples_in(elapsed) as u32).max(1);
             self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = self.last_ts.wrapping_add(advance).wrapping_sub(ts);
             self.resync = false;
@@ -192,8 +190,7 @@ impl OutgoingStream {
             .last_sent
             .map(|at| now.saturating_duration_since(at))
             .unwrap_or_default();
-        self.last_ts
-            .wrapping_add((elapsed.as_micros() as u64 * CLOCK_RATE / 1_000_000) as u32)
+        self.last_ts.wrapping_add(samples_in(elapsed) as u32)
     }
 }
 
@@ -282,8 +279,7 @@ impl Leg {
 
     /// Arrival time in RTP timestamp units, for the jitter estimate.
     fn arrival(&self, now: Instant) -> u32 {
-        let elapsed = now.saturating_duration_since(self.epoch);
-        (elapsed.as_micros() as u64 * CLOCK_RATE / 1_000_000) as u32
+        samples_in(now.saturating_duration_since(self.epoch)) as u32
     }
 }
 
@@ -384,17 +380,14 @@ pub fn forward_packet(
 /// Decodes G.711 into a stack buffer and pushes it to the recorder, in chunks.
 fn record(tap: RecordTap<'_>, codec: Codec, timestamp: u32, payload: &[u8], now: Instant) {
     let mut samples = [0i16; 320];
-    let decode = match codec {
-        Codec::Pcmu => g711::ulaw_to_linear,
-        Codec::Pcma => g711::alaw_to_linear,
-    };
     for (i, chunk) in payload.chunks(samples.len()).enumerate() {
-        for (sample, byte) in samples.iter_mut().zip(chunk) {
-            *sample = decode(*byte);
+        let samples = &mut samples[..chunk.len()];
+        match codec {
+            Codec::Pcmu => g711::decode_ulaw(chunk, samples),
+            Codec::Pcma => g711::decode_alaw(chunk, samples),
         }
-        let ts = timestamp.wrapping_add((i * samples.len()) as u32);
-        tap.recorder
-            .push(tap.channel, ts, &samples[..chunk.len()], now);
+        let ts = timestamp.wrapping_add((i * 320) as u32);
+        tap.recorder.push(tap.channel, ts, samples, now);
     }
 }
 
