@@ -452,6 +452,21 @@ mod tests {
         assert_eq!(frames[0], [5, 0]);
         // Idempotent.
         assert_eq!(repair(&path).unwrap(), info);
+        // sox reads it whole, when sox is installed (it is on the project machine).
+        if let Ok(out) = std::process::Command::new("sox")
+            .arg("--i")
+            .arg("-s")
+            .arg(&path)
+            .output()
+        {
+            assert!(
+                out.status.success(),
+                "sox --i: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let frames_by_sox: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            assert_eq!(frames_by_sox, flushed + 1000);
+        }
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

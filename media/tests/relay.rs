@@ -531,3 +531,36 @@ async fn rtcp_is_terminated_per_leg_with_a_sender_report() {
     assert_eq!(block.last_sr, (ntp >> 16) as u32);
     media.close_bridge(bridge);
 }
+
+#[tokio::test]
+async fn a_recording_that_cannot_start_is_reported_and_the_call_still_flows() {
+    let (media, mut events, root) = media("recfail", 4);
+    std::fs::create_dir_all(&root).unwrap();
+    let blocker = root.join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut caller = Phone::new(LOCALHOST).await;
+    let callee = Phone::new(LOCALHOST).await;
+    let a = media.open_endpoint().unwrap();
+    let b = media.open_endpoint().unwrap();
+    media.set_remote(a.id, caller.remote(Codec::Pcmu, None));
+    media.set_remote(b.id, callee.remote(Codec::Pcmu, None));
+    let bridge = media
+        .bridge(a.id, b.id, Some(("call-x".into(), blocker.join("x.wav"))))
+        .unwrap();
+    match timeout(WAIT, events.recv()).await.expect("an event") {
+        Some(MediaEvent::RecordingFailed { key, error }) => {
+            assert_eq!(key, "call-x");
+            assert!(error.contains("x.wav"), "{error}");
+        }
+        other => panic!("expected RecordingFailed, got {other:?}"),
+    }
+    caller.send(&a, 0, &[0xFF; 160]).await;
+    callee.recv().await;
+    media.close_bridge(bridge);
+    timeout(WAIT, media.shutdown()).await.unwrap();
+    assert!(
+        events.try_recv().is_err(),
+        "no RecordingClosed for a failed recording"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -27,6 +27,7 @@ mod forward;
 use bridge::{BridgeTask, LegSockets};
 pub use forward::{forward_packet, DropReason, Leg, RecordTap, RelayCounters, Verdict};
 
+#[derive(Debug, Clone)]
 pub struct MediaConfig {
     /// Address the RTP/RTCP sockets bind to.
     pub bind: IpAddr,
@@ -34,7 +35,8 @@ pub struct MediaConfig {
     pub advertise: IpAddr,
     pub port_min: u16,
     pub port_max: u16,
-    /// Root directory of call recordings.
+    /// Root directory of call recordings. Directories are created when a recording starts
+    /// (each bridge gets a full path), not here.
     pub recordings: PathBuf,
 }
 
@@ -114,8 +116,6 @@ pub enum MediaError {
     ShuttingDown,
     #[error("Media::new must be called inside a tokio runtime")]
     NoRuntime,
-    #[error("recordings directory {path}: {source}")]
-    Recordings { path: PathBuf, source: io::Error },
     #[error("media socket: {0}")]
     Io(#[from] io::Error),
 }
@@ -188,10 +188,7 @@ impl Media {
         } else {
             config.port_max - 2
         };
-        std::fs::create_dir_all(&config.recordings).map_err(|source| MediaError::Recordings {
-            path: config.recordings.clone(),
-            source,
-        })?;
+
         let (running, _) = watch::channel(0);
         Ok(Media {
             inner: Arc::new(Inner {
