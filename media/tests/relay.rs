@@ -455,6 +455,27 @@ async fn shutdown_finishes_every_recording() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+#[tokio::test]
+async fn a_range_without_a_port_pair_is_rejected() {
+    for (port_min, port_max) in [(40001, 40002), (40000, 40000), (0, 1), (40010, 40000)] {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let result = Media::new(
+            MediaConfig {
+                bind: LOCALHOST,
+                advertise: LOCALHOST,
+                port_min,
+                port_max,
+                recordings: temp_dir("range"),
+            },
+            tx,
+        );
+        assert!(
+            matches!(result, Err(MediaError::BadPortRange { .. })),
+            "{port_min}-{port_max}"
+        );
+    }
+}
+
 #[test]
 fn new_outside_a_runtime_is_an_error() {
     let (tx, _rx) = mpsc::unbounded_channel();
