@@ -296,6 +296,9 @@ impl SipService {
         if let Err(r) = Self::check_invite(req) {
             return Some(r);
         }
+        let Some(plane) = &self.calls else {
+            return Some(Reply::new(480, "Temporarily Unavailable"));
+        };
         if req
             .header("To")
             .and_then(crate::call::message::tag)
@@ -304,9 +307,6 @@ impl SipService {
             // A re-INVITE for a dialog no call knows.
             return Some(Reply::new(481, "Call/Transaction Does Not Exist"));
         }
-        let Some(plane) = &self.calls else {
-            return Some(Reply::new(480, "Temporarily Unavailable"));
-        };
         // While draining for shutdown nothing new starts, whoever asks.
         if let Some(retry_after) =
             plane.step(|c, _| c.is_draining().then(|| c.config().retry_after_s))
