@@ -224,17 +224,7 @@ pub async fn recording(
             "the recording file is missing",
         )
     })?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                e.to_string(),
-            )
-        })?
-        .len();
+    let len = file.metadata().await.map_err(Problem::internal)?.len();
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match range {
         None => (StatusCode::OK, 0, len.saturating_sub(1)),
@@ -252,13 +242,7 @@ pub async fn recording(
     let count = if len == 0 { 0 } else { end - start + 1 };
     file.seek(std::io::SeekFrom::Start(start))
         .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                e.to_string(),
-            )
-        })?;
+        .map_err(Problem::internal)?;
     let stream = futures_util::stream::unfold(
         (file.take(count), vec![0u8; 64 * 1024]),
         |(mut f, mut buf)| async move {
@@ -280,13 +264,9 @@ pub async fn recording(
     if status == StatusCode::PARTIAL_CONTENT {
         response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
     }
-    response.body(Body::from_stream(stream)).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-            e.to_string(),
-        )
-    })
+    response
+        .body(Body::from_stream(stream))
+        .map_err(Problem::internal)
 }
 
 #[cfg(test)]

@@ -43,6 +43,16 @@ impl Problem {
         )
     }
 
+    /// A failure on our side (I/O), logged, its detail passed on.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            e.to_string(),
+        )
+    }
+
     pub fn forbidden() -> Self {
         Problem::new(
             StatusCode::FORBIDDEN,

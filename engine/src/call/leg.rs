@@ -243,11 +243,7 @@ impl Leg {
         local: &LocalAddresses,
         max_forwards: u8,
     ) -> RequestWriter {
-        let uri = if self.remote_target.is_empty() {
-            message::uri(&self.remote_uri)
-        } else {
-            &self.remote_target
-        };
+        let uri = self.target_uri();
         RequestWriter::new(method, uri)
             .header("Via", local.via(self.peer.transport, branch))
             .header("Max-Forwards", max_forwards)
@@ -259,6 +255,28 @@ impl Leg {
             )
             .header("Call-ID", &self.call_id)
             .header("CSeq", format!("{cseq} {method}"))
+    }
+
+    /// Where requests in this dialog go: the remote target, else the remote URI.
+    pub fn target_uri(&self) -> &str {
+        if self.remote_target.is_empty() {
+            message::uri(&self.remote_uri)
+        } else {
+            &self.remote_target
+        }
+    }
+
+    /// Sends a final response to an INVITE from this leg and keeps it, retransmitted over
+    /// UDP, until the ACK (Timer H). `success`: a lost ACK kills the dialog.
+    pub fn send_final(&mut self, bytes: Vec<u8>, cseq: u32, success: bool, now: u64) -> Outgoing {
+        self.awaiting_ack = Some(AwaitingAck {
+            bytes: bytes.clone(),
+            cseq,
+            retransmit: (!self.peer.transport.is_reliable()).then(|| Retransmit::start(now, true)),
+            deadline: now + TIMEOUT_MS,
+            success,
+        });
+        self.peer.send(bytes)
     }
 
     /// Sends a new client transaction on this leg.

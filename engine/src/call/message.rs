@@ -1,7 +1,7 @@
 //! Reading the few header fields call control needs, and writing requests and responses
 //! for one leg. Plain string work on already-checked messages.
 
-use crate::sip::{grammar, response::SERVER, Scan};
+use crate::sip::{grammar, response::finish_message, Scan};
 use std::fmt::Write as _;
 
 /// A parameter of a name-addr header (From, To, Contact): `tag`, `expires`…
@@ -100,15 +100,7 @@ impl RequestWriter {
     }
 
     pub fn finish(self, body: &[u8], content_type: Option<&str>) -> Vec<u8> {
-        let mut buf = self.buf;
-        let _ = write!(buf, "User-Agent: {SERVER}\r\n");
-        if let Some(ct) = content_type {
-            let _ = write!(buf, "Content-Type: {ct}\r\n");
-        }
-        let _ = write!(buf, "Content-Length: {}\r\n\r\n", body.len());
-        let mut bytes = buf.into_bytes();
-        bytes.extend_from_slice(body);
-        bytes
+        finish_message(self.buf, "User-Agent", body, content_type)
     }
 }
 

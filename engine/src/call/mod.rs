@@ -18,7 +18,7 @@ use crate::transport::Flow;
 use kolokol_media::recorder::RecordingInfo;
 use kolokol_media::relay::{BridgeId, Endpoint, Remote};
 use kolokol_media::sdp::{self, AudioDescription, Codec, Direction};
-use leg::{AwaitingAck, Leg, LocalAddresses, Peer, Purpose, Retransmit, ServerTx, TIMEOUT_MS};
+use leg::{Leg, LocalAddresses, Peer, Purpose, ServerTx, TIMEOUT_MS};
 pub use media::MediaControl;
 use message::reason;
 use routing::{Destination, Dialplan, Trunk, UserRoute};
@@ -926,16 +926,10 @@ impl CallControl {
             None,
             &[],
         );
-        out.messages.push(call.caller.peer.send(bytes.clone()));
         call.last_response = Some(bytes.clone());
-        call.caller.awaiting_ack = Some(AwaitingAck {
-            bytes,
-            cseq: call.invite.cseq,
-            retransmit: (!call.caller.peer.transport.is_reliable())
-                .then(|| Retransmit::start(now, true)),
-            deadline: now + TIMEOUT_MS,
-            success: false,
-        });
+        let cseq = call.invite.cseq;
+        out.messages
+            .push(call.caller.send_final(bytes, cseq, false, now));
     }
 
     /// Ends the call's bookkeeping: branches cancelled, media closed, the Ended event.
@@ -1122,17 +1116,11 @@ impl CallControl {
                 Some(&call.caller_answer.clone()),
                 &[],
             );
-            out.messages.push(call.caller.peer.send(bytes.clone()));
             call.final_sent = true;
             call.last_response = Some(bytes.clone());
-            call.caller.awaiting_ack = Some(AwaitingAck {
-                bytes,
-                cseq: call.invite.cseq,
-                retransmit: (!call.caller.peer.transport.is_reliable())
-                    .then(|| Retransmit::start(now, true)),
-                deadline: now + TIMEOUT_MS,
-                success: true,
-            });
+            let cseq = call.invite.cseq;
+            out.messages
+                .push(call.caller.send_final(bytes, cseq, true, now));
             let by = call.branches[i].target.clone();
             call.emit(Some(LegRole::Callee), EventKind::Answered { by }, now, out);
             return;
@@ -1189,14 +1177,13 @@ impl CallControl {
             leg.ack = Some(bytes.clone());
             out.messages.push(leg.peer.send(bytes));
         } else {
-            let mut w =
-                message::RequestWriter::new("ACK", message::uri(&leg.remote_target_or_to()))
-                    .header("Via", ctx.local.via(leg.peer.transport, invite_branch))
-                    .header("Max-Forwards", 70)
-                    .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
-                    .header("To", to)
-                    .header("Call-ID", &leg.call_id)
-                    .header("CSeq", format!("{cseq} ACK"));
+            let mut w = message::RequestWriter::new("ACK", leg.target_uri())
+                .header("Via", ctx.local.via(leg.peer.transport, invite_branch))
+                .header("Max-Forwards", 70)
+                .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+                .header("To", to)
+                .header("Call-ID", &leg.call_id)
+                .header("CSeq", format!("{cseq} ACK"));
             w = w.headers("Route", &leg.route_set);
             out.messages.push(leg.peer.send(w.finish(b"", None)));
         }
@@ -1482,27 +1469,12 @@ impl CallControl {
             body.as_deref(),
             &[],
         );
-        out.messages.push(leg_o.peer.send(bytes.clone()));
-        if rx.method == "INVITE" && status >= 200 {
-            leg_o.awaiting_ack = Some(AwaitingAck {
-                bytes,
-                cseq: rx.cseq,
-                retransmit: (!leg_o.peer.transport.is_reliable())
-                    .then(|| Retransmit::start(now, true)),
-                deadline: now + TIMEOUT_MS,
-                success: false,
-            });
-        }
-    }
-}
-
-impl Leg {
-    fn remote_target_or_to(&self) -> String {
-        if self.remote_target.is_empty() {
-            self.remote_uri.clone()
+        let sent = if rx.method == "INVITE" && status >= 200 {
+            leg_o.send_final(bytes, rx.cseq, false, now)
         } else {
-            self.remote_target.clone()
-        }
+            leg_o.peer.send(bytes)
+        };
+        out.messages.push(sent);
     }
 }
 

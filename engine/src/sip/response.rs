@@ -111,16 +111,26 @@ impl ResponseBuilder {
 
     /// Ends the header section and appends the body.
     pub fn finish(self, body: &[u8], content_type: Option<&str>) -> Vec<u8> {
-        let mut buf = self.buf;
-        let _ = write!(buf, "Server: {SERVER}\r\n");
-        if let Some(ct) = content_type {
-            let _ = write!(buf, "Content-Type: {ct}\r\n");
-        }
-        let _ = write!(buf, "Content-Length: {}\r\n\r\n", body.len());
-        let mut bytes = buf.into_bytes();
-        bytes.extend_from_slice(body);
-        bytes
+        finish_message(self.buf, "Server", body, content_type)
     }
+}
+
+/// Ends a message's header section (`agent`: Server or User-Agent, Content-Type,
+/// Content-Length) and appends the body.
+pub fn finish_message(
+    mut buf: String,
+    agent: &str,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Vec<u8> {
+    let _ = write!(buf, "{agent}: {SERVER}\r\n");
+    if let Some(ct) = content_type {
+        let _ = write!(buf, "Content-Type: {ct}\r\n");
+    }
+    let _ = write!(buf, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = buf.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 #[cfg(test)]
