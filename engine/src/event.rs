@@ -55,6 +55,8 @@ pub enum EndCause {
     Shutdown,
     /// Found unfinished after a crash.
     Interrupted,
+    /// An attended transfer took its remaining party into another call.
+    Transferred,
     Failed,
 }
 
@@ -70,6 +72,7 @@ impl EndCause {
             EndCause::LegLost => "leg_lost",
             EndCause::Shutdown => "shutdown",
             EndCause::Interrupted => "interrupted",
+            EndCause::Transferred => "transferred",
             EndCause::Failed => "failed",
         }
     }

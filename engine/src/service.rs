@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Methods we act on; also the Allow header.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO, REFER";
 /// Extensions we support (none yet): a Require naming anything else gets 420.
 pub const SUPPORTED: &[&str] = &[];
 /// How long a UDP server transaction keeps its final response (Timer J, 64*T1).

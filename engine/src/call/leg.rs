@@ -3,7 +3,7 @@
 use super::message::{self, RequestWriter};
 use crate::service::Outgoing;
 use crate::transport::{Flow, Transport};
-use kolokol_media::relay::EndpointId;
+use kolokol_media::relay::Endpoint;
 use std::net::SocketAddr;
 
 pub const T1_MS: u64 = 500;
@@ -132,6 +132,10 @@ pub enum Purpose {
     Relay,
     /// Ending the dialog or a ringing attempt; the answer only stops retransmissions.
     Hangup,
+    /// Transfer progress for the transferor; the answer only stops retransmissions.
+    Notify,
+    /// kolokol's own re-INVITE (new media after a transfer); its answer sets the remote.
+    Offer,
 }
 
 /// A client transaction (RFC 3261 §17.1) kolokol started on this leg.
@@ -183,7 +187,8 @@ pub struct Leg {
     pub remote_target: String,
     pub route_set: Vec<String>,
     pub peer: Peer,
-    pub endpoint: EndpointId,
+    /// The media endpoint this leg's device sends to.
+    pub endpoint: Endpoint,
     pub sdp_session: u64,
     pub sdp_version: u64,
     pub transactions: Vec<ClientTx>,
@@ -194,6 +199,8 @@ pub struct Leg {
     pub ack: Option<Vec<u8>>,
     /// The media direction the device last asked for (hold detection).
     pub held: bool,
+    /// BYE sent or received: nothing more is sent on this dialog.
+    pub ended: bool,
 }
 
 impl Leg {
@@ -202,7 +209,7 @@ impl Leg {
         local_uri: String,
         remote_uri: String,
         peer: Peer,
-        endpoint: EndpointId,
+        endpoint: Endpoint,
     ) -> Self {
         Leg {
             call_id,
@@ -223,6 +230,7 @@ impl Leg {
             awaiting_ack: None,
             ack: None,
             held: false,
+            ended: false,
         }
     }
 
@@ -314,6 +322,19 @@ impl Leg {
         let branch = message::branch();
         let w = self.request(method, self.local_cseq, &branch, local, 70);
         (branch, self.local_cseq, w)
+    }
+
+    /// Takes the dialog out of this call (an attended transfer moves it to another),
+    /// leaving an empty leg that matches nothing.
+    pub fn detach(&mut self) -> Leg {
+        let empty = Leg::new(
+            String::new(),
+            String::new(),
+            String::new(),
+            self.peer,
+            self.endpoint,
+        );
+        std::mem::replace(self, empty)
     }
 
     pub fn next_sdp_version(&mut self) -> u64 {

@@ -9,6 +9,7 @@ pub mod message;
 pub mod routing;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 use crate::event::{CallDirection, EndCause, Event, EventKind, LegRole};
 use crate::registrar::Location;
@@ -16,7 +17,7 @@ use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
 use crate::transport::Flow;
 use kolokol_media::recorder::RecordingInfo;
-use kolokol_media::relay::{BridgeId, Endpoint, Remote};
+use kolokol_media::relay::{BridgeId, Endpoint, Remote, Side as MediaSide};
 use kolokol_media::sdp::{self, AudioDescription, Codec, Direction};
 use leg::{Leg, LocalAddresses, Peer, Purpose, ServerTx, TIMEOUT_MS};
 pub use media::MediaControl;
@@ -28,6 +29,17 @@ use std::sync::Arc;
 
 /// One device or trunk to ring: (whom, request URI, how to reach it, To value).
 type RingTarget = (String, String, Peer, String);
+
+/// INVITEs to send for one call: the targets, who they see calling, the offer on the
+/// endpoint they share.
+struct Ring {
+    targets: Vec<RingTarget>,
+    from_uri: String,
+    offer: AudioDescription,
+    endpoint: Endpoint,
+    max_forwards: u8,
+    for_transfer: bool,
+}
 
 /// Codecs kolokol speaks on plain legs; it transcodes between them.
 const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
@@ -122,6 +134,8 @@ struct Branch {
     invite_branch: String,
     invite_cseq: u32,
     status: Option<u16>,
+    /// Rung (or joined) to take a transferor's place, not as the call's first answer.
+    for_transfer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,11 +157,16 @@ struct Call {
     final_sent: bool,
     /// The SDP answer the caller gets (same text in 183 and 200).
     caller_answer: String,
-    callee_offer: String,
-    caller_endpoint: Endpoint,
-    callee_endpoint: Endpoint,
+    /// The caller's identity as the devices rung see it (From), and its user part.
+    from_uri: String,
+    caller_name: String,
     branches: Vec<Branch>,
+    /// The party on the left (the recording's left channel): the caller, until a
+    /// transfer puts someone in their place.
+    left: Side,
+    /// The party on the right: the branch that answered, or one that took its place.
     winner: Option<usize>,
+    transfer: Option<transfer::Transfer>,
     bridge: Option<BridgeId>,
     recording: Option<PathBuf>,
     ring_deadline: u64,
@@ -173,13 +192,45 @@ impl Call {
         }
     }
 
-    /// The leg on the other side of `side` once answered.
-    fn other(&self, side: Side) -> Option<Side> {
+    fn leg_ref(&self, side: Side) -> &Leg {
         match side {
-            Side::Caller => self.winner.map(Side::Branch),
-            Side::Branch(i) if self.winner == Some(i) => Some(Side::Caller),
-            Side::Branch(_) => None,
+            Side::Caller => &self.caller,
+            Side::Branch(i) => &self.branches[i].leg,
         }
+    }
+
+    /// The party talking with `side`, when `side` is one of the two parties of an
+    /// answered call.
+    fn other(&self, side: Side) -> Option<Side> {
+        let right = Side::Branch(self.winner?);
+        if side == self.left {
+            Some(right)
+        } else if side == right {
+            Some(self.left)
+        } else {
+            None
+        }
+    }
+
+    /// Where a party sits in the media bridge.
+    fn media_side(&self, side: Side) -> MediaSide {
+        if side == self.left {
+            MediaSide::Left
+        } else {
+            MediaSide::Right
+        }
+    }
+
+    /// Who a party is: the user or number rung, or the caller's user part.
+    fn label(&self, side: Side) -> String {
+        match side {
+            Side::Caller => self.caller_name.clone(),
+            Side::Branch(i) => self.branches[i].target.clone(),
+        }
+    }
+
+    fn sides(&self) -> impl Iterator<Item = Side> {
+        std::iter::once(Side::Caller).chain((0..self.branches.len()).map(Side::Branch))
     }
 
     fn next_deadline(&self) -> u64 {
@@ -190,6 +241,9 @@ impl Call {
             .unwrap_or(u64::MAX);
         if self.state == State::Ringing {
             d = d.min(self.ring_deadline);
+        }
+        if let Some(t) = &self.transfer {
+            d = d.min(t.deadline);
         }
         if let Some(e) = self.ended_at {
             d = d.min(e + LINGER_MS);
@@ -270,6 +324,13 @@ fn remote_of(
         payload_type: codec.1,
         telephone_event: desc.telephone_event,
         direction: desc.direction,
+    }
+}
+
+fn role(side: Side) -> LegRole {
+    match side {
+        Side::Caller => LegRole::Caller,
+        Side::Branch(_) => LegRole::Callee,
     }
 }
 
@@ -436,26 +497,8 @@ impl CallControl {
                     )
                 }
                 (Destination::User(login), None) => {
-                    let callee = self.ctx.dialplan.user(login);
-                    let record = record && callee.as_ref().is_none_or(|c| c.record);
-                    // Devices register with the extension as their address-of-record.
-                    let aor = callee
-                        .as_ref()
-                        .and_then(|c| c.extension.clone())
-                        .unwrap_or(login.clone());
-                    let bindings = self.ctx.location.lookup(&aor, now);
-                    if bindings.is_empty() {
-                        return Err(Refusal::new(480));
-                    }
-                    let to = format!("<sip:{aor}@{}>", self.ctx.local.host());
-                    let targets = bindings
-                        .into_iter()
-                        .map(|b| {
-                            let uri = message::uri(&b.contact).to_string();
-                            (login.clone(), uri, Peer::from(&b.flow), to.clone())
-                        })
-                        .collect();
-                    (targets, Some(login.clone()), record)
+                    let (targets, callee_record) = self.user_targets(login, now)?;
+                    (targets, Some(login.clone()), record && callee_record)
                 }
             };
         let record = record && self.ctx.config.record;
@@ -497,7 +540,7 @@ impl CallControl {
             to_value,
             strip_tag(from_value),
             peer,
-            caller_endpoint.id,
+            caller_endpoint,
         );
         caller_leg.remote_tag = message::tag(from_value).map(str::to_string);
         caller_leg.remote_cseq = req.cseq;
@@ -543,11 +586,12 @@ impl CallControl {
             last_response: None,
             final_sent: false,
             caller_answer,
-            callee_offer: String::new(),
-            caller_endpoint,
-            callee_endpoint,
+            from_uri: from_uri.clone(),
+            caller_name: from_user.clone(),
             branches: Vec::new(),
+            left: Side::Caller,
             winner: None,
+            transfer: None,
             bridge: None,
             recording: record.then(|| recording_path(&self.ctx.config.recordings, now, &id)),
             ring_deadline: now + self.ctx.config.ring_timeout_s * 1000,
@@ -577,29 +621,78 @@ impl CallControl {
         let trying = respond(&call.invite, 100, &call.caller.local_tag, None, None, &[]);
         out.messages.push(call.caller.peer.send(trying.clone()));
         call.last_response = Some(trying);
-        for (target, uri, peer, to) in targets {
+        let ring = Ring {
+            targets,
+            from_uri,
+            offer: callee_desc,
+            endpoint: callee_endpoint,
+            max_forwards,
+            for_transfer: false,
+        };
+        Self::ring(&self.ctx, &mut self.dialogs, key, &mut call, ring, now, out);
+        self.dialogs
+            .insert(call.caller.call_id.clone(), (key, Side::Caller));
+        self.calls.insert(key, call);
+        Ok(())
+    }
+
+    /// The devices of a user (by login or extension): one target per registered contact,
+    /// and whether the user's calls are recorded. 480 when nothing is registered.
+    fn user_targets(&self, login: &str, now: u64) -> Result<(Vec<RingTarget>, bool), Refusal> {
+        let callee = self.ctx.dialplan.user(login);
+        let login = callee.as_ref().map_or(login, |c| c.login.as_str());
+        // Devices register with the extension as their address-of-record.
+        let aor = callee
+            .as_ref()
+            .and_then(|c| c.extension.as_deref())
+            .unwrap_or(login);
+        let bindings = self.ctx.location.lookup(aor, now);
+        if bindings.is_empty() {
+            return Err(Refusal::new(480));
+        }
+        let to = format!("<sip:{aor}@{}>", self.ctx.local.host());
+        let targets = bindings
+            .into_iter()
+            .map(|b| {
+                let uri = message::uri(&b.contact).to_string();
+                (login.to_string(), uri, Peer::from(&b.flow), to.clone())
+            })
+            .collect();
+        Ok((targets, callee.is_none_or(|c| c.record)))
+    }
+
+    /// Sends an INVITE to every target, each its own branch and dialog of `call`.
+    fn ring(
+        ctx: &Context,
+        dialogs: &mut HashMap<String, (u64, Side)>,
+        key: u64,
+        call: &mut Call,
+        ring: Ring,
+        now: u64,
+        out: &mut Outputs,
+    ) {
+        for (target, uri, peer, to) in ring.targets {
             let call_id = message::token();
             let mut leg = Leg::new(
                 call_id.clone(),
-                from_uri.clone(),
+                ring.from_uri.clone(),
                 to,
                 peer,
-                callee_endpoint.id,
+                ring.endpoint,
             );
             leg.remote_target = uri;
             let version = leg.next_sdp_version();
-            let body = sdp::render(&callee_desc, leg.sdp_session, version);
+            let body = sdp::render(&ring.offer, leg.sdp_session, version);
             let branch = message::branch();
             let cseq = leg.local_cseq;
             let bytes = leg
-                .request("INVITE", cseq, &branch, &self.ctx.local, max_forwards)
-                .header("Contact", self.ctx.local.contact(peer.transport))
+                .request("INVITE", cseq, &branch, &ctx.local, ring.max_forwards)
+                .header("Contact", ctx.local.contact(peer.transport))
                 .header("Allow", crate::service::ALLOW)
                 .finish(body.as_bytes(), Some("application/sdp"));
             out.messages
                 .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
-            self.dialogs
-                .insert(call_id, (key, Side::Branch(call.branches.len())));
+            dialogs.insert(call_id, (key, Side::Branch(call.branches.len())));
             call.branches.push(Branch {
                 leg,
                 target,
@@ -607,13 +700,9 @@ impl CallControl {
                 invite_branch: branch,
                 invite_cseq: cseq,
                 status: None,
+                for_transfer: ring.for_transfer,
             });
-            call.callee_offer = body;
         }
-        self.dialogs
-            .insert(call.caller.call_id.clone(), (key, Side::Caller));
-        self.calls.insert(key, call);
-        Ok(())
     }
 
     /// A request that may belong to a call (ACK, CANCEL, or anything with a To tag).
@@ -685,6 +774,7 @@ impl CallControl {
                 leg.remote_cseq = req.cseq;
                 match req.method {
                     "BYE" => Self::bye(&self.ctx, call, side, &tx, now, out),
+                    "REFER" => self.refer(key, side, req, &tx, now, out),
                     "INVITE" | "UPDATE" | "INFO" => {
                         Self::relay(&self.ctx, call, side, req, tx, now, out)
                     }
@@ -742,6 +832,9 @@ impl CallControl {
             (Purpose::Relay, _) => {
                 Self::relay_response(&self.ctx, call, side, status, scan, &tx, now, out)
             }
+            (Purpose::Offer, _) if final_response => {
+                Self::offer_response(&self.ctx, call, side, status, scan, &tx, out)
+            }
             _ => {
                 if method == "INVITE" && final_response {
                     let leg = call.leg(side);
@@ -789,6 +882,9 @@ impl CallControl {
                     out,
                 );
             }
+            if call.transfer.as_ref().is_some_and(|t| now >= t.deadline) {
+                Self::transfer_failed(&self.ctx, call, 480, now, out);
+            }
             Self::leg_timers(&self.ctx, call, now, out);
         }
     }
@@ -796,52 +892,44 @@ impl CallControl {
     /// A stream connection closed: its legs are gone.
     pub fn connection_closed(&mut self, connection: u64, now: u64, out: &mut Outputs) {
         for call in self.calls.values_mut() {
-            if call.state == State::Ended {
-                continue;
-            }
-            if call.caller.peer.connection == Some(connection) {
-                call.caller.transactions.clear();
-                call.caller.awaiting_ack = None;
-                if call.state == State::Ringing {
-                    call.final_sent = true;
-                    Self::finish(
-                        &self.ctx,
-                        call,
-                        EndCause::LegLost,
-                        None,
-                        Some(LegRole::Caller),
-                        now,
-                        out,
-                    );
-                } else {
-                    Self::hang_up_side(&self.ctx, call, Side::Caller, EndCause::LegLost, now, out);
-                }
-                continue;
-            }
-            let lost: Vec<usize> = call
-                .branches
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| {
-                    b.leg.peer.connection == Some(connection) && b.state != BranchState::Done
-                })
-                .map(|(i, _)| i)
+            let lost: Vec<Side> = call
+                .sides()
+                .filter(|s| call.leg(*s).peer.connection == Some(connection))
                 .collect();
-            for i in lost {
-                call.branches[i].leg.transactions.clear();
-                if call.winner == Some(i) {
-                    Self::hang_up_side(
-                        &self.ctx,
-                        call,
-                        Side::Branch(i),
-                        EndCause::LegLost,
-                        now,
-                        out,
-                    );
-                } else {
-                    call.branches[i].state = BranchState::Done;
-                    call.branches[i].status = Some(503);
-                    Self::maybe_all_failed(&self.ctx, call, now, out);
+            for side in lost {
+                if call.state == State::Ended {
+                    break;
+                }
+                let leg = call.leg(side);
+                if leg.ended {
+                    continue;
+                }
+                leg.transactions.clear();
+                leg.awaiting_ack = None;
+                leg.ended = true;
+                if Self::transferor_left(call, side) {
+                    continue;
+                }
+                match side {
+                    _ if call.other(side).is_some() => {
+                        Self::hang_up_side(&self.ctx, call, side, EndCause::LegLost, now, out)
+                    }
+                    Side::Caller if call.state == State::Ringing => {
+                        call.final_sent = true;
+                        Self::finish(
+                            &self.ctx,
+                            call,
+                            EndCause::LegLost,
+                            None,
+                            Some(LegRole::Caller),
+                            now,
+                            out,
+                        );
+                    }
+                    Side::Branch(i) if call.branches[i].state != BranchState::Done => {
+                        Self::branch_failed(&self.ctx, call, i, 503, now, out)
+                    }
+                    _ => {}
                 }
             }
         }
@@ -876,8 +964,7 @@ impl CallControl {
 
     fn leg_timers(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
         let mut expired_ack = false;
-        for side in std::iter::once(Side::Caller).chain((0..call.branches.len()).map(Side::Branch))
-        {
+        for side in call.sides().collect::<Vec<_>>() {
             let leg = call.leg(side);
             if leg.awaiting_ack.as_ref().is_some_and(|a| now >= a.deadline) {
                 let a = leg.awaiting_ack.take().expect("checked");
@@ -889,9 +976,7 @@ impl CallControl {
                 match (tx.purpose, side) {
                     (Purpose::Ring, Side::Branch(i)) if !tx.provisional => {
                         // Timer B: the device never answered at all.
-                        call.branches[i].state = BranchState::Done;
-                        call.branches[i].status = Some(408);
-                        Self::maybe_all_failed(ctx, call, now, out);
+                        Self::branch_failed(ctx, call, i, 408, now, out);
                     }
                     (Purpose::Relay, _) => {
                         if let Some(origin) = call.other(side) {
@@ -946,7 +1031,7 @@ impl CallControl {
             return;
         }
         for i in 0..call.branches.len() {
-            if call.winner != Some(i) {
+            if call.other(Side::Branch(i)).is_none() {
                 Self::cancel_branch(ctx, call, i, now, out);
             }
         }
@@ -955,9 +1040,14 @@ impl CallControl {
         match call.bridge.take() {
             Some(b) => ctx.media.close_bridge(b),
             None => {
-                ctx.media.close_endpoint(call.caller_endpoint.id);
-                ctx.media.close_endpoint(call.callee_endpoint.id);
+                ctx.media.close_endpoint(call.caller.endpoint.id);
+                if let Some(b) = call.branches.first() {
+                    ctx.media.close_endpoint(b.leg.endpoint.id);
+                }
             }
+        }
+        if let Some(t) = call.transfer.take() {
+            ctx.media.close_endpoint(t.endpoint.id);
         }
         call.emit(by, EventKind::Ended { cause, status, by }, now, out);
     }
@@ -1012,11 +1102,12 @@ impl CallControl {
             let early = message::sdp(scan).and_then(|s| sdp::parse(s).ok());
             if let Some(desc) = &early {
                 if let Some(codec) = desc.codecs.first() {
+                    let leg = &call.branches[i].leg;
                     ctx.media.set_remote(
-                        call.callee_endpoint.id,
-                        remote_of(desc, *codec, Some(call.branches[i].leg.peer.addr.ip())),
+                        leg.endpoint.id,
+                        remote_of(desc, *codec, Some(leg.peer.addr.ip())),
                     );
-                    Self::bridge(ctx, call, now, out);
+                    Self::bridge(ctx, call, i, now, out);
                 }
             }
             let relayed = if early.is_some() && call.bridge.is_some() {
@@ -1071,6 +1162,10 @@ impl CallControl {
                 &branch,
                 out,
             );
+            if call.branches[i].for_transfer {
+                Self::transfer_answered(ctx, call, i, scan, now, out);
+                return;
+            }
             let won = call.state == State::Ringing
                 && call.winner.is_none()
                 && !call.final_sent
@@ -1084,19 +1179,14 @@ impl CallControl {
             let answer = message::sdp(scan).and_then(|s| sdp::parse(s).ok());
             let Some(answer) = answer.filter(|a| !a.codecs.is_empty()) else {
                 // An answer we cannot use: drop this device, keep ringing the others.
-                call.branches[i].state = BranchState::Done;
-                call.branches[i].status = Some(488);
                 Self::send_bye(ctx, &mut call.branches[i].leg, now, out);
-                Self::maybe_all_failed(ctx, call, now, out);
+                Self::branch_failed(ctx, call, i, 488, now, out);
                 return;
             };
+            let leg = &call.branches[i].leg;
             ctx.media.set_remote(
-                call.callee_endpoint.id,
-                remote_of(
-                    &answer,
-                    answer.codecs[0],
-                    Some(call.branches[i].leg.peer.addr.ip()),
-                ),
+                leg.endpoint.id,
+                remote_of(&answer, answer.codecs[0], Some(leg.peer.addr.ip())),
             );
             call.branches[i].state = BranchState::Answered;
             call.winner = Some(i);
@@ -1106,7 +1196,7 @@ impl CallControl {
                     Self::cancel_branch(ctx, call, j, now, out);
                 }
             }
-            Self::bridge(ctx, call, now, out);
+            Self::bridge(ctx, call, i, now, out);
             let contact = ctx.local.contact(call.caller.peer.transport);
             let bytes = respond(
                 &call.invite,
@@ -1131,9 +1221,26 @@ impl CallControl {
             let leg = &mut call.branches[i].leg;
             Self::ack(ctx, leg, status, scan, cseq, &branch, out);
         }
+        Self::branch_failed(ctx, call, i, status, now, out);
+    }
+
+    /// A device rung will not answer (`status` says why): when it was the last one
+    /// ringing, the call (or the transfer) fails.
+    fn branch_failed(
+        ctx: &Context,
+        call: &mut Call,
+        i: usize,
+        status: u16,
+        now: u64,
+        out: &mut Outputs,
+    ) {
         call.branches[i].state = BranchState::Done;
         call.branches[i].status = Some(status);
-        Self::maybe_all_failed(ctx, call, now, out);
+        if call.branches[i].for_transfer {
+            Self::maybe_transfer_failed(ctx, call, now, out);
+        } else {
+            Self::maybe_all_failed(ctx, call, now, out);
+        }
     }
 
     /// When every branch has failed, the caller hears the best of their answers.
@@ -1190,13 +1297,19 @@ impl CallControl {
     }
 
     fn send_bye(ctx: &Context, leg: &mut Leg, now: u64, out: &mut Outputs) {
+        if leg.ended {
+            return;
+        }
+        leg.ended = true;
         let (branch, cseq, w) = leg.next_request("BYE", &ctx.local);
         let bytes = w.finish(b"", None);
         out.messages
             .push(leg.start("BYE", cseq, branch, bytes, Purpose::Hangup, now));
     }
 
-    fn bridge(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
+    /// Starts the media between the caller and branch `i` (all first branches share one
+    /// endpoint).
+    fn bridge(ctx: &Context, call: &mut Call, i: usize, now: u64, out: &mut Outputs) {
         if call.bridge.is_some() {
             return;
         }
@@ -1204,9 +1317,10 @@ impl CallControl {
             .recording
             .as_ref()
             .map(|p| (call.id.clone(), p.clone()));
+        let callee = call.branches[i].leg.endpoint.id;
         match ctx
             .media
-            .bridge(call.caller_endpoint.id, call.callee_endpoint.id, recording)
+            .bridge(call.caller.endpoint.id, callee, recording)
         {
             Ok(b) => {
                 call.bridge = Some(b);
@@ -1225,16 +1339,21 @@ impl CallControl {
         let ok = respond(tx, 200, &leg.local_tag, None, None, &[]);
         out.messages.push(leg.peer.send(ok));
         leg.awaiting_ack = None;
-        let role = match side {
-            Side::Caller => LegRole::Caller,
-            Side::Branch(_) => LegRole::Callee,
-        };
+        leg.ended = true;
+        if Self::transferor_left(call, side) {
+            return;
+        }
+        let role = role(side);
         match (call.state, side) {
-            (State::Answered, _) => {
+            (State::Answered, _) if call.other(side).is_some() => {
                 if let Some(other) = call.other(side) {
                     Self::send_bye(ctx, call.leg(other), now, out);
                 }
                 Self::finish(ctx, call, EndCause::Completed, None, Some(role), now, out);
+            }
+            (State::Answered, Side::Branch(i)) if call.branches[i].state != BranchState::Done => {
+                // A transfer target ending its early dialog.
+                Self::branch_failed(ctx, call, i, 480, now, out);
             }
             (State::Ringing, Side::Caller) => {
                 // The caller may end an early dialog with BYE (RFC 3261 §15).
@@ -1249,11 +1368,7 @@ impl CallControl {
                     out,
                 );
             }
-            (State::Ringing, Side::Branch(i)) => {
-                call.branches[i].state = BranchState::Done;
-                call.branches[i].status = Some(480);
-                Self::maybe_all_failed(ctx, call, now, out);
-            }
+            (State::Ringing, Side::Branch(i)) => Self::branch_failed(ctx, call, i, 480, now, out),
             _ => {}
         }
     }
@@ -1275,7 +1390,8 @@ impl CallControl {
             Self::finish(ctx, call, cause, None, None, now, out);
             return;
         }
-        Self::send_bye(ctx, &mut call.caller, now, out);
+        let left = call.left;
+        Self::send_bye(ctx, call.leg(left), now, out);
         if let Some(w) = call.winner {
             Self::send_bye(ctx, &mut call.branches[w].leg, now, out);
         }
@@ -1294,11 +1410,7 @@ impl CallControl {
         if let Some(other) = call.other(gone) {
             Self::send_bye(ctx, call.leg(other), now, out);
         }
-        let role = match gone {
-            Side::Caller => LegRole::Caller,
-            Side::Branch(_) => LegRole::Callee,
-        };
-        Self::finish(ctx, call, cause, None, Some(role), now, out);
+        Self::finish(ctx, call, cause, None, Some(role(gone)), now, out);
     }
 
     /// re-INVITE, UPDATE, INFO from one leg: passed to the other with our own SDP.
@@ -1337,11 +1449,7 @@ impl CallControl {
         let (body, content_type) = match offer {
             Some(Ok(desc)) => {
                 // Offer the other side the same direction, on its own endpoint.
-                let endpoint = if other == Side::Caller {
-                    call.caller_endpoint
-                } else {
-                    call.callee_endpoint
-                };
+                let endpoint = call.leg(other).endpoint;
                 let te = desc.telephone_event.map(|_| TELEPHONE_EVENT_PT);
                 let codecs: Vec<Codec> =
                     desc.codecs
@@ -1410,11 +1518,7 @@ impl CallControl {
         let mut body = None;
         if (200..300).contains(&status) {
             if let (Some(ans), Ok(scan_o)) = (&answer, sip::scan::scan(&rx.request)) {
-                let endpoint = if side == Side::Caller {
-                    call.caller_endpoint
-                } else {
-                    call.callee_endpoint
-                };
+                let endpoint = call.leg(side).endpoint;
                 if let Some(codec) = ans.codecs.first() {
                     let ip = call.leg(side).peer.addr.ip();
                     ctx.media
@@ -1422,11 +1526,7 @@ impl CallControl {
                 }
                 // Answer the originator's offer on its own endpoint.
                 if let Some(Ok(offer)) = message::sdp(&scan_o).map(sdp::parse) {
-                    let own = if origin == Side::Caller {
-                        call.caller_endpoint
-                    } else {
-                        call.callee_endpoint
-                    };
+                    let own = call.leg(origin).endpoint;
                     if let Ok(mut a) = sdp::answer(&offer, own.address, own.port, &CODECS) {
                         if !ans.direction.receives() {
                             a.direction = match a.direction {
@@ -1444,15 +1544,10 @@ impl CallControl {
                             !offer.direction.receives() || offer.direction == Direction::Inactive;
                         let was = leg_o.held;
                         leg_o.held = held;
-                        let role = if origin == Side::Caller {
-                            LegRole::Caller
-                        } else {
-                            LegRole::Callee
-                        };
                         if held && !was {
-                            call.emit(Some(role), EventKind::Held, now, out);
+                            call.emit(Some(role(origin)), EventKind::Held, now, out);
                         } else if !held && was {
-                            call.emit(Some(role), EventKind::Resumed, now, out);
+                            call.emit(Some(role(origin)), EventKind::Resumed, now, out);
                         }
                     }
                 }
