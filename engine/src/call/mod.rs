@@ -1318,10 +1318,7 @@ impl CallControl {
             .as_ref()
             .map(|p| (call.id.clone(), p.clone()));
         let callee = call.branches[i].leg.endpoint.id;
-        match ctx
-            .media
-            .bridge(call.caller.endpoint.id, callee, recording)
-        {
+        match ctx.media.bridge(call.caller.endpoint.id, callee, recording) {
             Ok(b) => {
                 call.bridge = Some(b);
                 if let Some(p) = &call.recording {

@@ -53,7 +53,16 @@ impl MediaControl for FakeMedia {
         ));
         Ok(BridgeId(left.0))
     }
-    fn replace(&self, _: BridgeId, _: MediaSide, _: EndpointId) -> Result<(), MediaError> {
+    fn replace(
+        &self,
+        bridge: BridgeId,
+        side: MediaSide,
+        endpoint: EndpointId,
+    ) -> Result<(), MediaError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("replace {} {side:?} {}", bridge.0, endpoint.0));
         Ok(())
     }
     fn close_bridge(&self, bridge: BridgeId) {
@@ -106,6 +115,7 @@ impl Dialplan for Plan {
         match key {
             "alice" | "1001" => Some(user("alice", "1001")),
             "bob" | "1002" => Some(user("bob", "1002")),
+            "carol" | "1003" => Some(user("carol", "1003")),
             _ => None,
         }
     }
@@ -119,6 +129,8 @@ type Device = (([u8; 4], u16), Option<u64>);
 const ALICE: ([u8; 4], u16) = ([192, 0, 2, 10], 5061);
 const BOB_DESK: ([u8; 4], u16) = ([192, 0, 2, 20], 5062);
 const BOB_SOFT: ([u8; 4], u16) = ([192, 0, 2, 21], 5063);
+/// Carol (1003), a transfer target, always has this one device registered.
+const CAROL: ([u8; 4], u16) = ([192, 0, 2, 30], 5064);
 
 fn flow_of(addr: ([u8; 4], u16), connection: Option<u64>) -> Flow {
     Flow {
@@ -140,9 +152,9 @@ struct Bench {
     alice: Flow,
 }
 
-fn binding(contact: &str, flow: Flow) -> Binding {
+fn binding(aor: &str, contact: &str, flow: Flow) -> Binding {
     Binding {
-        aor: "1002".into(),
+        aor: aor.into(),
         contact: contact.into(),
         q: None,
         expires_at_ms: 10_000_000,
@@ -160,8 +172,20 @@ fn bench(bob_devices: &[Device]) -> Bench {
     location.restore(
         bob_devices.iter().enumerate().map(|(i, (addr, conn))| {
             let a = SocketAddr::from(*addr);
-            binding(&format!("<sip:1002@{a};dev={i}>"), flow_of(*addr, *conn))
+            binding(
+                "1002",
+                &format!("<sip:1002@{a};dev={i}>"),
+                flow_of(*addr, *conn),
+            )
         }),
+        0,
+    );
+    location.restore(
+        [binding(
+            "1003",
+            "<sip:1003@192.0.2.30:5064>",
+            flow_of(CAROL, None),
+        )],
         0,
     );
     let media = Arc::new(FakeMedia::default());
@@ -734,4 +758,286 @@ fn external_numbers_leave_through_the_users_trunk_with_its_caller_id() {
         t.contains("<sip:74950000000@192.0.2.1>"),
         "trunk caller-ID: {t}"
     );
+}
+
+/// A request with one more header (before Content-Length).
+fn with_header(request: Vec<u8>, header: &str) -> Vec<u8> {
+    String::from_utf8(request)
+        .unwrap()
+        .replacen(
+            "Content-Length:",
+            &format!("{header}\r\nContent-Length:"),
+            1,
+        )
+        .into_bytes()
+}
+
+fn sipfrag(notify: &Outgoing) -> String {
+    text(notify)
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn blind_transfer_swaps_the_target_in_and_takes_the_transferee_off_hold() {
+    let (mut b, inv, ok) = answered_call();
+    let bob = flow_of(BOB_DESK, None);
+    // Bob puts Alice on hold first, as phones do before transferring.
+    let hold = ANSWER.replace("a=sendrecv", "a=sendonly");
+    let (_, out) = b.request(&from_device(&inv, "INVITE", 5, "b1", Some(&hold)), bob);
+    let to_alice = sent(&out, ALICE, "INVITE")[0].clone();
+    let out = b.response(&reply(
+        &to_alice,
+        200,
+        "a1",
+        Some(&OFFER.replace("a=sendrecv", "a=recvonly")),
+    ));
+    assert_eq!(event_names(&out), ["held"]);
+    b.request(&from_device(&inv, "ACK", 5, "b1", None), bob);
+
+    let refer = with_header(
+        from_device(&inv, "REFER", 6, "b1", None),
+        "Refer-To: <sip:1003@192.0.2.1>",
+    );
+    let (handled, out) = b.request(&refer, bob);
+    assert!(handled);
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 202").len(), 1);
+    let notify = sent(&out, BOB_DESK, "NOTIFY");
+    assert_eq!(notify.len(), 1);
+    assert!(text(notify[0]).contains("Event: refer;id=6"));
+    assert!(text(notify[0]).contains("Subscription-State: active"));
+    assert_eq!(sipfrag(notify[0]), "SIP/2.0 100 Trying\r\n");
+    let out_notify = b.response(&reply(notify[0], 200, "b1", None));
+    assert!(out_notify.messages.is_empty());
+    let to_carol = sent(&out, CAROL, "INVITE");
+    assert_eq!(to_carol.len(), 1);
+    let carol_inv = to_carol[0].clone();
+    assert!(
+        text(&carol_inv).contains("From: \"Alice\" <sip:1001@"),
+        "the target sees the transferee: {}",
+        text(&carol_inv)
+    );
+    assert!(event_names(&out).is_empty(), "nothing happened yet");
+
+    b.response(&reply(&carol_inv, 180, "c1", None));
+    let out = b.response(&reply(&carol_inv, 200, "c1", Some(ANSWER)));
+    assert_eq!(sent(&out, CAROL, "ACK").len(), 1);
+    let notify = sent(&out, BOB_DESK, "NOTIFY");
+    assert_eq!(notify.len(), 1);
+    assert_eq!(sipfrag(notify[0]), "SIP/2.0 200 OK\r\n");
+    assert!(text(notify[0]).contains("Subscription-State: terminated"));
+    let bye_bob = sent(&out, BOB_DESK, "BYE");
+    assert_eq!(bye_bob.len(), 1, "the transferor's dialog ends");
+    // Alice was held by Bob: kolokol offers her two-way media again.
+    let resume = sent(&out, ALICE, "INVITE");
+    assert_eq!(resume.len(), 1);
+    assert!(text(resume[0]).contains("a=sendrecv"));
+    assert!(matches!(
+        &out.events[..],
+        [Event { kind: EventKind::Transferred { to, attended: false }, leg: Some(LegRole::Callee), .. }] if to == "carol"
+    ));
+    assert!(
+        b.media
+            .log()
+            .iter()
+            .any(|l| l.starts_with("replace 1 Right")),
+        "{:?}",
+        b.media.log()
+    );
+    let resume = resume[0].clone();
+    let out = b.response(&reply(&resume, 200, "a1", Some(OFFER)));
+    assert_eq!(sent(&out, ALICE, "ACK").len(), 1);
+    let bye_bob = bye_bob[0].clone();
+    b.response(&reply(&bye_bob, 200, "b1", None));
+
+    // Alice and Carol talk; Alice hangs up: Carol gets the BYE.
+    let (_, out) = b.request(&from_alice(&ok, "BYE", 3, None), b.alice);
+    assert_eq!(sent(&out, CAROL, "BYE").len(), 1);
+    assert!(sent(&out, BOB_DESK, "BYE").is_empty());
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Completed,
+            by: Some(LegRole::Caller),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_failed_blind_transfer_is_reported_and_the_call_goes_on() {
+    let (mut b, inv, ok) = answered_call();
+    let bob = flow_of(BOB_DESK, None);
+    let refer = with_header(
+        from_device(&inv, "REFER", 6, "b1", None),
+        "Refer-To: <sip:1003@192.0.2.1>",
+    );
+    let (_, out) = b.request(&refer, bob);
+    let carol_inv = sent(&out, CAROL, "INVITE")[0].clone();
+    // A second REFER while the first is ringing.
+    let again = with_header(
+        from_device(&inv, "REFER", 7, "b1", None),
+        "Refer-To: <sip:1003@192.0.2.1>",
+    );
+    let (_, out) = b.request(&again, bob);
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 491").len(), 1);
+    let out = b.response(&reply(&carol_inv, 486, "c1", None));
+    assert_eq!(sent(&out, CAROL, "ACK").len(), 1);
+    let notify = sent(&out, BOB_DESK, "NOTIFY");
+    assert_eq!(sipfrag(notify[0]), "SIP/2.0 486 Busy Here\r\n");
+    assert!(sent(&out, BOB_DESK, "BYE").is_empty());
+    assert!(out.events.is_empty());
+    // Nobody by that name: refused at once.
+    let unknown = with_header(
+        from_device(&inv, "REFER", 8, "b1", None),
+        "Refer-To: <sip:7777@192.0.2.1>",
+    );
+    let (_, out) = b.request(&unknown, bob);
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 404").len(), 1);
+    // The call is still Alice and Bob's.
+    let (_, out) = b.request(&from_alice(&ok, "BYE", 3, None), b.alice);
+    assert_eq!(sent(&out, BOB_DESK, "BYE").len(), 1);
+}
+
+#[test]
+fn a_transferor_that_hangs_up_at_once_leaves_the_transferee_with_the_target() {
+    let (mut b, inv, ok) = answered_call();
+    let bob = flow_of(BOB_DESK, None);
+    let refer = with_header(
+        from_device(&inv, "REFER", 6, "b1", None),
+        "Refer-To: <sip:1003@192.0.2.1>",
+    );
+    let (_, out) = b.request(&refer, bob);
+    let carol_inv = sent(&out, CAROL, "INVITE")[0].clone();
+    let (_, out) = b.request(&from_device(&inv, "BYE", 7, "b1", None), bob);
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 200").len(), 1);
+    assert!(sent(&out, ALICE, "BYE").is_empty(), "Alice stays");
+    assert!(out.events.is_empty());
+    let out = b.response(&reply(&carol_inv, 200, "c1", Some(ANSWER)));
+    assert!(sent(&out, BOB_DESK, "NOTIFY").is_empty());
+    assert!(sent(&out, BOB_DESK, "BYE").is_empty());
+    assert_eq!(event_names(&out), ["transferred"]);
+    let (_, out) = b.request(&from_alice(&ok, "BYE", 3, None), b.alice);
+    assert_eq!(sent(&out, CAROL, "BYE").len(), 1);
+
+    // Had Carol not answered, Alice's call would have ended.
+    let (mut b, inv, _) = answered_call();
+    let refer = with_header(
+        from_device(&inv, "REFER", 6, "b1", None),
+        "Refer-To: <sip:1003@192.0.2.1>",
+    );
+    let (_, out) = b.request(&refer, bob);
+    let carol_inv = sent(&out, CAROL, "INVITE")[0].clone();
+    b.request(&from_device(&inv, "BYE", 7, "b1", None), bob);
+    let out = b.response(&reply(&carol_inv, 480, "c1", None));
+    assert_eq!(sent(&out, ALICE, "BYE").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Failed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn attended_transfer_joins_the_consulted_party_and_ends_the_consultation() {
+    let (mut b, inv, ok) = answered_call();
+    let bob = flow_of(BOB_DESK, None);
+    // Bob consults Carol on a second call.
+    let offer = ANSWER.replace("o=bob 1 1", "o=bob 2 2");
+    let consult = format!(
+        "INVITE sip:1003@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:5062;branch=z9hG4bKbob1\r\nMax-Forwards: 70\r\nFrom: <sip:1002@192.0.2.1>;tag=b2\r\nTo: <sip:1003@192.0.2.1>\r\nCall-ID: call-b@192.0.2.20\r\nCSeq: 1 INVITE\r\nContact: <sip:1002@192.0.2.20:5062>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len()
+    );
+    let Ok(Inbound::Request(req)) = decode(consult.as_bytes()) else {
+        panic!()
+    };
+    let mut out = Outputs::default();
+    b.control
+        .invite(
+            &req,
+            consult.as_bytes(),
+            &bob,
+            Caller::User(user("bob", "1002")),
+            b.now,
+            &mut out,
+        )
+        .expect("consultation placed");
+    let carol_inv = sent(&out, CAROL, "INVITE")[0].clone();
+    let out = b.response(&reply(&carol_inv, 200, "c1", Some(ANSWER)));
+    let ok_bob = sent(&out, BOB_DESK, "SIP/2.0 200")[0].clone();
+    let kolokol_tag = message::tag(scan_of(&ok_bob.bytes).first("To").unwrap())
+        .unwrap()
+        .to_string();
+    let consult_id = out.events[0].call_id.clone();
+    let transfer_id = b
+        .control
+        .calls
+        .values()
+        .find(|c| c.id != consult_id)
+        .unwrap()
+        .id
+        .clone();
+
+    let refer = with_header(
+        from_device(&inv, "REFER", 6, "b1", None),
+        &format!("Refer-To: <sip:1003@192.0.2.1?Replaces=call-b%40192.0.2.20%3Bto-tag%3D{kolokol_tag}%3Bfrom-tag%3Db2>"),
+    );
+    let (_, out) = b.request(&refer, bob);
+    assert_eq!(sent(&out, BOB_DESK, "SIP/2.0 202").len(), 1);
+    let notify = sent(&out, BOB_DESK, "NOTIFY");
+    assert_eq!(sipfrag(notify[0]), "SIP/2.0 200 OK\r\n");
+    assert_eq!(
+        sent(&out, BOB_DESK, "BYE").len(),
+        2,
+        "both of Bob's dialogs end"
+    );
+    let reinvite = sent(&out, CAROL, "INVITE");
+    assert_eq!(reinvite.len(), 1, "Carol's media moves to the new endpoint");
+    assert!(text(reinvite[0]).contains("a=sendrecv"));
+    let ended: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e.call_id == consult_id)
+        .collect();
+    assert!(matches!(
+        ended[..],
+        [Event {
+            kind: EventKind::Ended {
+                cause: EndCause::Transferred,
+                ..
+            },
+            ..
+        }]
+    ));
+    let transferred: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e.call_id == transfer_id)
+        .collect();
+    assert!(matches!(
+        &transferred[..],
+        [Event { kind: EventKind::Transferred { to, attended: true }, .. }] if to == "carol"
+    ));
+    let reinvite = reinvite[0].clone();
+    let out = b.response(&reply(&reinvite, 200, "c1", Some(ANSWER)));
+    assert_eq!(sent(&out, CAROL, "ACK").len(), 1);
+    assert!(b
+        .media
+        .log()
+        .iter()
+        .any(|l| l.starts_with("replace 1 Right")));
+
+    // Carol hangs up on her (moved) dialog: Alice gets the BYE.
+    let (_, out) = b.request(
+        &from_device(&carol_inv, "BYE", 9, "c1", None),
+        flow_of(CAROL, None),
+    );
+    assert_eq!(sent(&out, CAROL, "SIP/2.0 200").len(), 1);
+    assert_eq!(sent(&out, ALICE, "BYE").len(), 1);
+    assert!(out.events.iter().all(|e| e.call_id == transfer_id));
+    let _ = ok;
 }

@@ -159,11 +159,9 @@ impl CallControl {
         let transferee = call.other(side).expect("a party");
         let from_uri = match transferee {
             Side::Caller => call.from_uri.clone(),
-            Side::Branch(_) => format!(
-                "<sip:{}@{}>",
-                call.label(transferee),
-                self.ctx.local.host()
-            ),
+            Side::Branch(_) => {
+                format!("<sip:{}@{}>", call.label(transferee), self.ctx.local.host())
+            }
         };
         let offer = sdp::offer(
             endpoint.address,
@@ -308,7 +306,15 @@ impl CallControl {
         if !t.transferor_gone {
             Self::notify(ctx, call, t.transferor, t.refer_cseq, 200, now, out);
         }
-        Self::join(ctx, call, t.transferor, Side::Branch(i), t.endpoint, now, out);
+        Self::join(
+            ctx,
+            call,
+            t.transferor,
+            Side::Branch(i),
+            t.endpoint,
+            now,
+            out,
+        );
         let to = call.branches[i].target.clone();
         call.emit(
             Some(role(t.transferor)),
