@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 const BOB_PASSWORD: &str = "bob-secret-1";
+const CAROL_PASSWORD: &str = "carol-secret-1";
 /// The DID the provider delivers to Bob.
 const DID: &str = "5550100";
 /// sipp's G.711 A-law sample: 236 packets, 7.05 s from first to last.
@@ -113,7 +114,10 @@ impl Office {
 }
 
 fn office(settings: &[(&str, &str)]) -> Office {
-    let server = Server::start(&[("1002", BOB_PASSWORD)], settings);
+    let server = Server::start(
+        &[("1002", BOB_PASSWORD), ("1003", CAROL_PASSWORD)],
+        settings,
+    );
     let token = server.admin_token();
     let provider_port = free_port();
     let office = Office {
@@ -615,5 +619,74 @@ fn sigterm_drains_refuses_new_calls_then_ends_running_ones_cleanly() {
         kinds.last().map(String::as_str),
         Some("recording_finished"),
         "{kinds:?}"
+    );
+}
+
+#[test]
+fn blind_transfer_moves_the_caller_to_a_third_phone_in_the_same_recording() {
+    let o = office(&[]);
+    o.register_bob();
+    // Carol's phone (1003) registers, then answers and echoes what it hears.
+    let carol_port = free_port().to_string();
+    let (ok, out) = sipp_as(
+        &o.server,
+        "register.xml",
+        "1003",
+        CAROL_PASSWORD,
+        &["-p", &carol_port],
+    );
+    assert!(ok, "carol registers: {out}");
+    let carol_media = free_port().to_string();
+    let carol = sipp_spawn(
+        &o.server,
+        "call_uas.xml",
+        &[
+            "-p",
+            &carol_port,
+            "-mp",
+            &carol_media,
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-recv_timeout",
+            "30s",
+            "-timeout",
+            "60s",
+        ],
+    );
+    // Bob answers silently and transfers the caller to 1003 after a second.
+    let bob = o.bob("uas_refer.xml", &["-d", "1000", "-key", "target", "1003"]);
+    let (ok, out) = o.provider_call("call_uac.xml", &["-d", "8000"]);
+    assert!(ok, "the caller's call goes on to the end: {out}\n{}", o.server.log());
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob: 202, NOTIFY 100 and 200, then BYE: {out}");
+    let (ok, out) = sipp_wait(carol);
+    assert!(ok, "carol answers and gets the caller's BYE: {out}");
+
+    let call = o.last_ended_call(1);
+    assert_eq!(call["answered_by"], "u1002");
+    assert_eq!(call["end_cause"], "completed");
+    let id = call["id"].as_str().unwrap().to_string();
+    let events = wait_for("the recording to close", Duration::from_secs(10), || {
+        let e = o.events(&id);
+        e.iter()
+            .any(|e| e["type"] == "recording_finished")
+            .then_some(e)
+    });
+    let transferred: Vec<&Value> = events.iter().filter(|e| e["type"] == "transferred").collect();
+    assert_eq!(transferred.len(), 1, "{events:?}");
+    assert_eq!(transferred[0]["to"], "u1003");
+    assert_eq!(transferred[0]["attended"], false);
+    assert_eq!(transferred[0]["leg"], "callee");
+    // One recording: the caller throughout on the left; on the right Bob's silence, then
+    // Carol echoing the caller.
+    let path = o.server.dir.join(call["recording"].as_str().unwrap());
+    let mut wav = hound::WavReader::open(&path).unwrap();
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    assert!(rms(&samples, 0, 0.2, 6.5) > 300.0, "the caller is heard");
+    assert!(rms(&samples, 1, 0.1, 0.8) < 30.0, "bob said nothing");
+    assert!(
+        rms(&samples, 1, 2.5, 6.5) > 300.0,
+        "carol is heard in the same recording after the transfer"
     );
 }
