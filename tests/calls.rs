@@ -22,6 +22,8 @@ struct Office {
     provider_port: u16,
     /// Where Bob's phone listens.
     bob_port: u16,
+    /// Where the provider takes calls that leave through the trunk.
+    trunk_port: u16,
 }
 
 impl Office {
@@ -64,7 +66,12 @@ impl Office {
 
     /// A callee scenario on Bob's port.
     fn bob(&self, scenario: &str, extra: &[&str]) -> std::process::Child {
-        let port = self.bob_port.to_string();
+        self.phone(self.bob_port, scenario, extra)
+    }
+
+    /// A phone's scenario (one call) on `port`, in the background.
+    fn phone(&self, port: u16, scenario: &str, extra: &[&str]) -> std::process::Child {
+        let port = port.to_string();
         let media = free_port().to_string();
         let mut args = vec![
             "-p",
@@ -104,6 +111,22 @@ impl Office {
         sipp(&self.server, scenario, &args)
     }
 
+    /// A call's events once its recording is closed, and the recording's samples
+    /// (interleaved stereo).
+    fn finished_recording(&self, call: &Value) -> (Vec<Value>, Vec<i16>) {
+        let id = call["id"].as_str().unwrap().to_string();
+        let events = wait_for("the recording to close", Duration::from_secs(10), || {
+            let e = self.events(&id);
+            e.iter()
+                .any(|e| e["type"] == "recording_finished")
+                .then_some(e)
+        });
+        let path = self.server.dir.join(call["recording"].as_str().unwrap());
+        let mut wav = hound::WavReader::open(&path).unwrap();
+        let samples = wav.samples::<i16>().map(Result::unwrap).collect();
+        (events, samples)
+    }
+
     /// The newest call, once it has ended.
     fn last_ended_call(&self, count: usize) -> Value {
         wait_for("the call to end", Duration::from_secs(10), || {
@@ -125,11 +148,12 @@ fn office(settings: &[(&str, &str)]) -> Office {
         token,
         provider_port,
         bob_port: free_port(),
+        trunk_port: free_port(),
     };
     let (status, v) = office.api(
         "POST",
         "/api/v1/trunks",
-        &format!(r#"{{"name":"provider","address":"127.0.0.1:{}","inbound_ip":"127.0.0.1","inbound_port":{provider_port}}}"#, free_port()),
+        &format!(r#"{{"name":"provider","address":"127.0.0.1:{}","inbound_ip":"127.0.0.1","inbound_port":{provider_port}}}"#, office.trunk_port),
     );
     assert_eq!(status, 201, "{v}");
     let (status, v) = office.api(
@@ -525,16 +549,7 @@ fn two_users_talk_through_kolokol_over_udp_and_tcp() {
         assert_eq!(call["user"], "alice");
         assert_eq!(call["answered_by"], "u1002");
         assert_eq!(call["end_cause"], "completed");
-        let path = o.server.dir.join(call["recording"].as_str().unwrap());
-        let id = call["id"].as_str().unwrap().to_string();
-        wait_for("the recording to close", Duration::from_secs(10), || {
-            o.events(&id)
-                .iter()
-                .any(|e| e["type"] == "recording_finished")
-                .then_some(())
-        });
-        let mut wav = hound::WavReader::open(&path).unwrap();
-        let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+        let (_, samples) = o.finished_recording(&call);
         assert!(
             rms(&samples, 0, 0.5, 1.5) > 300.0,
             "alice is heard over {transport}"
@@ -627,37 +642,24 @@ fn blind_transfer_moves_the_caller_to_a_third_phone_in_the_same_recording() {
     let o = office(&[]);
     o.register_bob();
     // Carol's phone (1003) registers, then answers and echoes what it hears.
-    let carol_port = free_port().to_string();
+    let carol_port = free_port();
     let (ok, out) = sipp_as(
         &o.server,
         "register.xml",
         "1003",
         CAROL_PASSWORD,
-        &["-p", &carol_port],
+        &["-p", &carol_port.to_string()],
     );
     assert!(ok, "carol registers: {out}");
-    let carol_media = free_port().to_string();
-    let carol = sipp_spawn(
-        &o.server,
-        "call_uas.xml",
-        &[
-            "-p",
-            &carol_port,
-            "-mp",
-            &carol_media,
-            "-rtp_echo",
-            "-m",
-            "1",
-            "-recv_timeout",
-            "30s",
-            "-timeout",
-            "60s",
-        ],
-    );
+    let carol = o.phone(carol_port, "call_uas.xml", &["-rtp_echo"]);
     // Bob answers silently and transfers the caller to 1003 after a second.
     let bob = o.bob("uas_refer.xml", &["-d", "1000", "-key", "target", "1003"]);
     let (ok, out) = o.provider_call("call_uac.xml", &["-d", "8000"]);
-    assert!(ok, "the caller's call goes on to the end: {out}\n{}", o.server.log());
+    assert!(
+        ok,
+        "the caller's call goes on to the end: {out}\n{}",
+        o.server.log()
+    );
     let (ok, out) = sipp_wait(bob);
     assert!(ok, "bob: 202, NOTIFY 100 and 200, then BYE: {out}");
     let (ok, out) = sipp_wait(carol);
@@ -666,27 +668,120 @@ fn blind_transfer_moves_the_caller_to_a_third_phone_in_the_same_recording() {
     let call = o.last_ended_call(1);
     assert_eq!(call["answered_by"], "u1002");
     assert_eq!(call["end_cause"], "completed");
-    let id = call["id"].as_str().unwrap().to_string();
-    let events = wait_for("the recording to close", Duration::from_secs(10), || {
-        let e = o.events(&id);
-        e.iter()
-            .any(|e| e["type"] == "recording_finished")
-            .then_some(e)
-    });
-    let transferred: Vec<&Value> = events.iter().filter(|e| e["type"] == "transferred").collect();
+    let (events, samples) = o.finished_recording(&call);
+    let transferred: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "transferred")
+        .collect();
     assert_eq!(transferred.len(), 1, "{events:?}");
     assert_eq!(transferred[0]["to"], "u1003");
     assert_eq!(transferred[0]["attended"], false);
     assert_eq!(transferred[0]["leg"], "callee");
     // One recording: the caller throughout on the left; on the right Bob's silence, then
     // Carol echoing the caller.
-    let path = o.server.dir.join(call["recording"].as_str().unwrap());
-    let mut wav = hound::WavReader::open(&path).unwrap();
-    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     assert!(rms(&samples, 0, 0.2, 6.5) > 300.0, "the caller is heard");
     assert!(rms(&samples, 1, 0.1, 0.8) < 30.0, "bob said nothing");
     assert!(
         rms(&samples, 1, 2.5, 6.5) > 300.0,
         "carol is heard in the same recording after the transfer"
     );
+}
+
+/// baresip as Bob's desk phone: registers with digest, answers automatically and sends a
+/// sine tone; its output goes to ALSA's null device. Killed when dropped.
+struct Baresip(std::process::Child);
+
+impl Baresip {
+    fn start(o: &Office, commands: &[&str]) -> Baresip {
+        let dir = o.server.dir.join(format!("baresip-{}", free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{}\naudio_player alsa,null\naudio_alert alsa,null\naudio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nrtp_ports 40000-40999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule alsa.so\nmodule_tmp account.so\nmodule_app menu.so\n",
+            o.bob_port
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:1002@127.0.0.1:{};transport=udp>;auth_pass={BOB_PASSWORD};answermode=auto;regint=600;audio_codecs=PCMU,PCMA\n",
+                o.server.sip_port
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("baresip");
+        // SIP bound to the loopback keeps its SDP and RTP there too (127.0.0.1 only).
+        cmd.arg("-4").arg("-f").arg(&dir).args(["-t", "60"]);
+        for c in commands {
+            cmd.args(["-e", c]);
+        }
+        let phone = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("baresip is not installed: run the README test command, it installs it");
+        let phone = Baresip(phone);
+        let token = o.token.clone();
+        o.server
+            .wait_registrations(&token, Duration::from_secs(10), |v| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().any(|r| r["aor"] == "1002"))
+            });
+        phone
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Both channels of a finished call's recording carry sound between `from` and `to`.
+fn assert_two_way_audio(o: &Office, call: &Value, from: f64, to: f64) {
+    let (_, samples) = o.finished_recording(call);
+    assert!(rms(&samples, 0, from, to) > 300.0, "the caller is heard");
+    assert!(rms(&samples, 1, from, to) > 300.0, "the callee is heard");
+}
+
+#[test]
+fn baresip_desk_phone_answers_a_provider_call_and_calls_out_through_the_trunk() {
+    // baresip 1.0 (libre) rejects a 401 outright when any challenge in it is not MD5.
+    let o = office(&[("KOLOKOL_REGISTRAR__DIGEST_ALGORITHMS", r#"["MD5"]"#)]);
+    let (status, v) = o.api(
+        "PUT",
+        "/api/v1/users/u1002/calls",
+        r#"{"record":true,"trunk_id":1}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let phone = Baresip::start(&o, &[]);
+    let (ok, out) = o.provider_call("call_uac.xml", &["-d", "3000"]);
+    assert!(
+        ok,
+        "baresip answers the provider's call: {out}\n{}",
+        o.server.log()
+    );
+    let call = o.last_ended_call(1);
+    assert_eq!(call["answered_by"], "u1002");
+    assert_eq!(call["end_cause"], "completed");
+    assert_two_way_audio(&o, &call, 0.5, 2.5);
+    drop(phone);
+
+    // Bob dials an outside number: it leaves through the trunk to the provider, whose
+    // phone echoes the tone and hangs up after two seconds.
+    let provider = o.phone(
+        o.trunk_port,
+        "call_uas_hangup.xml",
+        &["-rtp_echo", "-d", "2000"],
+    );
+    let _phone = Baresip::start(&o, &["/dial 74950001122"]);
+    let (ok, out) = sipp_wait(provider);
+    assert!(ok, "the provider gets the call: {out}\n{}", o.server.log());
+    let call = o.last_ended_call(2);
+    assert_eq!(call["direction"], "outbound");
+    assert_eq!(call["user"], "u1002");
+    assert_eq!(call["to"], "74950001122");
+    assert_eq!(call["end_cause"], "completed");
+    assert_two_way_audio(&o, &call, 0.5, 1.8);
 }
