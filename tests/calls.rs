@@ -689,7 +689,7 @@ fn blind_transfer_moves_the_caller_to_a_third_phone_in_the_same_recording() {
 
 /// baresip as Bob's desk phone: registers with digest, answers automatically and sends a
 /// sine tone; its output goes to ALSA's null device. Killed when dropped.
-struct Baresip(std::process::Child);
+struct Baresip(std::process::Child, std::path::PathBuf);
 
 impl Baresip {
     fn start(o: &Office, commands: &[&str]) -> Baresip {
@@ -720,7 +720,7 @@ impl Baresip {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("baresip is not installed: run the README test command, it installs it");
-        let phone = Baresip(phone);
+        let phone = Baresip(phone, dir.join("out.log"));
         let token = o.token.clone();
         o.server
             .wait_registrations(&token, Duration::from_secs(10), |v| {
@@ -728,6 +728,12 @@ impl Baresip {
                     .is_some_and(|a| a.iter().any(|r| r["aor"] == "1002"))
             });
         phone
+    }
+}
+
+impl Baresip {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
     }
 }
 
@@ -746,7 +752,7 @@ fn assert_two_way_audio(o: &Office, call: &Value, from: f64, to: f64) {
 }
 
 #[test]
-fn baresip_desk_phone_answers_a_provider_call_and_calls_out_through_the_trunk() {
+fn baresip_desk_phone_answers_hears_dtmf_and_calls_out_through_the_trunk() {
     // baresip 1.0 (libre) rejects a 401 outright when any challenge in it is not MD5.
     let o = office(&[("KOLOKOL_REGISTRAR__DIGEST_ALGORITHMS", r#"["MD5"]"#)]);
     let (status, v) = o.api(
@@ -766,6 +772,18 @@ fn baresip_desk_phone_answers_a_provider_call_and_calls_out_through_the_trunk() 
     assert_eq!(call["answered_by"], "u1002");
     assert_eq!(call["end_cause"], "completed");
     assert_two_way_audio(&o, &call, 0.5, 2.5);
+
+    // The caller presses 9 (RFC 4733): the phone hears the key.
+    std::fs::copy(
+        "/usr/share/sip-tester/dtmf_2833_9.pcap",
+        o.server.dir.join("dtmf_2833_9.pcap"),
+    )
+    .unwrap();
+    let (ok, out) = o.provider_call("call_uac_dtmf.xml", &["-d", "1500"]);
+    assert!(ok, "{out}");
+    wait_for("the phone to hear the key", Duration::from_secs(5), || {
+        phone.log().contains("received event: '9'").then_some(())
+    });
     drop(phone);
 
     // Bob dials an outside number: it leaves through the trunk to the provider, whose
@@ -778,7 +796,7 @@ fn baresip_desk_phone_answers_a_provider_call_and_calls_out_through_the_trunk() 
     let _phone = Baresip::start(&o, &["/dial 74950001122"]);
     let (ok, out) = sipp_wait(provider);
     assert!(ok, "the provider gets the call: {out}\n{}", o.server.log());
-    let call = o.last_ended_call(2);
+    let call = o.last_ended_call(3);
     assert_eq!(call["direction"], "outbound");
     assert_eq!(call["user"], "u1002");
     assert_eq!(call["to"], "74950001122");
