@@ -6,11 +6,13 @@ mod tls;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use config::Config;
+use kolokol_crm::queues::StoredState;
 use kolokol_crm::{bindings, journal, NewUser, RoutingTable, Store, UserDirectory};
 use kolokol_engine::call::leg::LocalAddresses;
 use kolokol_engine::call::{CallControl, Context as CallContext};
 use kolokol_engine::clock::now_ms;
 use kolokol_engine::event::{EventBus, LocalBus};
+use kolokol_engine::queue::OperatorState;
 use kolokol_engine::registrar::{Location, Registrar};
 use kolokol_engine::service::{CallPlane, SipService};
 use kolokol_engine::transport::{self, Connections, Sender, Transport};
@@ -260,6 +262,8 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         location,
         media: Arc::new(media.clone()),
     });
+    let mut control = control;
+    restore_queues(&mut control, &store).await?;
     let sip = Arc::new(SipService::new(registrar).with_calls(CallPlane {
         control: std::sync::Mutex::new(control),
         dialplan: routing.clone(),
@@ -412,6 +416,26 @@ async fn drain(sip: &SipService, media: &Media, drain_s: u64) {
 }
 
 /// A recording the media plane closed becomes an event of its call.
+/// Queues from the database, and every operator back in the state the event log last had
+/// for them: logged in (ready), paused with the same reason, or offline.
+async fn restore_queues(control: &mut CallControl, store: &Store) -> Result<()> {
+    let now = now_ms();
+    control.set_queues(store.queues().await?, now);
+    let states = store.operator_states().await?;
+    let mut out = kolokol_engine::call::Outputs::default();
+    control.with_acd(now, &mut out, |acd, _| {
+        for (operator, state) in states {
+            let state = match state {
+                StoredState::LoggedIn => OperatorState::Ready,
+                StoredState::Paused(reason) => OperatorState::Paused { reason },
+                StoredState::LoggedOut => OperatorState::Offline,
+            };
+            acd.restore(&operator, state, now);
+        }
+    });
+    Ok(())
+}
+
 fn media_event(sip: &SipService, event: MediaEvent) {
     match event {
         MediaEvent::RecordingClosed { key, path, info } => {

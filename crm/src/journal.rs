@@ -1,9 +1,11 @@
 //! The event log's writer: events from call control are appended to `call_events` (and
-//! folded into the `calls` and `recordings` rows) in one transaction per batch, and only
-//! then published. A subscriber never sees an event a crash could take back.
+//! folded into the `calls` and `recordings` rows), queue and operator events to
+//! `queue_events`, in one transaction per batch, and only then published. A subscriber
+//! never sees an event a crash could take back.
 
 use crate::{Store, StoreError};
-use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole};
+use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole, Record};
+use kolokol_engine::queue::QueueEvent;
 use sqlx::{Row, Sqlite, Transaction};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -12,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 /// already queued is written first.
 pub async fn run(
     store: Store,
-    mut rx: mpsc::UnboundedReceiver<Event>,
+    mut rx: mpsc::UnboundedReceiver<Record>,
     bus: Arc<dyn EventBus>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -34,8 +36,11 @@ pub async fn run(
         }
         match append(&store, &mut batch).await {
             Ok(()) => {
+                // Queue events reach live dashboards with the supervision work.
                 for e in &batch {
-                    bus.publish(e);
+                    if let Record::Call(e) = e {
+                        bus.publish(e);
+                    }
                 }
             }
             Err(e) => {
@@ -53,9 +58,16 @@ fn leg_name(leg: Option<LegRole>) -> Option<&'static str> {
     })
 }
 
-async fn append(store: &Store, batch: &mut [Event]) -> Result<(), sqlx::Error> {
+async fn append(store: &Store, batch: &mut [Record]) -> Result<(), sqlx::Error> {
     let mut tx = store.pool.begin().await?;
-    for e in batch.iter_mut() {
+    for record in batch.iter_mut() {
+        let e = match record {
+            Record::Call(e) => e,
+            Record::Queue(q) => {
+                insert_queue_event(&mut tx, q).await?;
+                continue;
+            }
+        };
         if e.seq == u32::MAX {
             // Raised after the call was forgotten in memory: next in its sequence.
             let max: Option<i64> =
@@ -68,6 +80,22 @@ async fn append(store: &Store, batch: &mut [Event]) -> Result<(), sqlx::Error> {
         insert(&mut tx, e).await?;
     }
     tx.commit().await
+}
+
+async fn insert_queue_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    e: &QueueEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(e.at_ms as i64)
+        .bind(e.kind.name())
+        .bind(e.kind.queue())
+        .bind(e.kind.call())
+        .bind(e.kind.operator())
+        .bind(serde_json::to_string(e).unwrap_or_default())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert(tx: &mut Transaction<'_, Sqlite>, e: &Event) -> Result<(), sqlx::Error> {
@@ -158,7 +186,7 @@ pub async fn close_interrupted(store: &Store, now_ms: u64) -> Result<usize, Stor
     let rows = sqlx::query("SELECT c.id, (SELECT MAX(seq) FROM call_events WHERE call_id = c.id) AS seq FROM calls c WHERE c.ended_ms IS NULL")
         .fetch_all(&store.pool)
         .await?;
-    let mut events: Vec<Event> = rows
+    let mut events: Vec<Record> = rows
         .iter()
         .map(|r| Event {
             call_id: r.get("id"),
@@ -171,6 +199,7 @@ pub async fn close_interrupted(store: &Store, now_ms: u64) -> Result<usize, Stor
                 by: None,
             },
         })
+        .map(Record::Call)
         .collect();
     let n = events.len();
     append(store, &mut events).await?;

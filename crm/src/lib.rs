@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod journal;
+pub mod queues;
 pub mod store;
 pub mod telephony;
 pub mod users;

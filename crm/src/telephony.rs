@@ -79,8 +79,12 @@ impl NewTrunk {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct NewNumber {
     pub number: String,
-    /// The login of the user the number rings.
-    pub user: String,
+    /// The login of the user the number rings …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// … or the queue it enters (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
     #[serde(default = "yes")]
     pub record: bool,
 }
@@ -150,18 +154,31 @@ impl Store {
         if digits.is_empty() || digits.len() > 32 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("number", "digits, optionally after '+'"));
         }
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
-            .bind(&new.user)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(invalid("user", "no user with this login"));
-        }
+        let destination = match (&new.user, &new.queue) {
+            (Some(user), None) => {
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
+                        .bind(user)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if exists.is_none() {
+                    return Err(invalid("user", "no user with this login"));
+                }
+                format!("user:{user}")
+            }
+            (None, Some(queue)) => {
+                if !self.queue_exists(queue).await? {
+                    return Err(invalid("queue", "no queue with this name"));
+                }
+                format!("queue:{queue}")
+            }
+            _ => return Err(invalid("user", "give either user or queue")),
+        };
         let r = sqlx::query(
             "INSERT INTO numbers (number, destination, record, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&new.number)
-        .bind(format!("user:{}", new.user))
+        .bind(destination)
         .bind(new.record as i64)
         .bind(chrono::Utc::now().to_rfc3339())
         .execute(&self.pool)
@@ -183,9 +200,11 @@ impl Store {
             .iter()
             .filter_map(|r| {
                 let dest: String = r.get("destination");
+                let (kind, name) = dest.split_once(':')?;
                 Some(NewNumber {
                     number: r.get("number"),
-                    user: dest.strip_prefix("user:")?.to_string(),
+                    user: (kind == "user").then(|| name.to_string()),
+                    queue: (kind == "queue").then(|| name.to_string()),
                     record: r.get::<i64, _>("record") != 0,
                 })
             })
@@ -259,7 +278,10 @@ impl RoutingTable {
                 n.number.clone(),
                 Number {
                     number: n.number,
-                    destination: Destination::User(n.user),
+                    destination: match (n.user, n.queue) {
+                        (Some(user), _) => Destination::User(user),
+                        (None, queue) => Destination::Queue(queue.unwrap_or_default()),
+                    },
                     record: n.record,
                 },
             );

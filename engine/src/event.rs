@@ -147,6 +147,14 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What the journal appends: a call's event, or a queue/operator event (operator events
+/// belong to no call).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Call(Event),
+    Queue(crate::queue::QueueEvent),
+}
+
 /// Where stored events are published. In-process now; NATS JetStream can implement it
 /// when kolokol runs on several nodes.
 pub trait EventBus: Send + Sync {

@@ -3,7 +3,7 @@
 
 use crate::call::routing::Dialplan;
 use crate::call::{CallControl, Caller, Outputs};
-use crate::event::Event;
+use crate::event::Record;
 use crate::registrar::AuthRole;
 use crate::registrar::{Observation, Registrar, Reply};
 use crate::sip::{self, response::stateless_tag, Inbound, Rejected, Request, ResponseBuilder};
@@ -37,7 +37,7 @@ pub struct CallPlane {
     pub control: Mutex<CallControl>,
     pub dialplan: Arc<dyn Dialplan>,
     pub sender: Arc<Sender>,
-    pub journal: mpsc::UnboundedSender<Event>,
+    pub journal: mpsc::UnboundedSender<Record>,
 }
 
 impl CallPlane {
@@ -52,7 +52,10 @@ impl CallPlane {
             self.sender.send(m);
         }
         for e in out.events {
-            let _ = self.journal.send(e);
+            let _ = self.journal.send(Record::Call(e));
+        }
+        for e in out.queue_events {
+            let _ = self.journal.send(Record::Queue(e));
         }
         r
     }

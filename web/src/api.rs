@@ -63,6 +63,21 @@ pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "user",
             "record",
             "trunk_id",
+            "queue",
+            "strategy",
+            "members",
+            "ring_timeout_ms",
+            "retry_delay_ms",
+            "max_wait_ms",
+            "overflow",
+            "join_empty",
+            "leave_empty",
+            "wrap_up_ms",
+            "service_level_ms",
+            "auto_pause_after",
+            "priority",
+            "tier_step_ms",
+            "reason",
         ]
         .into_iter()
         .find(|f| text.contains(&format!("`{f}`")));

@@ -4,6 +4,7 @@
 mod api;
 mod calls;
 mod problem;
+mod queues;
 mod sip_ws;
 
 use axum::routing::{get, post, put};
@@ -49,6 +50,20 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/calls", get(calls::list_calls))
         .route("/api/v1/calls/{id}/events", get(calls::call_events))
         .route("/api/v1/recordings/{id}", get(calls::recording))
+        .route(
+            "/api/v1/queues",
+            get(queues::list_queues).post(queues::create_queue),
+        )
+        .route("/api/v1/queues/{name}", put(queues::replace_queue))
+        .route(
+            "/api/v1/pause-reasons",
+            get(queues::list_pause_reasons).post(queues::add_pause_reason),
+        )
+        .route("/api/v1/operators", get(queues::list_operators))
+        .route("/api/v1/operators/{id}/login", post(queues::login))
+        .route("/api/v1/operators/{id}/logout", post(queues::logout))
+        .route("/api/v1/operators/{id}/pause", post(queues::pause))
+        .route("/api/v1/operators/{id}/resume", post(queues::resume))
         .route(
             "/sip",
             get(move |ws, info, st| sip_ws::upgrade(ws, info, st, ws_transport)),

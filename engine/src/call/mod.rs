@@ -6,12 +6,14 @@
 pub mod leg;
 pub mod media;
 pub mod message;
+mod queued;
 pub mod routing;
 #[cfg(test)]
 mod tests;
 mod transfer;
 
 use crate::event::{CallDirection, EndCause, Event, EventKind, LegRole};
+use crate::queue::{Acd, QueueEvent};
 use crate::registrar::Location;
 use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
@@ -22,6 +24,7 @@ use kolokol_media::sdp::{self, AudioDescription, Codec, Direction};
 use leg::{Leg, LocalAddresses, Peer, Purpose, ServerTx, TIMEOUT_MS};
 pub use media::MediaControl;
 use message::reason;
+use queued::QueueInput;
 use routing::{Destination, Dialplan, Trunk, UserRoute};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +42,8 @@ struct Ring {
     endpoint: Endpoint,
     max_forwards: u8,
     for_transfer: bool,
+    /// A queue's offer to this operator.
+    operator: Option<String>,
 }
 
 /// Codecs kolokol speaks on plain legs; it transcodes between them.
@@ -78,6 +83,9 @@ impl Default for CallConfig {
 pub struct Outputs {
     pub messages: Vec<Outgoing>,
     pub events: Vec<Event>,
+    pub queue_events: Vec<QueueEvent>,
+    /// What the queue core must hear, settled before the step returns.
+    pending: Vec<QueueInput>,
 }
 
 /// Who placed a call, as the service established it.
@@ -108,6 +116,8 @@ impl Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Ringing,
+    /// Answered by kolokol, waiting in a queue for an operator.
+    Queued,
     Answered,
     Ended,
 }
@@ -136,6 +146,8 @@ struct Branch {
     status: Option<u16>,
     /// Rung (or joined) to take a transferor's place, not as the call's first answer.
     for_transfer: bool,
+    /// The operator a queue offered the call to (all their devices ring).
+    operator: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,6 +179,13 @@ struct Call {
     /// The party on the right: the branch that answered, or one that took its place.
     winner: Option<usize>,
     transfer: Option<transfer::Transfer>,
+    /// The queue the call went through, if any.
+    queue: Option<String>,
+    /// What devices rung for this call are offered, on the endpoint they share.
+    callee_offer: AudioDescription,
+    callee_endpoint: Endpoint,
+    /// The user who placed the call (they are busy while it lasts).
+    caller_user: Option<String>,
     bridge: Option<BridgeId>,
     recording: Option<PathBuf>,
     ring_deadline: u64,
@@ -266,6 +285,9 @@ pub struct CallControl {
     calls: HashMap<u64, Call>,
     /// Call-ID of every leg to its call.
     dialogs: HashMap<String, (u64, Side)>,
+    /// kolokol's call id to its call.
+    ids: HashMap<String, u64>,
+    acd: Acd,
     next_key: u64,
     /// Set while draining: the moment remaining calls are ended.
     drain_deadline: Option<u64>,
@@ -368,6 +390,8 @@ impl CallControl {
             ctx,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            ids: HashMap::new(),
+            acd: Acd::new(rand::random()),
             next_key: 1,
             drain_deadline: None,
         }
@@ -460,7 +484,19 @@ impl CallControl {
                 ),
                 None => {
                     let trunk = u.trunk.and_then(|id| self.ctx.dialplan.trunk(id));
+                    let internal = self.ctx.dialplan.number(&dialled);
                     match trunk {
+                        // An internal number (a queue's) before anything leaves the office.
+                        _ if internal.is_some() => {
+                            let n = internal.expect("checked");
+                            (
+                                CallDirection::Internal,
+                                n.destination,
+                                None,
+                                Some(n.number),
+                                u.record && n.record,
+                            )
+                        }
                         Some(t) if is_phone_number(&dialled) => (
                             CallDirection::Outbound,
                             Destination::User(String::new()),
@@ -500,6 +536,7 @@ impl CallControl {
                     let (targets, callee_record) = self.user_targets(login, now)?;
                     (targets, Some(login.clone()), record && callee_record)
                 }
+                (Destination::Queue(_), None) => (Vec::new(), None, record),
             };
         let record = record && self.ctx.config.record;
         // Media: one endpoint towards the caller, one shared by every branch.
@@ -592,6 +629,13 @@ impl CallControl {
             left: Side::Caller,
             winner: None,
             transfer: None,
+            queue: None,
+            callee_offer: callee_desc.clone(),
+            callee_endpoint,
+            caller_user: match &caller {
+                Caller::User(u) => Some(u.login.clone()),
+                Caller::Trunk(_) => None,
+            },
             bridge: None,
             recording: record.then(|| recording_path(&self.ctx.config.recordings, now, &id)),
             ring_deadline: now + self.ctx.config.ring_timeout_s * 1000,
@@ -628,11 +672,24 @@ impl CallControl {
             endpoint: callee_endpoint,
             max_forwards,
             for_transfer: false,
+            operator: None,
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, &mut call, ring, now, out);
         self.dialogs
             .insert(call.caller.call_id.clone(), (key, Side::Caller));
+        if let Some(user) = &call.caller_user {
+            out.pending.push(QueueInput::Direct {
+                operator: user.clone(),
+                call: id.clone(),
+                active: true,
+            });
+        }
+        self.ids.insert(id, key);
         self.calls.insert(key, call);
+        if let Destination::Queue(queue) = destination {
+            self.enqueue(key, &queue, now, out);
+        }
+        self.settle(now, out);
         Ok(())
     }
 
@@ -701,6 +758,7 @@ impl CallControl {
                 invite_cseq: cseq,
                 status: None,
                 for_transfer: ring.for_transfer,
+                operator: ring.operator.clone(),
             });
         }
     }
@@ -708,6 +766,19 @@ impl CallControl {
     /// A request that may belong to a call (ACK, CANCEL, or anything with a To tag).
     /// False when no call knows it; the service then answers it itself.
     pub fn request(
+        &mut self,
+        req: &Request<'_>,
+        data: &[u8],
+        flow: &Flow,
+        now: u64,
+        out: &mut Outputs,
+    ) -> bool {
+        let handled = self.dialog_request(req, data, flow, now, out);
+        self.settle(now, out);
+        handled
+    }
+
+    fn dialog_request(
         &mut self,
         req: &Request<'_>,
         data: &[u8],
@@ -791,6 +862,11 @@ impl CallControl {
 
     /// A response to a request kolokol sent.
     pub fn response(&mut self, status: u16, scan: &sip::Scan<'_>, now: u64, out: &mut Outputs) {
+        self.dialog_response(status, scan, now, out);
+        self.settle(now, out);
+    }
+
+    fn dialog_response(&mut self, status: u16, scan: &sip::Scan<'_>, now: u64, out: &mut Outputs) {
         let call_id = scan.first("Call-ID").unwrap_or_default();
         let Some(&(key, side)) = self.dialogs.get(call_id) else {
             return;
@@ -847,6 +923,14 @@ impl CallControl {
     /// The clock: retransmissions, timeouts, no-answer, the drain deadline, forgetting
     /// ended calls.
     pub fn tick(&mut self, now: u64, out: &mut Outputs) {
+        self.call_timers(now, out);
+        let mut queue = crate::queue::AcdOutputs::default();
+        self.acd.tick(now, &mut queue);
+        self.apply(queue, now, out);
+        self.settle(now, out);
+    }
+
+    fn call_timers(&mut self, now: u64, out: &mut Outputs) {
         let drain_over = self.drain_deadline.is_some_and(|d| now >= d);
         let due: Vec<u64> = self
             .calls
@@ -860,6 +944,7 @@ impl CallControl {
             };
             if call.ended_at.is_some_and(|e| now >= e + LINGER_MS) {
                 let call = self.calls.remove(&key).expect("present");
+                self.ids.remove(&call.id);
                 self.dialogs.remove(&call.caller.call_id);
                 for b in &call.branches {
                     self.dialogs.remove(&b.leg.call_id);
@@ -891,6 +976,11 @@ impl CallControl {
 
     /// A stream connection closed: its legs are gone.
     pub fn connection_closed(&mut self, connection: u64, now: u64, out: &mut Outputs) {
+        self.legs_lost(connection, now, out);
+        self.settle(now, out);
+    }
+
+    fn legs_lost(&mut self, connection: u64, now: u64, out: &mut Outputs) {
         for call in self.calls.values_mut() {
             let lost: Vec<Side> = call
                 .sides()
@@ -914,7 +1004,7 @@ impl CallControl {
                     _ if call.other(side).is_some() => {
                         Self::hang_up_side(&self.ctx, call, side, EndCause::LegLost, now, out)
                     }
-                    Side::Caller if call.state == State::Ringing => {
+                    Side::Caller if matches!(call.state, State::Ringing | State::Queued) => {
                         call.final_sent = true;
                         Self::finish(
                             &self.ctx,
@@ -991,7 +1081,7 @@ impl CallControl {
                 }
             }
         }
-        if expired_ack && call.state == State::Answered {
+        if expired_ack && matches!(call.state, State::Answered | State::Queued) {
             Self::hang_up(ctx, call, EndCause::LegLost, now, out);
         }
     }
@@ -1035,15 +1125,14 @@ impl CallControl {
                 Self::cancel_branch(ctx, call, i, now, out);
             }
         }
+        Self::left_queue_core(call, by, out);
         call.state = State::Ended;
         call.ended_at = Some(now);
         match call.bridge.take() {
             Some(b) => ctx.media.close_bridge(b),
             None => {
                 ctx.media.close_endpoint(call.caller.endpoint.id);
-                if let Some(b) = call.branches.first() {
-                    ctx.media.close_endpoint(b.leg.endpoint.id);
-                }
+                ctx.media.close_endpoint(call.callee_endpoint.id);
             }
         }
         if let Some(t) = call.transfer.take() {
@@ -1166,6 +1255,10 @@ impl CallControl {
                 Self::transfer_answered(ctx, call, i, scan, now, out);
                 return;
             }
+            if let Some(operator) = call.branches[i].operator.clone() {
+                Self::operator_answered(ctx, call, i, operator, scan, now, out);
+                return;
+            }
             let won = call.state == State::Ringing
                 && call.winner.is_none()
                 && !call.final_sent
@@ -1212,6 +1305,11 @@ impl CallControl {
             out.messages
                 .push(call.caller.send_final(bytes, cseq, true, now));
             let by = call.branches[i].target.clone();
+            out.pending.push(QueueInput::Direct {
+                operator: by.clone(),
+                call: call.id.clone(),
+                active: true,
+            });
             call.emit(Some(LegRole::Callee), EventKind::Answered { by }, now, out);
             return;
         }
@@ -1234,9 +1332,11 @@ impl CallControl {
         now: u64,
         out: &mut Outputs,
     ) {
-        call.branches[i].state = BranchState::Done;
+        let was = std::mem::replace(&mut call.branches[i].state, BranchState::Done);
         call.branches[i].status = Some(status);
-        if call.branches[i].for_transfer {
+        if let Some(operator) = call.branches[i].operator.clone() {
+            Self::operator_missed(call, operator, was, out);
+        } else if call.branches[i].for_transfer {
             Self::maybe_transfer_failed(ctx, call, now, out);
         } else {
             Self::maybe_all_failed(ctx, call, now, out);
@@ -1366,6 +1466,12 @@ impl CallControl {
                 );
             }
             (State::Ringing, Side::Branch(i)) => Self::branch_failed(ctx, call, i, 480, now, out),
+            (State::Queued, Side::Caller) => {
+                Self::finish(ctx, call, EndCause::Abandoned, None, Some(role), now, out)
+            }
+            (State::Queued, Side::Branch(i)) if call.branches[i].state != BranchState::Done => {
+                Self::branch_failed(ctx, call, i, 480, now, out)
+            }
             _ => {}
         }
     }

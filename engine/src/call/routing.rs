@@ -4,12 +4,13 @@
 use crate::transport::Transport;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where an inbound number or a dialled extension leads. Queues and IVRs join later as
-/// further variants; call control treats every destination the same way.
+/// Where an inbound number or a dialled extension leads (IVRs join later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// A user, by login (the address-of-record their devices register).
     User(String),
+    /// An ACD queue, by name: the caller is answered and waits for an operator.
+    Queue(String),
 }
 
 /// A user as routing sees them.

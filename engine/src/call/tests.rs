@@ -108,8 +108,12 @@ impl Dialplan for Plan {
             password: None,
         })
     }
-    fn number(&self, _: &str) -> Option<Number> {
-        None
+    fn number(&self, number: &str) -> Option<Number> {
+        (number == "500").then(|| Number {
+            number: "500".into(),
+            destination: Destination::Queue("support".into()),
+            record: true,
+        })
     }
     fn user(&self, key: &str) -> Option<UserRoute> {
         match key {
@@ -1040,4 +1044,96 @@ fn attended_transfer_joins_the_consulted_party_and_ends_the_consultation() {
     assert_eq!(sent(&out, ALICE, "BYE").len(), 1);
     assert!(out.events.iter().all(|e| e.call_id == transfer_id));
     let _ = ok;
+}
+
+/// Alice calls the support queue (500), where Bob is the one operator, logged in.
+fn queue_call(ring_timeout_ms: u64) -> (Bench, Outputs) {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let mut q = crate::queue::QueueConfig::new(
+        "support",
+        crate::queue::Strategy::LongestIdle,
+        &[("bob", 0)],
+    );
+    q.ring_timeout_ms = ring_timeout_ms;
+    b.control.set_queues(vec![q], b.now);
+    let now = b.now;
+    let mut out = Outputs::default();
+    b.control
+        .with_acd(now, &mut out, |acd, o| acd.login("bob", now, o))
+        .unwrap();
+    let out = b.call("500");
+    (b, out)
+}
+
+fn queue_kinds(out: &Outputs) -> Vec<&'static str> {
+    out.queue_events.iter().map(|e| e.kind.name()).collect()
+}
+
+#[test]
+fn a_queue_call_is_answered_at_once_then_bridged_to_the_operator() {
+    let (mut b, out) = queue_call(15_000);
+    let ok = sent(&out, ALICE, "SIP/2.0 200");
+    assert_eq!(ok.len(), 1, "the caller is answered and waits");
+    let ok = ok[0].clone();
+    assert_eq!(queue_kinds(&out), ["entered", "offered"]);
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    assert!(b.media.log().iter().all(|l| !l.starts_with("bridge")));
+    b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
+    assert_eq!(queue_kinds(&out), ["answered"]);
+    assert_eq!(event_names(&out), ["recording_started", "answered"]);
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Answered { by } if by == "bob")));
+    assert!(b.media.log().iter().any(|l| l.starts_with("bridge")));
+    assert!(matches!(
+        b.control.acd().operator("bob").unwrap().state,
+        crate::queue::OperatorState::Talking { .. }
+    ));
+
+    let (_, out) = b.request(&from_alice(&ok, "BYE", 2, None), b.alice);
+    assert_eq!(sent(&out, BOB_DESK, "BYE").len(), 1);
+    assert_eq!(queue_kinds(&out), ["completed"]);
+    assert_eq!(
+        b.control.acd().operator("bob").unwrap().state,
+        crate::queue::OperatorState::Ready
+    );
+}
+
+#[test]
+fn an_unanswered_offer_is_cancelled_and_an_abandoning_caller_is_counted() {
+    let (mut b, out) = queue_call(5_000);
+    let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+    b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 180, "b1", None));
+    let out = b.advance(5_100);
+    assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1, "the ring timeout");
+    assert!(queue_kinds(&out).starts_with(&["no_answer"]));
+    let cancel = sent(&out, BOB_DESK, "CANCEL")[0].clone();
+    b.response(&reply(&cancel, 200, "b1", None));
+    let out = b.response(&reply(&inv, 487, "b1", None));
+    assert!(
+        queue_kinds(&out).is_empty(),
+        "kolokol's own CANCEL is no second miss"
+    );
+    // Bob is offered the caller again after the retry delay; Alice gives up meanwhile.
+    let out = b.advance(1_100);
+    let again = sent(&out, BOB_DESK, "INVITE");
+    assert_eq!(again.len(), 1);
+    let again = again[0].clone();
+    b.response(&reply(&again, 180, "b2", None));
+    let (_, out) = b.request(&from_alice(&ok, "BYE", 2, None), b.alice);
+    assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1);
+    assert_eq!(queue_kinds(&out), ["abandoned"]);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Abandoned,
+            ..
+        }
+    ));
 }

@@ -177,6 +177,7 @@ impl CallControl {
             endpoint,
             max_forwards: 70,
             for_transfer: true,
+            operator: None,
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
     }
@@ -253,6 +254,7 @@ impl CallControl {
             invite_cseq: 0,
             status: None,
             for_transfer: true,
+            operator: None,
         });
         // Its media now comes to the new endpoint.
         Self::offer(&self.ctx, call, joined, now, out);

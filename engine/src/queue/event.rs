@@ -146,6 +146,38 @@ impl QueueEventKind {
         )
     }
 
+    /// The queue concerned, for call events.
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            QueueEventKind::Entered { queue, .. }
+            | QueueEventKind::Offered { queue, .. }
+            | QueueEventKind::NoAnswer { queue, .. }
+            | QueueEventKind::Answered { queue, .. }
+            | QueueEventKind::Abandoned { queue, .. }
+            | QueueEventKind::Overflowed { queue, .. }
+            | QueueEventKind::TimedOut { queue, .. }
+            | QueueEventKind::Completed { queue, .. } => Some(queue),
+            _ => None,
+        }
+    }
+
+    /// The operator concerned, if any.
+    pub fn operator(&self) -> Option<&str> {
+        match self {
+            QueueEventKind::Offered { operator, .. }
+            | QueueEventKind::NoAnswer { operator, .. }
+            | QueueEventKind::Answered { operator, .. }
+            | QueueEventKind::Completed { operator, .. }
+            | QueueEventKind::Login { operator }
+            | QueueEventKind::Logout { operator }
+            | QueueEventKind::Paused { operator, .. }
+            | QueueEventKind::Resumed { operator }
+            | QueueEventKind::WrapUpStarted { operator, .. }
+            | QueueEventKind::WrapUpEnded { operator } => Some(operator),
+            _ => None,
+        }
+    }
+
     /// The call concerned, for call events.
     pub fn call(&self) -> Option<&str> {
         match self {

@@ -51,7 +51,9 @@ pub enum EmptyRule {
     NobodyAvailable,
 }
 
+/// A queue as configured; fields left out of the JSON take [`QueueConfig::new`]'s values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     pub name: String,
     pub strategy: Strategy,
@@ -76,6 +78,12 @@ pub struct QueueConfig {
     pub priority: i32,
     /// Reach one more penalty tier per this much waiting; none: every tier at once.
     pub tier_step_ms: Option<u64>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig::new("", Strategy::LongestIdle, &[])
+    }
 }
 
 impl QueueConfig {
@@ -197,6 +205,15 @@ impl Acd {
                 last_offered,
             },
         );
+    }
+
+    /// Puts an operator back in the state the log last had for them (after a restart),
+    /// without new events.
+    pub fn restore(&mut self, id: &str, state: OperatorState, now: u64) {
+        self.add_operator(id, now);
+        if let Some(op) = self.operators.get_mut(id) {
+            op.enter(state, now);
+        }
     }
 
     pub fn add_operator(&mut self, id: &str, now: u64) {
@@ -371,7 +388,9 @@ impl Acd {
         w.missed_by.push(operator.to_string());
         let queue = w.queue.clone();
         if w.offers.is_empty() {
-            w.next_offer_ms = now + self.queues[&queue].config.retry_delay_ms;
+            // At least a millisecond: an operator who cannot be rung at all must not be
+            // offered the same caller again within the same instant.
+            w.next_offer_ms = now + self.queues[&queue].config.retry_delay_ms.max(1);
         }
         let ring_ms = self
             .operators

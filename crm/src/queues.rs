@@ -1,0 +1,187 @@
+//! Queues, pause reasons and what operators did, as stored: queue configurations are the
+//! engine's [`QueueConfig`] in JSON; operator states and today's counters are read back
+//! from `queue_events`, so they survive a restart.
+
+use crate::store::{Store, StoreError};
+use kolokol_engine::queue::{Overflow, QueueConfig};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashMap;
+
+fn invalid(field: &'static str, message: &str) -> StoreError {
+    StoreError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// An operator's last state change as the log has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredState {
+    LoggedIn,
+    LoggedOut,
+    Paused(String),
+}
+
+/// Today's counters of one operator (SPEC §1.5: accepted, missed).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counters {
+    pub accepted: u32,
+    pub missed: u32,
+}
+
+impl Store {
+    async fn check_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
+        let name = q.name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid("name", "1-64 letters, digits, '-' or '_'"));
+        }
+        if q.ring_timeout_ms == 0 {
+            return Err(invalid("ring_timeout_ms", "must be positive"));
+        }
+        for m in &q.members {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
+                .bind(&m.operator)
+                .fetch_optional(&self.pool)
+                .await?;
+            if found.is_none() {
+                return Err(invalid("members", &format!("no user {}", m.operator)));
+            }
+        }
+        match &q.overflow {
+            Overflow::User(_) => Err(invalid(
+                "overflow",
+                "overflow to a user is not supported yet; use a queue or hangup",
+            )),
+            Overflow::Queue(next) if next == &q.name => {
+                Err(invalid("overflow", "a queue cannot overflow into itself"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn create_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
+        self.check_queue(q).await?;
+        let r = sqlx::query("INSERT INTO queues (name, config, created_at) VALUES ($1, $2, $3)")
+            .bind(&q.name)
+            .bind(serde_json::to_string(q).expect("serialisable"))
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&self.pool)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict { field: "name" })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn replace_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
+        self.check_queue(q).await?;
+        let done = sqlx::query("UPDATE queues SET config = $1 WHERE name = $2")
+            .bind(serde_json::to_string(q).expect("serialisable"))
+            .bind(&q.name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn queues(&self) -> Result<Vec<QueueConfig>, StoreError> {
+        let rows = sqlx::query("SELECT config FROM queues ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.get::<String, _>("config")).ok())
+            .collect())
+    }
+
+    pub async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
+        let found: Option<String> = sqlx::query_scalar("SELECT name FROM queues WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn pause_reasons(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM pause_reasons ORDER BY position, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn add_pause_reason(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(invalid("name", "1-64 characters"));
+        }
+        let r = sqlx::query("INSERT INTO pause_reasons (name, position) VALUES ($1, (SELECT COALESCE(MAX(position), 0) + 1 FROM pause_reasons))")
+            .bind(name)
+            .execute(&self.pool)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict { field: "name" })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Each operator's last login, logout, pause or resume: their state to restore.
+    pub async fn operator_states(&self) -> Result<HashMap<String, StoredState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT operator, kind, data FROM queue_events WHERE id IN (SELECT MAX(id) FROM queue_events WHERE kind IN ('login', 'logout', 'paused', 'resumed') GROUP BY operator)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let operator: String = r.get("operator");
+                let state = match r.get::<String, _>("kind").as_str() {
+                    "logout" => StoredState::LoggedOut,
+                    "paused" => {
+                        let data: serde_json::Value =
+                            serde_json::from_str(&r.get::<String, _>("data")).ok()?;
+                        StoredState::Paused(data["reason"].as_str()?.to_string())
+                    }
+                    _ => StoredState::LoggedIn,
+                };
+                Some((operator, state))
+            })
+            .collect())
+    }
+
+    /// Accepted and missed queue offers per operator since `since_ms`.
+    pub async fn operator_counters(
+        &self,
+        since_ms: u64,
+    ) -> Result<HashMap<String, Counters>, StoreError> {
+        let rows = sqlx::query("SELECT operator, kind, COUNT(*) AS n FROM queue_events WHERE at_ms >= $1 AND kind IN ('answered', 'no_answer') GROUP BY operator, kind")
+            .bind(since_ms as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: HashMap<String, Counters> = HashMap::new();
+        for r in rows {
+            let c = out.entry(r.get("operator")).or_default();
+            let n = r.get::<i64, _>("n") as u32;
+            match r.get::<String, _>("kind").as_str() {
+                "answered" => c.accepted = n,
+                _ => c.missed = n,
+            }
+        }
+        Ok(out)
+    }
+}

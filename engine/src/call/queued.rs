@@ -1,0 +1,324 @@
+//! Calls through ACD queues: call control's side of the [`Acd`] core. The caller is answered
+//! and waits; the core's offers ring an operator's devices as branches; the first device to
+//! answer is bridged to the caller. What happens to calls is fed back to the core, and its
+//! decisions are carried out, until both agree ([`CallControl::settle`]).
+
+use super::{remote_of, respond, BranchState, Call, CallControl, Context, Outputs, Ring, State};
+use crate::event::{EndCause, EventKind, LegRole};
+use crate::queue::{Acd, AcdError, AcdOutputs, Action, CompletedBy, Overflow, QueueConfig};
+use kolokol_media::sdp::{self, AudioDescription};
+
+/// What the queue core must hear about a call.
+#[derive(Debug)]
+pub(super) enum QueueInput {
+    /// An operator's device answered an offer with this SDP.
+    Answered {
+        call: String,
+        operator: String,
+        branch: usize,
+        answer: AudioDescription,
+    },
+    /// Every device of the operator failed or refused.
+    Declined { call: String, operator: String },
+    /// The caller hung up while waiting.
+    CallerLeft { call: String },
+    /// An answered queue call ended.
+    Ended { call: String, by: CompletedBy },
+    /// A user's call that did not come from a queue began or ended (busy operators get no
+    /// queue calls).
+    Direct {
+        operator: String,
+        call: String,
+        active: bool,
+    },
+}
+
+impl CallControl {
+    /// The queue core, for reading (operator states, waiting callers).
+    pub fn acd(&self) -> &Acd {
+        &self.acd
+    }
+
+    /// Runs an operator command or configuration change on the queue core and carries out
+    /// what it decides (offers, cancels, overflows).
+    pub fn with_acd<R>(
+        &mut self,
+        now: u64,
+        out: &mut Outputs,
+        f: impl FnOnce(&mut Acd, &mut AcdOutputs) -> R,
+    ) -> R {
+        let mut decided = AcdOutputs::default();
+        let r = f(&mut self.acd, &mut decided);
+        self.apply(decided, now, out);
+        self.settle(now, out);
+        r
+    }
+
+    /// Replaces the queues' configuration (on start and after API changes).
+    pub fn set_queues(&mut self, queues: Vec<QueueConfig>, now: u64) {
+        for q in queues {
+            self.acd.set_queue(q, now);
+        }
+    }
+
+    /// Answers the caller and puts the call into `queue`.
+    pub(super) fn enqueue(&mut self, key: u64, queue: &str, now: u64, out: &mut Outputs) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.queue = Some(queue.to_string());
+        call.state = State::Queued;
+        let contact = self.ctx.local.contact(call.caller.peer.transport);
+        let bytes = respond(
+            &call.invite,
+            200,
+            &call.caller.local_tag,
+            Some(&contact),
+            Some(&call.caller_answer),
+            &[],
+        );
+        call.final_sent = true;
+        call.last_response = Some(bytes.clone());
+        let cseq = call.invite.cseq;
+        out.messages
+            .push(call.caller.send_final(bytes, cseq, true, now));
+        let id = call.id.clone();
+        let mut decided = AcdOutputs::default();
+        if let Err(e) = self.acd.join(queue, &id, now, &mut decided) {
+            let to = match e {
+                AcdError::Refused(to) => to,
+                _ => Overflow::Hangup,
+            };
+            decided.actions.push(Action::Overflow { call: id, to });
+        }
+        self.apply(decided, now, out);
+    }
+
+    /// Feeds pending call changes to the queue core and carries out its decisions, until
+    /// nothing is left.
+    pub(super) fn settle(&mut self, now: u64, out: &mut Outputs) {
+        while !out.pending.is_empty() {
+            for input in std::mem::take(&mut out.pending) {
+                let mut decided = AcdOutputs::default();
+                match input {
+                    QueueInput::Answered {
+                        call,
+                        operator,
+                        branch,
+                        answer,
+                    } => {
+                        let won = self.acd.answered(&call, &operator, now, &mut decided);
+                        self.connect(&call, branch, won, &answer, now, out);
+                    }
+                    QueueInput::Declined { call, operator } => {
+                        self.acd.declined(&call, &operator, now, &mut decided)
+                    }
+                    QueueInput::CallerLeft { call } => {
+                        self.acd.caller_left(&call, now, &mut decided)
+                    }
+                    QueueInput::Ended { call, by } => {
+                        self.acd.call_ended(&call, by, now, &mut decided)
+                    }
+                    QueueInput::Direct {
+                        operator,
+                        call,
+                        active,
+                    } => self
+                        .acd
+                        .direct_call(&operator, &call, active, now, &mut decided),
+                }
+                self.apply(decided, now, out);
+            }
+        }
+    }
+
+    /// Carries out the queue core's decisions.
+    pub(super) fn apply(&mut self, decided: AcdOutputs, now: u64, out: &mut Outputs) {
+        out.queue_events.extend(decided.events);
+        for action in decided.actions {
+            match action {
+                Action::Offer { call, operator, .. } => {
+                    self.ring_operator(&call, operator, now, out)
+                }
+                Action::Cancel { call, operator } => {
+                    let Some(call) = self.ids.get(&call).and_then(|k| self.calls.get_mut(k)) else {
+                        continue;
+                    };
+                    for i in 0..call.branches.len() {
+                        if call.branches[i].operator.as_deref() == Some(operator.as_str()) {
+                            Self::cancel_branch(&self.ctx, call, i, now, out);
+                        }
+                    }
+                }
+                Action::Overflow { call, to } => self.overflow(&call, to, now, out),
+            }
+        }
+    }
+
+    /// Rings every device of the operator with the waiting caller.
+    fn ring_operator(&mut self, id: &str, operator: String, now: u64, out: &mut Outputs) {
+        let key = self.ids.get(id).copied();
+        let queued = key
+            .and_then(|k| self.calls.get(&k))
+            .is_some_and(|c| c.state == State::Queued);
+        let targets = match self.user_targets(&operator, now) {
+            Ok((targets, _)) if queued => targets,
+            _ => {
+                // Nothing registered (or the caller is gone): the operator cannot take it.
+                out.pending.push(QueueInput::Declined {
+                    call: id.to_string(),
+                    operator,
+                });
+                return;
+            }
+        };
+        let key = key.expect("queued");
+        let call = self.calls.get_mut(&key).expect("queued");
+        let ring = Ring {
+            targets,
+            from_uri: call.from_uri.clone(),
+            offer: call.callee_offer.clone(),
+            endpoint: call.callee_endpoint,
+            max_forwards: 70,
+            for_transfer: false,
+            operator: Some(operator),
+        };
+        Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
+    }
+
+    fn overflow(&mut self, id: &str, to: Overflow, now: u64, out: &mut Outputs) {
+        let Some(key) = self.ids.get(id).copied() else {
+            return;
+        };
+        if let Overflow::Queue(next) = &to {
+            let mut decided = AcdOutputs::default();
+            if self.acd.join(next, id, now, &mut decided).is_ok() {
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.queue = Some(next.clone());
+                }
+                self.apply(decided, now, out);
+                return;
+            }
+        }
+        // A goodbye announcement comes with the prompts; until then the caller is hung up.
+        if let Some(call) = self.calls.get_mut(&key) {
+            Self::hang_up(&self.ctx, call, EndCause::NoAnswer, now, out);
+        }
+    }
+
+    /// The queue core's verdict on an operator's answer: bridged to the caller, or (the
+    /// offer was no longer valid) hung up.
+    fn connect(
+        &mut self,
+        id: &str,
+        i: usize,
+        won: bool,
+        answer: &AudioDescription,
+        now: u64,
+        out: &mut Outputs,
+    ) {
+        let Some(call) = self.ids.get(id).and_then(|k| self.calls.get_mut(k)) else {
+            return;
+        };
+        if !won || call.state != State::Queued {
+            call.branches[i].state = BranchState::Done;
+            Self::send_bye(&self.ctx, &mut call.branches[i].leg, now, out);
+            return;
+        }
+        let leg = &call.branches[i].leg;
+        self.ctx.media.set_remote(
+            call.callee_endpoint.id,
+            remote_of(answer, answer.codecs[0], Some(leg.peer.addr.ip())),
+        );
+        call.branches[i].state = BranchState::Answered;
+        call.winner = Some(i);
+        call.state = State::Answered;
+        for j in 0..call.branches.len() {
+            if j != i {
+                Self::cancel_branch(&self.ctx, call, j, now, out);
+            }
+        }
+        Self::bridge(&self.ctx, call, i, now, out);
+        let by = call.branches[i].operator.clone().unwrap_or_default();
+        call.emit(Some(LegRole::Callee), EventKind::Answered { by }, now, out);
+    }
+
+    /// A device of an offered operator answered (2xx, already acknowledged).
+    pub(super) fn operator_answered(
+        ctx: &Context,
+        call: &mut Call,
+        i: usize,
+        operator: String,
+        scan: &crate::sip::Scan<'_>,
+        now: u64,
+        out: &mut Outputs,
+    ) {
+        let answer = super::message::sdp(scan)
+            .and_then(|s| sdp::parse(s).ok())
+            .filter(|a| !a.codecs.is_empty());
+        match answer {
+            Some(answer) if call.state == State::Queued => out.pending.push(QueueInput::Answered {
+                call: call.id.clone(),
+                operator,
+                branch: i,
+                answer,
+            }),
+            _ => {
+                Self::send_bye(ctx, &mut call.branches[i].leg, now, out);
+                if call.branches[i].state != BranchState::Done {
+                    Self::branch_failed(ctx, call, i, 488, now, out);
+                }
+            }
+        }
+    }
+
+    /// A device of an offered operator failed; when it was their last one ringing (and
+    /// kolokol did not cancel it itself), the operator missed the offer.
+    pub(super) fn operator_missed(
+        call: &Call,
+        operator: String,
+        was: BranchState,
+        out: &mut Outputs,
+    ) {
+        let cancelled = matches!(was, BranchState::Cancelling { .. });
+        let ringing = call.branches.iter().any(|b| {
+            b.operator.as_deref() == Some(operator.as_str()) && b.state != BranchState::Done
+        });
+        if !cancelled && !ringing && call.state == State::Queued {
+            out.pending.push(QueueInput::Declined {
+                call: call.id.clone(),
+                operator,
+            });
+        }
+    }
+
+    /// The call ends: the queue core hears how, and the users in it are free again.
+    pub(super) fn left_queue_core(call: &Call, by: Option<LegRole>, out: &mut Outputs) {
+        let id = call.id.clone();
+        match (&call.queue, call.state) {
+            (Some(_), State::Queued) => out
+                .pending
+                .push(QueueInput::CallerLeft { call: id.clone() }),
+            (Some(_), State::Answered) => out.pending.push(QueueInput::Ended {
+                call: id.clone(),
+                by: match by {
+                    Some(LegRole::Caller) => CompletedBy::Caller,
+                    Some(LegRole::Callee) => CompletedBy::Operator,
+                    None => CompletedBy::System,
+                },
+            }),
+            _ => {}
+        }
+        let callee = call
+            .winner
+            .filter(|_| call.queue.is_none())
+            .map(|w| call.branches[w].target.clone());
+        for user in call.caller_user.iter().cloned().chain(callee) {
+            out.pending.push(QueueInput::Direct {
+                operator: user,
+                call: id.clone(),
+                active: false,
+            });
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Queues, pause reasons and operators (SPEC §1.4–1.5): configuration for admins, states
+//! for everyone, state changes for the operator themself or a supervisor.
+
+use crate::api::{body, Caller};
+use crate::{AppState, Problem};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use kolokol_engine::clock::now_ms;
+use kolokol_engine::queue::{Acd, AcdError, AcdOutputs, OperatorState, QueueConfig};
+use kolokol_engine::service::CallPlane;
+use serde::{Deserialize, Serialize};
+
+fn admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.admin {
+        Ok(())
+    } else {
+        Err(Problem::forbidden())
+    }
+}
+
+fn plane(st: &AppState) -> Result<&CallPlane, Problem> {
+    st.sip.calls.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Call control is off",
+            "this instance runs without call control",
+        )
+    })
+}
+
+/// Hands the stored queues to call control.
+async fn reload(st: &AppState) -> Result<(), Problem> {
+    let queues = st.store.queues().await?;
+    let now = now_ms();
+    plane(st)?.step(|c, _| c.set_queues(queues, now));
+    Ok(())
+}
+
+#[derive(Serialize)]
+pub struct QueueView {
+    #[serde(flatten)]
+    config: QueueConfig,
+    /// Calls waiting now, longest first.
+    waiting: Vec<String>,
+}
+
+pub async fn list_queues(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<QueueView>>, Problem> {
+    admin(&caller)?;
+    let queues = st.store.queues().await?;
+    let plane = plane(&st)?;
+    Ok(Json(
+        queues
+            .into_iter()
+            .map(|config| {
+                let waiting = plane.step(|c, _| c.acd().waiting(&config.name));
+                QueueView { config, waiting }
+            })
+            .collect(),
+    ))
+}
+
+pub async fn create_queue(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<QueueConfig>, JsonRejection>,
+) -> Result<(StatusCode, Json<QueueConfig>), Problem> {
+    admin(&caller)?;
+    let q = body(json)?;
+    st.store.create_queue(&q).await?;
+    reload(&st).await?;
+    Ok((StatusCode::CREATED, Json(q)))
+}
+
+pub async fn replace_queue(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    json: Result<Json<QueueConfig>, JsonRejection>,
+) -> Result<Json<QueueConfig>, Problem> {
+    admin(&caller)?;
+    let mut q = body(json)?;
+    q.name = name;
+    st.store.replace_queue(&q).await?;
+    reload(&st).await?;
+    Ok(Json(q))
+}
+
+pub async fn list_pause_reasons(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<String>>, Problem> {
+    Ok(Json(st.store.pause_reasons().await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewReason {
+    name: String,
+}
+
+pub async fn add_pause_reason(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<NewReason>, JsonRejection>,
+) -> Result<(StatusCode, Json<Vec<String>>), Problem> {
+    admin(&caller)?;
+    let r = body(json)?;
+    st.store.add_pause_reason(&r.name).await?;
+    Ok((StatusCode::CREATED, Json(st.store.pause_reasons().await?)))
+}
+
+#[derive(Serialize)]
+pub struct OperatorView {
+    id: String,
+    state: &'static str,
+    /// The pause reason while paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The call being offered or talked on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<String>,
+    /// Milliseconds in the current state.
+    in_state_ms: u64,
+    /// Today (since 00:00 UTC): queue calls answered, offers missed.
+    accepted: u32,
+    missed: u32,
+    /// Callers waiting in the operator's queues now.
+    waiting: usize,
+}
+
+pub async fn list_operators(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<OperatorView>>, Problem> {
+    let now = now_ms();
+    let counters = st.store.operator_counters(now - now % 86_400_000).await?;
+    let mut list = plane(&st)?.step(|c, _| {
+        let acd = c.acd();
+        acd.operators()
+            .map(|o| {
+                let (reason, call) = match &o.state {
+                    OperatorState::Paused { reason } => (Some(reason.clone()), None),
+                    OperatorState::Ringing { call } | OperatorState::Talking { call } => {
+                        (None, Some(call.clone()))
+                    }
+                    _ => (None, None),
+                };
+                OperatorView {
+                    id: o.id.clone(),
+                    state: o.state.label(),
+                    reason,
+                    call,
+                    in_state_ms: now.saturating_sub(o.since_ms),
+                    accepted: 0,
+                    missed: 0,
+                    waiting: acd.waiting_for(&o.id),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    for o in &mut list {
+        let c = counters.get(&o.id).copied().unwrap_or_default();
+        (o.accepted, o.missed) = (c.accepted, c.missed);
+    }
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+pub struct PauseBody {
+    reason: String,
+}
+
+/// Who may change `operator`: the operator themself or an admin (supervisor).
+async fn known_operator(st: &AppState, caller: &Caller, operator: &str) -> Result<(), Problem> {
+    if !caller.0.admin && caller.0.login != operator {
+        return Err(Problem::forbidden());
+    }
+    let users = st.store.users().await?;
+    if !users.iter().any(|u| u.login == operator) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("no user {operator}"),
+        ));
+    }
+    Ok(())
+}
+
+fn change(
+    st: &AppState,
+    operator: &str,
+    f: impl FnOnce(&mut Acd, u64, &mut AcdOutputs) -> Result<(), AcdError>,
+) -> Result<StatusCode, Problem> {
+    let now = now_ms();
+    plane(st)?
+        .step(|c, out| {
+            c.with_acd(now, out, |acd, o| {
+                acd.add_operator(operator, now);
+                f(acd, now, o)
+            })
+        })
+        .map(|_| StatusCode::NO_CONTENT)
+        .map_err(|e| match e {
+            AcdError::State(why) => Problem::new(StatusCode::CONFLICT, "Not possible now", why),
+            other => Problem::internal(format!("{other:?}")),
+        })
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(operator): Path<String>,
+) -> Result<StatusCode, Problem> {
+    known_operator(&st, &caller, &operator).await?;
+    change(&st, &operator, |acd, now, o| acd.login(&operator, now, o))
+}
+
+pub async fn logout(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(operator): Path<String>,
+) -> Result<StatusCode, Problem> {
+    known_operator(&st, &caller, &operator).await?;
+    change(&st, &operator, |acd, now, o| acd.logout(&operator, now, o))
+}
+
+pub async fn pause(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(operator): Path<String>,
+    json: Result<Json<PauseBody>, JsonRejection>,
+) -> Result<StatusCode, Problem> {
+    known_operator(&st, &caller, &operator).await?;
+    let p = body(json)?;
+    if !st.store.pause_reasons().await?.contains(&p.reason) {
+        return Err(Problem::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason",
+            "not one of GET /api/v1/pause-reasons",
+        ));
+    }
+    change(&st, &operator, |acd, now, o| {
+        acd.pause(&operator, &p.reason, now, o)
+    })
+}
+
+pub async fn resume(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(operator): Path<String>,
+) -> Result<StatusCode, Problem> {
+    known_operator(&st, &caller, &operator).await?;
+    change(&st, &operator, |acd, now, o| acd.resume(&operator, now, o))
+}
