@@ -2,7 +2,7 @@
 //! engine's [`QueueConfig`] in JSON; operator states and today's counters are read back
 //! from `queue_events`, so they survive a restart.
 
-use crate::store::{Store, StoreError};
+use crate::store::{conflict_on, Store, StoreError};
 use kolokol_engine::queue::{Overflow, QueueConfig};
 use serde::Serialize;
 use sqlx::Row;
@@ -73,13 +73,8 @@ impl Store {
             .bind(chrono::Utc::now().to_rfc3339())
             .execute(&self.pool)
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict { field: "name" })
-            }
-            Err(e) => Err(e.into()),
-        }
+        r.map_err(conflict_on("name"))?;
+        Ok(())
     }
 
     pub async fn replace_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
@@ -130,13 +125,8 @@ impl Store {
             .bind(name)
             .execute(&self.pool)
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict { field: "name" })
-            }
-            Err(e) => Err(e.into()),
-        }
+        r.map_err(conflict_on("name"))?;
+        Ok(())
     }
 
     /// Each operator's last login, logout, pause or resume: their state to restore.

@@ -23,6 +23,14 @@ pub enum StoreError {
     Hash(String),
 }
 
+/// A database error, a unique-constraint violation reported as a conflict on `field`.
+pub(crate) fn conflict_on(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict { field },
+        e => e.into(),
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub pool: SqlitePool,

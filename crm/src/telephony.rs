@@ -1,6 +1,7 @@
 //! Trunks, inbound numbers and per-user call settings, and the in-memory dialplan call
 //! control asks on every INVITE.
 
+use crate::store::conflict_on;
 use crate::{Store, StoreError};
 use dashmap::DashMap;
 use kolokol_engine::call::routing::{Destination, Dialplan, Number, Trunk, UserRoute};
@@ -115,16 +116,11 @@ impl Store {
             .bind(chrono::Utc::now().to_rfc3339())
             .fetch_one(&self.pool)
             .await;
-        match r {
-            Ok(row) => Ok(TrunkRow {
-                id: row.get("id"),
-                trunk: new.clone(),
-            }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict { field: "name" })
-            }
-            Err(e) => Err(e.into()),
-        }
+        let row = r.map_err(conflict_on("name"))?;
+        Ok(TrunkRow {
+            id: row.get("id"),
+            trunk: new.clone(),
+        })
     }
 
     pub async fn trunks(&self) -> Result<Vec<TrunkRow>, StoreError> {
@@ -183,13 +179,8 @@ impl Store {
         .bind(chrono::Utc::now().to_rfc3339())
         .execute(&self.pool)
         .await;
-        match r {
-            Ok(_) => Ok(new.clone()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict { field: "number" })
-            }
-            Err(e) => Err(e.into()),
-        }
+        r.map_err(conflict_on("number"))?;
+        Ok(new.clone())
     }
 
     pub async fn numbers(&self) -> Result<Vec<NewNumber>, StoreError> {

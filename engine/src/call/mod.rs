@@ -1086,6 +1086,24 @@ impl CallControl {
         }
     }
 
+    /// The caller's INVITE answered: 200 with kolokol's SDP, kept until the ACK.
+    fn answer_caller(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
+        let contact = ctx.local.contact(call.caller.peer.transport);
+        let bytes = respond(
+            &call.invite,
+            200,
+            &call.caller.local_tag,
+            Some(&contact),
+            Some(&call.caller_answer),
+            &[],
+        );
+        call.final_sent = true;
+        call.last_response = Some(bytes.clone());
+        let cseq = call.invite.cseq;
+        out.messages
+            .push(call.caller.send_final(bytes, cseq, true, now));
+    }
+
     /// Sends a final non-2xx to the caller's INVITE.
     fn fail_caller(ctx: &Context, call: &mut Call, status: u16, now: u64, out: &mut Outputs) {
         if call.final_sent {
@@ -1290,20 +1308,7 @@ impl CallControl {
                 }
             }
             Self::bridge(ctx, call, i, now, out);
-            let contact = ctx.local.contact(call.caller.peer.transport);
-            let bytes = respond(
-                &call.invite,
-                200,
-                &call.caller.local_tag,
-                Some(&contact),
-                Some(&call.caller_answer.clone()),
-                &[],
-            );
-            call.final_sent = true;
-            call.last_response = Some(bytes.clone());
-            let cseq = call.invite.cseq;
-            out.messages
-                .push(call.caller.send_final(bytes, cseq, true, now));
+            Self::answer_caller(ctx, call, now, out);
             let by = call.branches[i].target.clone();
             out.pending.push(QueueInput::Direct {
                 operator: by.clone(),

@@ -3,7 +3,7 @@
 //! answer is bridged to the caller. What happens to calls is fed back to the core, and its
 //! decisions are carried out, until both agree ([`CallControl::settle`]).
 
-use super::{remote_of, respond, BranchState, Call, CallControl, Context, Outputs, Ring, State};
+use super::{remote_of, BranchState, Call, CallControl, Context, Outputs, Ring, State};
 use crate::event::{EndCause, EventKind, LegRole};
 use crate::queue::{Acd, AcdError, AcdOutputs, Action, CompletedBy, Overflow, QueueConfig};
 use kolokol_media::sdp::{self, AudioDescription};
@@ -68,20 +68,7 @@ impl CallControl {
         };
         call.queue = Some(queue.to_string());
         call.state = State::Queued;
-        let contact = self.ctx.local.contact(call.caller.peer.transport);
-        let bytes = respond(
-            &call.invite,
-            200,
-            &call.caller.local_tag,
-            Some(&contact),
-            Some(&call.caller_answer),
-            &[],
-        );
-        call.final_sent = true;
-        call.last_response = Some(bytes.clone());
-        let cseq = call.invite.cseq;
-        out.messages
-            .push(call.caller.send_final(bytes, cseq, true, now));
+        Self::answer_caller(&self.ctx, call, now, out);
         let id = call.id.clone();
         let mut decided = AcdOutputs::default();
         if let Err(e) = self.acd.join(queue, &id, now, &mut decided) {
