@@ -175,3 +175,32 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Queue and operator events in the order they happened, optionally of one queue or one
+    /// operator, after event `after_id`, at most `limit`. Each is the event's JSON plus `id`.
+    pub async fn queue_events(
+        &self,
+        queue: Option<&str>,
+        operator: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = sqlx::query("SELECT id, data FROM queue_events WHERE id > $1 AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR operator = $3) ORDER BY id LIMIT $4")
+            .bind(after_id)
+            .bind(queue)
+            .bind(operator)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&r.get::<String, _>("data")).ok()?;
+                v["id"] = r.get::<i64, _>("id").into();
+                Some(v)
+            })
+            .collect())
+    }
+}

@@ -80,7 +80,15 @@ pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "reason",
         ]
         .into_iter()
-        .find(|f| text.contains(&format!("`{f}`")));
+        .find(|f| {
+            // axum reports the path of the failing field ("… target type: strategy: unknown
+            // variant …"); serde names missing ones in backticks.
+            let path = text
+                .split_once("target type: ")
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map(|(path, _)| path.split(['.', '[']).next().unwrap_or(path));
+            path == Some(*f) || text.contains(&format!("`{f}`"))
+        });
         let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", text);
         p.field = field;
         p

@@ -55,6 +55,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             get(queues::list_queues).post(queues::create_queue),
         )
         .route("/api/v1/queues/{name}", put(queues::replace_queue))
+        .route("/api/v1/queue-events", get(queues::list_events))
         .route(
             "/api/v1/pause-reasons",
             get(queues::list_pause_reasons).post(queues::add_pause_reason),

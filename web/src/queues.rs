@@ -4,7 +4,7 @@
 use crate::api::{body, Caller};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kolokol_engine::clock::now_ms;
@@ -256,4 +256,28 @@ pub async fn resume(
 ) -> Result<StatusCode, Problem> {
     known_operator(&st, &caller, &operator).await?;
     change(&st, &operator, |acd, now, o| acd.resume(&operator, now, o))
+}
+
+#[derive(Deserialize)]
+pub struct EventFilter {
+    queue: Option<String>,
+    operator: Option<String>,
+    #[serde(default)]
+    after_id: i64,
+    limit: Option<i64>,
+}
+
+/// The queue and operator event log (what reports count), oldest first, pageable by id.
+pub async fn list_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(f): Query<EventFilter>,
+) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    admin(&caller)?;
+    let limit = f.limit.unwrap_or(1000).clamp(1, 10_000);
+    Ok(Json(
+        st.store
+            .queue_events(f.queue.as_deref(), f.operator.as_deref(), f.after_id, limit)
+            .await?,
+    ))
 }

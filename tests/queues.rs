@@ -1,0 +1,404 @@
+//! Queues end to end: sipp operators (one answering, one paused, one who never picks up)
+//! and sipp callers from a provider through a queue; the queue event log is checked from
+//! outside, for every strategy, and operator states survive a restart.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const DID: &str = "5550200";
+const OPERATORS: [(&str, &str); 3] = [
+    ("2001", "op-one-1"),
+    ("2002", "op-two-2"),
+    ("2003", "op-three-3"),
+];
+
+struct Floor {
+    server: Server,
+    auth: String,
+    provider_port: u16,
+    ports: [u16; 3],
+}
+
+impl Floor {
+    fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (status, _, body) =
+            self.server
+                .http(method, path, &[("Authorization", &self.auth)], body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn ok(&self, method: &str, path: &str, body: &str) -> Value {
+        let (status, v) = self.api(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.ok("GET", "/api/v1/queue-events?queue=sales&limit=10000", "")
+            .as_array()
+            .cloned()
+            .unwrap()
+    }
+
+    fn operators(&self) -> HashMap<String, Value> {
+        self.ok("GET", "/api/v1/operators", "")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["id"].as_str().unwrap().to_string(), o.clone()))
+            .collect()
+    }
+
+    /// `n` provider calls into the queue, each hanging up `stay_ms` after being answered
+    /// by kolokol; returns once sipp is done and every call has ended.
+    fn callers(&self, n: usize, rate: &str, stay_ms: u64, calls_before: usize) {
+        let port = self.provider_port.to_string();
+        let media = free_port().to_string();
+        let count = n.to_string();
+        let stay = stay_ms.to_string();
+        let (ok, out) = sipp(
+            &self.server,
+            "call_uac.xml",
+            &[
+                "-s",
+                DID,
+                "-p",
+                &port,
+                "-mp",
+                &media,
+                "-m",
+                &count,
+                "-l",
+                &count,
+                "-r",
+                rate,
+                "-d",
+                &stay,
+                "-recv_timeout",
+                "30s",
+                "-timeout",
+                "90s",
+            ],
+        );
+        assert!(
+            ok,
+            "every caller is answered and hangs up: {out}\n{}",
+            self.server.log()
+        );
+        wait_for("every call to end", Duration::from_secs(15), || {
+            let calls = self.ok("GET", "/api/v1/calls?limit=1000", "");
+            let calls = calls.as_array().unwrap();
+            (calls.len() >= calls_before + n && calls.iter().all(|c| !c["ended_ms"].is_null()))
+                .then_some(())
+        });
+    }
+}
+
+/// The office: three operators registered (2001 answers, 2002 paused, 2003 never answers),
+/// a provider trunk and the DID routed to queue "sales".
+fn floor(strategy: &str) -> (Floor, Vec<std::process::Child>) {
+    let server = Server::start(&OPERATORS, &[]);
+    let auth = format!("Bearer {}", server.admin_token());
+    let f = Floor {
+        server,
+        auth,
+        provider_port: free_port(),
+        ports: [free_port(), free_port(), free_port()],
+    };
+    f.ok(
+        "POST",
+        "/api/v1/trunks",
+        &json!({"name": "provider", "address": format!("127.0.0.1:{}", free_port()),
+                "inbound_ip": "127.0.0.1", "inbound_port": f.provider_port})
+        .to_string(),
+    );
+    let (status, v) = f.api("POST", "/api/v1/queues", &queue(strategy));
+    assert_eq!(status, 201, "{v}");
+    f.ok(
+        "POST",
+        "/api/v1/numbers",
+        &json!({"number": DID, "queue": "sales"}).to_string(),
+    );
+    std::fs::copy(
+        "/usr/share/sip-tester/g711a.pcap",
+        f.server.dir.join("g711a.pcap"),
+    )
+    .expect("sipp's sample pcap (package sip-tester)");
+    for ((ext, password), port) in OPERATORS.iter().zip(f.ports) {
+        let (ok, out) = sipp_as(
+            &f.server,
+            "register.xml",
+            ext,
+            password,
+            &["-p", &port.to_string()],
+        );
+        assert!(ok, "{ext} registers: {out}");
+        f.ok("POST", &format!("/api/v1/operators/u{ext}/login"), "");
+    }
+    f.ok(
+        "POST",
+        "/api/v1/operators/u2002/pause",
+        &json!({"reason": "Перерыв"}).to_string(),
+    );
+    let phone = |port: u16, scenario: &str| {
+        let p = port.to_string();
+        let media = free_port().to_string();
+        sipp_spawn(
+            &f.server,
+            scenario,
+            &[
+                "-p",
+                &p,
+                "-mp",
+                &media,
+                "-m",
+                "1000",
+                "-recv_timeout",
+                "120s",
+                "-timeout",
+                "120s",
+            ],
+        )
+    };
+    let phones = vec![
+        phone(f.ports[0], "call_uas.xml"),
+        phone(f.ports[2], "uas_ring.xml"),
+    ];
+    (f, phones)
+}
+
+fn queue(strategy: &str) -> String {
+    json!({
+        "name": "sales",
+        "strategy": strategy,
+        "members": [
+            {"operator": "u2001", "penalty": 0},
+            {"operator": "u2002", "penalty": 0},
+            {"operator": "u2003", "penalty": 0}
+        ],
+        "ring_timeout_ms": 1000,
+        "retry_delay_ms": 100,
+        "wrap_up_ms": 400
+    })
+    .to_string()
+}
+
+fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// What must hold whatever the strategy: the paused operator is never offered a call;
+/// every caller enters once and leaves once, in order; the operator who never answers
+/// only ever misses.
+fn check_log(events: &[Value], callers: usize) {
+    assert!(
+        of(events, "offered")
+            .iter()
+            .all(|e| e["operator"] != "u2002"),
+        "a paused operator was offered a call"
+    );
+    let mut by_call: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in events.iter().filter(|e| e["call"].is_string()) {
+        by_call
+            .entry(e["call"].as_str().unwrap())
+            .or_default()
+            .push(e["type"].as_str().unwrap());
+    }
+    assert_eq!(by_call.len(), callers, "{by_call:?}");
+    for (call, kinds) in &by_call {
+        assert_eq!(kinds[0], "entered", "{call}: {kinds:?}");
+        let ends: Vec<usize> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| matches!(**k, "answered" | "abandoned" | "overflowed" | "timed_out"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ends.len(), 1, "{call} ends exactly once: {kinds:?}");
+        let after: Vec<&&str> = kinds[ends[0] + 1..].iter().collect();
+        assert!(
+            after
+                .iter()
+                .all(|k| **k == "completed" || **k == "wrap_up_started"),
+            "{call}: nothing happens in the queue after it left: {kinds:?}"
+        );
+    }
+    assert!(
+        of(events, "answered")
+            .iter()
+            .all(|e| e["operator"] == "u2001"),
+        "only 2001 picks up"
+    );
+    for offer in of(events, "offered")
+        .iter()
+        .filter(|e| e["operator"] == "u2003")
+    {
+        assert!(
+            events.iter().any(|e| e["type"] == "no_answer"
+                && e["call"] == offer["call"]
+                && e["operator"] == "u2003")
+                || events.iter().any(|e| e["call"] == offer["call"]
+                    && matches!(e["type"].as_str(), Some("answered" | "abandoned"))),
+            "every offer to 2003 ends unanswered: {offer}"
+        );
+    }
+}
+
+#[test]
+fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
+    let (f, mut phones) = floor("round_robin");
+    // 20 callers, 10 a second, each staying 3 s.
+    f.callers(20, "10", 3_000, 0);
+    let events = f.events();
+    check_log(&events, 20);
+    let answered = of(&events, "answered");
+    let abandoned = of(&events, "abandoned");
+    assert_eq!(answered.len() + abandoned.len(), 20);
+    assert!(!answered.is_empty(), "2001 takes calls");
+    assert!(
+        !abandoned.is_empty(),
+        "one answering operator cannot take 20 calls in 3 s"
+    );
+    for a in &abandoned {
+        let wait = a["wait_ms"].as_u64().unwrap();
+        assert!(
+            (2_500..4_500).contains(&wait),
+            "abandoned after the caller's 3 s: {a}"
+        );
+        assert!(a["position"].as_u64().unwrap() >= 1);
+    }
+    // Round robin alternates between the two who can be rung.
+    assert!(of(&events, "offered")
+        .iter()
+        .any(|e| e["operator"] == "u2003"));
+    assert!(!of(&events, "no_answer").is_empty());
+    // Wrap-up is respected: 2001 is offered nothing within 400 ms of finishing a call.
+    for done in of(&events, "completed") {
+        let t = done["at_ms"].as_u64().unwrap();
+        assert!(
+            of(&events, "offered")
+                .iter()
+                .all(|o| o["operator"] != "u2001"
+                    || o["at_ms"].as_u64().unwrap() < t
+                    || o["at_ms"].as_u64().unwrap() >= t + 400),
+            "offered during wrap-up after {done}"
+        );
+    }
+    let ops = f.operators();
+    assert_eq!(ops["u2001"]["accepted"], answered.len());
+    assert_eq!(ops["u2002"]["state"], "paused");
+    assert!(ops["u2003"]["missed"].as_u64().unwrap() >= 1);
+
+    // A restart keeps who is logged in and who is paused, with the reason.
+    let mut f = f;
+    f.server.restart();
+    let ops = f.operators();
+    assert_eq!(ops["u2002"]["state"], "paused");
+    assert_eq!(ops["u2002"]["reason"], "Перерыв");
+    assert_eq!(ops["u2001"]["state"], "ready");
+    assert_eq!(ops["u2003"]["state"], "ready");
+    for p in &mut phones {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
+#[test]
+fn every_strategy_keeps_the_rules() {
+    let (f, mut phones) = floor("ring_all");
+    let mut seen = 0;
+    for strategy in [
+        "ring_all",
+        "longest_idle",
+        "round_robin",
+        "fewest_calls",
+        "least_talk_time",
+        "random",
+        "linear",
+        "weighted_random",
+    ] {
+        f.ok("PUT", "/api/v1/queues/sales", &queue(strategy));
+        f.callers(3, "2", 1_500, seen);
+        seen += 3;
+        let events = f.events();
+        check_log(&events, seen);
+        assert!(
+            of(&events, "answered").len() >= seen / 3,
+            "{strategy}: 2001 answered at least one call per round"
+        );
+    }
+    for p in &mut phones {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
+#[test]
+fn operator_commands_check_who_and_what() {
+    let server = Server::start(&OPERATORS, &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let call = |method: &str, path: &str, auth: &str, body: &str| {
+        let (status, _, body) = server.http(method, path, &[("Authorization", auth)], body);
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, v) = call(
+        "POST",
+        "/api/v1/operators/u2001/pause",
+        &admin,
+        &json!({"reason": "Обед"}).to_string(),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "reason");
+    let (status, _) = call(
+        "POST",
+        "/api/v1/operators/u2001/pause",
+        &admin,
+        &json!({"reason": "Пауза"}).to_string(),
+    );
+    assert_eq!(status, 409, "not logged in");
+    let (status, _) = call("POST", "/api/v1/operators/u2001/login", &admin, "");
+    assert_eq!(status, 204);
+    let (status, _) = call("POST", "/api/v1/operators/nobody/login", &admin, "");
+    assert_eq!(status, 404);
+    // An operator changes their own state only.
+    let own = format!(
+        "Bearer {}",
+        server.cli(&["token", "create", "--user", "u2002"]).trim()
+    );
+    assert_eq!(
+        call("POST", "/api/v1/operators/u2001/logout", &own, "").0,
+        403
+    );
+    assert_eq!(
+        call("POST", "/api/v1/operators/u2002/login", &own, "").0,
+        204
+    );
+    let (status, v) = call(
+        "POST",
+        "/api/v1/queues",
+        &admin,
+        &json!({"name": "x", "members": [{"operator": "ghost", "penalty": 0}]}).to_string(),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "members");
+    let (status, v) = call(
+        "POST",
+        "/api/v1/queues",
+        &admin,
+        &json!({"name": "x", "strategy": "fastest"}).to_string(),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "strategy");
+    let (status, v) = call("GET", "/api/v1/pause-reasons", &admin, "");
+    assert_eq!(status, 200);
+    assert_eq!(v, json!(["Перерыв", "Технический сбой", "Пауза"]));
+}
