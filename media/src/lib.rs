@@ -5,7 +5,9 @@
 //! - [`rtp`]: in-place RTP header access.
 //! - [`rtcp`]: receive statistics and sender/receiver reports.
 //! - [`recorder`]: stereo WAV recording aligned on wall-clock time.
-//! - [`relay`]: the per-call bridge tasks that relay RTP between two endpoints.
+//! - [`relay`]: the per-call bridge tasks that relay RTP between two endpoints, and the
+//!   player that sends a sound to an endpoint waiting alone.
+//! - [`sound`]: music on hold and tones, decoded or generated at 8 kHz.
 
 pub mod g711;
 pub mod recorder;
@@ -13,9 +15,11 @@ pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod sound;
 
 pub use recorder::{repair, Channel, Recorder, RecordingInfo};
 pub use relay::{
     BridgeId, Endpoint, EndpointId, Media, MediaConfig, MediaError, MediaEvent, Remote, Side,
 };
 pub use sdp::{AudioDescription, Codec, Direction, SdpError};
+pub use sound::Sound;

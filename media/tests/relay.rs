@@ -585,3 +585,50 @@ async fn a_recording_that_cannot_start_is_reported_and_the_call_still_flows() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[tokio::test]
+async fn a_waiting_endpoint_hears_the_sound_until_it_is_bridged() {
+    let (media, _events, _) = media("play", 4);
+    let caller = Phone::new(LOCALHOST).await;
+    let mut operator = Phone::new(LOCALHOST).await;
+    let a = media.open_endpoint().unwrap();
+    let b = media.open_endpoint().unwrap();
+    // Playing before the remote is known waits for it.
+    media
+        .play(a.id, std::sync::Arc::new(kolokol_media::Sound::ringback()))
+        .unwrap();
+    media.set_remote(a.id, caller.remote(Codec::Pcma, None));
+    let first = caller.recv().await;
+    assert_eq!(rtp::payload_type(&first), 8, "in the caller's codec");
+    let tone_ssrc = rtp::ssrc(&first);
+    let mut loud = 0;
+    for _ in 0..20 {
+        let p = caller.recv().await;
+        assert_eq!(rtp::ssrc(&p), tone_ssrc);
+        loud += p[12..]
+            .iter()
+            .filter(|b| g711::alaw_to_linear(**b).unsigned_abs() > 3_000)
+            .count();
+    }
+    assert!(loud > 1_000, "the 425 Hz ringback is heard: {loud}");
+    // Bridged: the player stops; what the caller gets now comes from the operator.
+    media.set_remote(b.id, operator.remote(Codec::Pcma, None));
+    media.bridge(a.id, b.id, None).unwrap();
+    operator.send(&b, 8, &[0xd5; 160]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let p = caller.recv().await;
+        if rtp::ssrc(&p) != tone_ssrc {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tone never stopped"
+        );
+        operator.send(&b, 8, &[0xd5; 160]).await;
+    }
+    assert!(matches!(
+        media.play(a.id, std::sync::Arc::new(kolokol_media::Sound::ringback())),
+        Err(MediaError::UnknownEndpoint(_))
+    ));
+}

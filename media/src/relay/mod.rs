@@ -16,13 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::recorder::RecordingInfo;
 use crate::sdp::{Codec, Direction};
+use crate::sound::Sound;
 
 mod bridge;
 mod forward;
+mod player;
 
 use bridge::{BridgeTask, LegSockets};
 pub use forward::{forward_packet, DropReason, Leg, RecordTap, RelayCounters, Verdict};
@@ -149,6 +151,8 @@ struct Registry {
     parked: HashMap<EndpointId, ParkedEndpoint>,
     bridges: HashMap<BridgeId, BridgeControl>,
     bridged: HashMap<EndpointId, BridgeId>,
+    /// Sounds playing to parked endpoints (dropping one stops it).
+    players: HashMap<EndpointId, player::Player>,
     shutting_down: bool,
 }
 
@@ -256,6 +260,9 @@ impl Media {
         let mut registry = self.registry();
         if let Some(parked) = registry.parked.get_mut(&id) {
             parked.remote = Some(remote);
+            if let Some(p) = registry.players.get(&id) {
+                p.remote.send_replace(Some(remote));
+            }
         } else if let Some(bridge) = registry.bridged.get(&id) {
             if let Some(control) = registry.bridges.get(bridge) {
                 let _ = control.control.send(Control::SetRemote(id, remote));
@@ -280,6 +287,7 @@ impl Media {
             return Err(MediaError::ShuttingDown);
         }
         for id in [left, right] {
+            registry.players.remove(&id);
             if !registry.parked.contains_key(&id) {
                 return Err(if registry.bridged.contains_key(&id) {
                     MediaError::EndpointBridged(id)
@@ -388,7 +396,37 @@ impl Media {
     /// Closes an endpoint that was never bridged (failed call). Bridged endpoints are closed
     /// with their bridge; for them this does nothing.
     pub fn close_endpoint(&self, id: EndpointId) {
-        self.registry().parked.remove(&id);
+        let mut registry = self.registry();
+        registry.players.remove(&id);
+        registry.parked.remove(&id);
+    }
+
+    /// Plays `sound` in a loop to the peer of a parked endpoint (music on hold for a
+    /// waiting caller) until the endpoint is bridged or closed. Playing again replaces the
+    /// sound.
+    pub fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError> {
+        let mut registry = self.registry();
+        let parked = registry
+            .parked
+            .get(&id)
+            .ok_or(MediaError::UnknownEndpoint(id))?;
+        let socket = {
+            let _runtime = self.inner.handle.enter();
+            tokio::net::UdpSocket::from_std(parked.rtp.try_clone()?)?
+        };
+        let (remote, remote_rx) = watch::channel(parked.remote);
+        let (stop, stop_rx) = oneshot::channel();
+        registry.players.insert(
+            id,
+            player::Player {
+                _stop: stop,
+                remote,
+            },
+        );
+        self.inner
+            .handle
+            .spawn(player::run(socket, sound, remote_rx, stop_rx));
+        Ok(())
     }
 
     /// Closes every bridge and endpoint and resolves once every recording is finished.
@@ -396,6 +434,7 @@ impl Media {
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut registry = self.registry();
         registry.shutting_down = true;
+        registry.players.clear();
         registry.parked.clear();
         registry.bridged.clear();
         for (_, control) in registry.bridges.drain() {

@@ -1,0 +1,98 @@
+//! Plays a sound to an endpoint's peer while the endpoint is not bridged (a caller waiting
+//! in a queue): one RTP packet every 20 ms in the peer's codec, from the endpoint's own
+//! socket, until the endpoint is bridged or closed.
+
+use super::Remote;
+use crate::g711::{linear_to_alaw, linear_to_ulaw};
+use crate::sdp::Codec;
+use crate::sound::Sound;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+
+/// Samples per 20 ms packet at 8 kHz.
+const FRAME: usize = 160;
+
+/// A running player; dropping it (and so `_stop`) ends the task.
+pub(super) struct Player {
+    pub _stop: oneshot::Sender<()>,
+    pub remote: watch::Sender<Option<Remote>>,
+}
+
+/// One packet: RTP header, then the frame encoded in the peer's codec.
+fn packet(buf: &mut [u8; 12 + FRAME], remote: &Remote, sound: &Sound, n: u32, ssrc: u32) -> usize {
+    let ts = n.wrapping_mul(FRAME as u32);
+    crate::rtp::write_header(buf, remote.payload_type, n == 0, n as u16, ts, ssrc);
+    let start = n as usize * FRAME;
+    for (i, b) in buf[12..].iter_mut().enumerate() {
+        let s = sound.at(start + i);
+        *b = match remote.codec {
+            Codec::Pcmu => linear_to_ulaw(s),
+            Codec::Pcma => linear_to_alaw(s),
+        };
+    }
+    buf.len()
+}
+
+pub(super) async fn run(
+    socket: UdpSocket,
+    sound: Arc<Sound>,
+    remote: watch::Receiver<Option<Remote>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ssrc = rand::random();
+    let mut buf = [0u8; 12 + FRAME];
+    let mut n = 0u32;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let Some(r) = *remote.borrow() else {
+            continue;
+        };
+        if !r.direction.receives() {
+            continue;
+        }
+        let len = packet(&mut buf, &r, &sound, n, ssrc);
+        let _ = socket.send_to(&buf[..len], r.addr).await;
+        n = n.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::g711::alaw_to_linear;
+    use crate::sdp::Direction;
+
+    #[test]
+    fn packets_follow_on_in_the_peers_codec() {
+        let sound = Sound {
+            samples: (0..400).map(|i| (i * 50) as i16).collect(),
+        };
+        let remote = Remote {
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            signalling_ip: None,
+            codec: Codec::Pcma,
+            payload_type: 8,
+            telephone_event: None,
+            direction: Direction::SendRecv,
+        };
+        let mut buf = [0u8; 12 + FRAME];
+        packet(&mut buf, &remote, &sound, 0, 7);
+        assert_eq!(buf[1], 0x88, "marker on the first packet, PT 8");
+        packet(&mut buf, &remote, &sound, 2, 7);
+        assert_eq!(buf[1], 8);
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 2);
+        assert_eq!(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]), 320);
+        // Frame 2 starts at sample 320; the sound (400 samples) loops at 80 into it.
+        let first = alaw_to_linear(buf[12]);
+        assert!((first - 320 * 50).abs() < 400, "{first}");
+        let wrapped = alaw_to_linear(buf[12 + 80]);
+        assert!(wrapped.abs() < 100, "{wrapped}");
+    }
+}
