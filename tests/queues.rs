@@ -101,31 +101,40 @@ impl Floor {
     }
 }
 
-/// The office: three operators registered (2001 answers, 2002 paused, 2003 never answers),
-/// a provider trunk and the DID routed to queue "sales".
+impl Floor {
+    /// The office: the three operators' accounts, a provider trunk and the DID routed to
+    /// queue "sales".
+    fn new(strategy: &str) -> Floor {
+        let server = Server::start(&OPERATORS, &[]);
+        let auth = format!("Bearer {}", server.admin_token());
+        let f = Floor {
+            server,
+            auth,
+            provider_port: free_port(),
+            ports: [free_port(), free_port(), free_port()],
+        };
+        f.ok(
+            "POST",
+            "/api/v1/trunks",
+            &json!({"name": "provider", "address": format!("127.0.0.1:{}", free_port()),
+                    "inbound_ip": "127.0.0.1", "inbound_port": f.provider_port})
+            .to_string(),
+        );
+        let (status, v) = f.api("POST", "/api/v1/queues", &queue(strategy));
+        assert_eq!(status, 201, "{v}");
+        f.ok(
+            "POST",
+            "/api/v1/numbers",
+            &json!({"number": DID, "queue": "sales"}).to_string(),
+        );
+        f
+    }
+}
+
+/// The floor with its operators registered and logged in: 2001 answers, 2002 is paused,
+/// 2003 never answers.
 fn floor(strategy: &str) -> (Floor, Vec<std::process::Child>) {
-    let server = Server::start(&OPERATORS, &[]);
-    let auth = format!("Bearer {}", server.admin_token());
-    let f = Floor {
-        server,
-        auth,
-        provider_port: free_port(),
-        ports: [free_port(), free_port(), free_port()],
-    };
-    f.ok(
-        "POST",
-        "/api/v1/trunks",
-        &json!({"name": "provider", "address": format!("127.0.0.1:{}", free_port()),
-                "inbound_ip": "127.0.0.1", "inbound_port": f.provider_port})
-        .to_string(),
-    );
-    let (status, v) = f.api("POST", "/api/v1/queues", &queue(strategy));
-    assert_eq!(status, 201, "{v}");
-    f.ok(
-        "POST",
-        "/api/v1/numbers",
-        &json!({"number": DID, "queue": "sales"}).to_string(),
-    );
+    let f = Floor::new(strategy);
     std::fs::copy(
         "/usr/share/sip-tester/g711a.pcap",
         f.server.dir.join("g711a.pcap"),
@@ -401,4 +410,81 @@ fn operator_commands_check_who_and_what() {
     let (status, v) = call("GET", "/api/v1/pause-reasons", &admin, "");
     assert_eq!(status, 200);
     assert_eq!(v, json!(["Перерыв", "Технический сбой", "Пауза"]));
+}
+
+/// A provider call made by hand: (SIP socket, RTP socket, the 200's To header).
+fn raw_caller(f: &Floor) -> (std::net::UdpSocket, std::net::UdpSocket, String) {
+    let sip = std::net::UdpSocket::bind(("127.0.0.1", f.provider_port)).unwrap();
+    sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let sdp = format!(
+        "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    let invite = format!(
+        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKwait1\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=w1\r\nTo: <sip:{DID}@127.0.0.1>\r\nCall-ID: waiting@test\r\nCSeq: 1 INVITE\r\nContact: <sip:74951112233@127.0.0.1:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        p = f.provider_port
+    );
+    sip.send_to(invite.as_bytes(), f.server.sip_addr()).unwrap();
+    let mut buf = [0u8; 4096];
+    let ok = loop {
+        let (n, _) = sip.recv_from(&mut buf).expect("an answer to the INVITE");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        match status_of(&text) {
+            Some(200) => break text,
+            Some(s) if s < 200 => continue,
+            other => panic!("the queue answers the caller, got {other:?}: {text}"),
+        }
+    };
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_string();
+    let ack = format!(
+        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKwait2\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=w1\r\n{to}\r\nCall-ID: waiting@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        p = f.provider_port
+    );
+    sip.send_to(ack.as_bytes(), f.server.sip_addr()).unwrap();
+    (sip, rtp, to)
+}
+
+#[test]
+fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
+    let f = Floor::new("linear");
+    // Nobody is logged in: the caller waits, hearing kolokol's music on hold.
+    let (sip, rtp, to) = raw_caller(&f);
+    let mut buf = [0u8; 2048];
+    let mut heard = 0;
+    for _ in 0..50 {
+        let (n, _) = rtp.recv_from(&mut buf).expect("RTP while waiting");
+        assert_eq!(n, 12 + 160, "20 ms of PCMU");
+        assert_eq!(buf[1] & 0x7f, 0, "in the caller's codec");
+        heard += buf[12..n]
+            .iter()
+            .filter(|b| **b != 0xff && **b != 0x7f)
+            .count();
+    }
+    assert!(heard > 2_000, "not silence: {heard}");
+    let waiting = f.ok("GET", "/api/v1/queues", "");
+    assert_eq!(waiting[0]["waiting"].as_array().unwrap().len(), 1);
+    let bye = format!(
+        "BYE sip:kolokol@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKwait3\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=w1\r\n{to}\r\nCall-ID: waiting@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        p = f.provider_port
+    );
+    sip.send_to(bye.as_bytes(), f.server.sip_addr()).unwrap();
+    let (n, _) = sip.recv_from(&mut buf).unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), Some(200));
+    let events = wait_for("the abandon to be logged", Duration::from_secs(5), || {
+        let e = f.events();
+        e.iter().any(|e| e["type"] == "abandoned").then_some(e)
+    });
+    let abandoned = of(&events, "abandoned");
+    assert!(
+        abandoned[0]["wait_ms"].as_u64().unwrap() >= 900,
+        "{abandoned:?}"
+    );
+    assert_eq!(abandoned[0]["position"], 1);
 }

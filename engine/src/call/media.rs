@@ -2,7 +2,9 @@
 //! tests without sockets; the binary passes `kolokol_media::relay::Media`.
 
 use kolokol_media::relay::{BridgeId, Endpoint, EndpointId, Media, MediaError, Remote, Side};
+use kolokol_media::Sound;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub trait MediaControl: Send + Sync {
     fn open_endpoint(&self) -> Result<Endpoint, MediaError>;
@@ -17,6 +19,8 @@ pub trait MediaControl: Send + Sync {
         -> Result<(), MediaError>;
     fn close_bridge(&self, bridge: BridgeId);
     fn close_endpoint(&self, id: EndpointId);
+    /// Plays a sound to an endpoint until it is bridged or closed.
+    fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError>;
 }
 
 impl MediaControl for Media {
@@ -47,5 +51,8 @@ impl MediaControl for Media {
     }
     fn close_endpoint(&self, id: EndpointId) {
         Media::close_endpoint(self, id)
+    }
+    fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError> {
+        Media::play(self, id, sound)
     }
 }

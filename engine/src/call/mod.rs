@@ -288,6 +288,9 @@ pub struct CallControl {
     /// kolokol's call id to its call.
     ids: HashMap<String, u64>,
     acd: Acd,
+    /// Each queue's music on hold, decoded; and kolokol's own.
+    music: HashMap<String, Arc<kolokol_media::Sound>>,
+    hold_music: Arc<kolokol_media::Sound>,
     next_key: u64,
     /// Set while draining: the moment remaining calls are ended.
     drain_deadline: Option<u64>,
@@ -392,6 +395,8 @@ impl CallControl {
             dialogs: HashMap::new(),
             ids: HashMap::new(),
             acd: Acd::new(rand::random()),
+            music: HashMap::new(),
+            hold_music: Arc::new(kolokol_media::Sound::hold_music()),
             next_key: 1,
             drain_deadline: None,
         }

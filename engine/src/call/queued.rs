@@ -7,6 +7,9 @@ use super::{remote_of, BranchState, Call, CallControl, Context, Outputs, Ring, S
 use crate::event::{EndCause, EventKind, LegRole};
 use crate::queue::{Acd, AcdError, AcdOutputs, Action, CompletedBy, Overflow, QueueConfig};
 use kolokol_media::sdp::{self, AudioDescription};
+use kolokol_media::Sound;
+use std::path::Path;
+use std::sync::Arc;
 
 /// What the queue core must hear about a call.
 #[derive(Debug)]
@@ -54,10 +57,26 @@ impl CallControl {
         r
     }
 
-    /// Replaces the queues' configuration (on start and after API changes).
+    /// Replaces the queues' configuration (on start and after API changes); their music is
+    /// decoded here, once.
     pub fn set_queues(&mut self, queues: Vec<QueueConfig>, now: u64) {
         for q in queues {
+            let music = q.music.as_ref().and_then(|path| {
+                Sound::load(Path::new(path))
+                    .inspect_err(|e| tracing::warn!(queue = %q.name, error = %e, "music on hold not loaded; playing the default"))
+                    .ok()
+            });
+            let music = music.map_or_else(|| self.hold_music.clone(), Arc::new);
+            self.music.insert(q.name.clone(), music);
             self.acd.set_queue(q, now);
+        }
+    }
+
+    /// The waiting caller hears the queue's music.
+    fn play_music(&self, call: &Call, queue: &str) {
+        let music = self.music.get(queue).unwrap_or(&self.hold_music).clone();
+        if let Err(e) = self.ctx.media.play(call.caller.endpoint.id, music) {
+            tracing::warn!(call = %call.id, error = %e, "music on hold not played");
         }
     }
 
@@ -70,6 +89,7 @@ impl CallControl {
         call.state = State::Queued;
         Self::answer_caller(&self.ctx, call, now, out);
         let id = call.id.clone();
+        self.play_music(&self.calls[&key], queue);
         let mut decided = AcdOutputs::default();
         if let Err(e) = self.acd.join(queue, &id, now, &mut decided) {
             let to = match e {
@@ -183,6 +203,7 @@ impl CallControl {
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.queue = Some(next.clone());
                 }
+                self.play_music(&self.calls[&key], next);
                 self.apply(decided, now, out);
                 return;
             }

@@ -77,6 +77,10 @@ impl MediaControl for FakeMedia {
             .unwrap()
             .push(format!("close endpoint {}", id.0));
     }
+    fn play(&self, id: EndpointId, _: Arc<kolokol_media::Sound>) -> Result<(), MediaError> {
+        self.log.lock().unwrap().push(format!("play {}", id.0));
+        Ok(())
+    }
 }
 
 struct Plan;
@@ -1078,6 +1082,11 @@ fn a_queue_call_is_answered_at_once_then_bridged_to_the_operator() {
     assert_eq!(queue_kinds(&out), ["entered", "offered"]);
     let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
     assert!(b.media.log().iter().all(|l| !l.starts_with("bridge")));
+    assert!(
+        b.media.log().contains(&"play 1".to_string()),
+        "the waiting caller hears music: {:?}",
+        b.media.log()
+    );
     b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
 
     let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));

@@ -78,6 +78,9 @@ pub struct QueueConfig {
     pub priority: i32,
     /// Reach one more penalty tier per this much waiting; none: every tier at once.
     pub tier_step_ms: Option<u64>,
+    /// Music on hold for waiting callers: a WAV, MP3, OGG or FLAC file (a path on the
+    /// server); none plays kolokol's own.
+    pub music: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -109,6 +112,7 @@ impl QueueConfig {
             auto_pause_after: None,
             priority: 0,
             tier_step_ms: None,
+            music: None,
         }
     }
 }
