@@ -416,11 +416,13 @@ async fn drain(sip: &SipService, media: &Media, drain_s: u64) {
 }
 
 /// A recording the media plane closed becomes an event of its call.
-/// Queues from the database, and every operator back in the state the event log last had
-/// for them: logged in (ready), paused with the same reason, or offline.
+/// Queues and provider registrations from the database, and every operator back in the
+/// state the event log last had for them: logged in (ready), paused with the same reason,
+/// or offline.
 async fn restore_queues(control: &mut CallControl, store: &Store) -> Result<()> {
     let now = now_ms();
     control.set_queues(store.queues().await?, now);
+    control.set_registrations(store.registration_targets().await?, now);
     let states = store.operator_states().await?;
     let mut out = kolokol_engine::call::Outputs::default();
     control.with_acd(now, &mut out, |acd, _| {

@@ -803,3 +803,39 @@ fn baresip_desk_phone_answers_hears_dtmf_and_calls_out_through_the_trunk() {
     assert_eq!(call["end_cause"], "completed");
     assert_two_way_audio(&o, &call, 0.5, 1.8);
 }
+
+#[test]
+fn kolokol_registers_with_a_provider_that_asks_for_digest() {
+    let o = office(&[]);
+    let port = free_port();
+    let provider = o.phone(port, "provider_register.xml", &[]);
+    let (status, v) = o.api(
+        "POST",
+        "/api/v1/trunks",
+        &format!(r#"{{"name":"registrar","address":"127.0.0.1:{port}","username":"kolokol-acc","password":"prov-secret","register":true}}"#),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (ok, out) = sipp_wait(provider);
+    assert!(ok, "challenged, then answered correctly: {out}");
+    let trunk = wait_for(
+        "the registration to be granted",
+        Duration::from_secs(10),
+        || {
+            let (_, v) = o.api("GET", "/api/v1/trunks", "");
+            v.as_array()?
+                .iter()
+                .find(|t| t["name"] == "registrar" && t["registration"]["state"] == "registered")
+                .cloned()
+        },
+    );
+    assert_eq!(trunk["registration"]["last_status"], 200);
+    assert_eq!(trunk["password"], "********");
+    // Registering needs the credentials.
+    let (status, v) = o.api(
+        "POST",
+        "/api/v1/trunks",
+        &format!(r#"{{"name":"half","address":"127.0.0.1:{port}","register":true}}"#),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "register");
+}

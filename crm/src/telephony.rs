@@ -4,6 +4,7 @@
 use crate::store::conflict_on;
 use crate::{Store, StoreError};
 use dashmap::DashMap;
+use kolokol_engine::call::outbound_registration::RegistrationTarget;
 use kolokol_engine::call::routing::{Destination, Dialplan, Number, Trunk, UserRoute};
 use kolokol_engine::transport::Transport;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct NewTrunk {
     pub caller_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Register with the provider as `username` (needs `password`).
+    #[serde(default)]
+    pub register: bool,
 }
 
 fn udp() -> String {
@@ -73,6 +77,9 @@ impl NewTrunk {
                 return Err(invalid("caller_id", "digits, optionally after '+'"));
             }
         }
+        if self.register && (self.username.is_none() || self.password.is_none()) {
+            return Err(invalid("register", "needs username and password"));
+        }
         Ok((address, inbound))
     }
 }
@@ -104,7 +111,7 @@ pub struct UserCalls {
 impl Store {
     pub async fn create_trunk(&self, new: &NewTrunk) -> Result<TrunkRow, StoreError> {
         new.validate()?;
-        let r = sqlx::query("INSERT INTO trunks (name, address, transport, inbound_ip, inbound_port, caller_id, username, password, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
+        let r = sqlx::query("INSERT INTO trunks (name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
             .bind(new.name.trim())
             .bind(&new.address)
             .bind(&new.transport)
@@ -113,6 +120,7 @@ impl Store {
             .bind(&new.caller_id)
             .bind(&new.username)
             .bind(&new.password)
+            .bind(new.register as i64)
             .bind(chrono::Utc::now().to_rfc3339())
             .fetch_one(&self.pool)
             .await;
@@ -124,7 +132,7 @@ impl Store {
     }
 
     pub async fn trunks(&self) -> Result<Vec<TrunkRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, address, transport, inbound_ip, inbound_port, caller_id, username, password FROM trunks ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register FROM trunks ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -140,6 +148,7 @@ impl Store {
                     caller_id: r.get("caller_id"),
                     username: r.get("username"),
                     password: r.get("password"),
+                    register: r.get::<i64, _>("register") != 0,
                 },
             })
             .collect())
@@ -319,5 +328,26 @@ impl Dialplan for RoutingTable {
 
     fn user(&self, extension_or_login: &str) -> Option<UserRoute> {
         self.users.get(extension_or_login).map(|u| u.clone())
+    }
+}
+
+impl Store {
+    /// The trunks kolokol registers with, for call control.
+    pub async fn registration_targets(&self) -> Result<Vec<RegistrationTarget>, StoreError> {
+        Ok(self
+            .trunks()
+            .await?
+            .into_iter()
+            .filter(|t| t.trunk.register)
+            .filter_map(|t| {
+                let (address, _) = t.trunk.validate().ok()?;
+                Some(RegistrationTarget {
+                    trunk_id: t.id,
+                    address,
+                    username: t.trunk.username?,
+                    password: t.trunk.password?,
+                })
+            })
+            .collect())
     }
 }

@@ -78,6 +78,7 @@ pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "priority",
             "tier_step_ms",
             "reason",
+            "register",
         ]
         .into_iter()
         .find(|f| {

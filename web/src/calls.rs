@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kolokol_crm::telephony::{NewNumber, NewTrunk, TrunkRow, UserCalls};
+use kolokol_engine::call::outbound_registration::RegistrationStatus;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -22,17 +23,37 @@ fn admin(caller: &Caller) -> Result<(), Problem> {
     }
 }
 
+/// A trunk with where kolokol's registration with the provider stands.
+#[derive(Serialize)]
+pub struct TrunkView {
+    #[serde(flatten)]
+    row: TrunkRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration: Option<RegistrationStatus>,
+}
+
 pub async fn list_trunks(
     State(st): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<TrunkRow>>, Problem> {
+) -> Result<Json<Vec<TrunkView>>, Problem> {
     admin(&caller)?;
-    let mut trunks = st.store.trunks().await?;
-    for t in &mut trunks {
-        // Provider credentials are write-only.
-        t.trunk.password = t.trunk.password.as_ref().map(|_| "********".into());
-    }
-    Ok(Json(trunks))
+    let now = kolokol_engine::clock::now_ms();
+    let trunks = st.store.trunks().await?;
+    Ok(Json(
+        trunks
+            .into_iter()
+            .map(|mut row| {
+                // Provider credentials are write-only.
+                row.trunk.password = row.trunk.password.as_ref().map(|_| "********".into());
+                let registration = st
+                    .sip
+                    .calls
+                    .as_ref()
+                    .and_then(|p| p.step(|c, _| c.registration_status(row.id, now)));
+                TrunkView { row, registration }
+            })
+            .collect(),
+    ))
 }
 
 pub async fn create_trunk(
@@ -44,6 +65,11 @@ pub async fn create_trunk(
     let new = body(json)?;
     let mut row = st.store.create_trunk(&new).await?;
     st.routing.reload(&st.store).await?;
+    let targets = st.store.registration_targets().await?;
+    if let Some(plane) = &st.sip.calls {
+        let now = kolokol_engine::clock::now_ms();
+        plane.step(|c, _| c.set_registrations(targets, now));
+    }
     row.trunk.password = row.trunk.password.map(|_| "********".into());
     Ok((StatusCode::CREATED, Json(row)))
 }

@@ -6,6 +6,7 @@
 pub mod leg;
 pub mod media;
 pub mod message;
+pub mod outbound_registration;
 mod queued;
 pub mod routing;
 #[cfg(test)]
@@ -291,6 +292,8 @@ pub struct CallControl {
     /// Each queue's music on hold, decoded; and kolokol's own.
     music: HashMap<String, Arc<kolokol_media::Sound>>,
     hold_music: Arc<kolokol_media::Sound>,
+    /// kolokol's own registrations with providers.
+    registrations: outbound_registration::OutboundRegistrations,
     next_key: u64,
     /// Set while draining: the moment remaining calls are ended.
     drain_deadline: Option<u64>,
@@ -397,9 +400,27 @@ impl CallControl {
             acd: Acd::new(rand::random()),
             music: HashMap::new(),
             hold_music: Arc::new(kolokol_media::Sound::hold_music()),
+            registrations: Default::default(),
             next_key: 1,
             drain_deadline: None,
         }
+    }
+
+    /// The trunks to register with their providers (on start and after API changes).
+    pub fn set_registrations(
+        &mut self,
+        targets: Vec<outbound_registration::RegistrationTarget>,
+        now: u64,
+    ) {
+        self.registrations.set(targets, now);
+    }
+
+    pub fn registration_status(
+        &self,
+        trunk_id: i64,
+        now: u64,
+    ) -> Option<outbound_registration::RegistrationStatus> {
+        self.registrations.status(trunk_id, now)
     }
 
     pub fn config(&self) -> &CallConfig {
@@ -867,6 +888,12 @@ impl CallControl {
 
     /// A response to a request kolokol sent.
     pub fn response(&mut self, status: u16, scan: &sip::Scan<'_>, now: u64, out: &mut Outputs) {
+        if self
+            .registrations
+            .response(status, scan, &self.ctx.local, now, &mut out.messages)
+        {
+            return;
+        }
         self.dialog_response(status, scan, now, out);
         self.settle(now, out);
     }
@@ -928,6 +955,8 @@ impl CallControl {
     /// The clock: retransmissions, timeouts, no-answer, the drain deadline, forgetting
     /// ended calls.
     pub fn tick(&mut self, now: u64, out: &mut Outputs) {
+        self.registrations
+            .tick(&self.ctx.local, now, &mut out.messages);
         self.call_timers(now, out);
         let mut queue = crate::queue::AcdOutputs::default();
         self.acd.tick(now, &mut queue);

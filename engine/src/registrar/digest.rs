@@ -56,6 +56,37 @@ pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> Strin
     alg.hex(format!("{username}:{realm}:{password}").as_bytes())
 }
 
+/// A Digest header value (challenge or credentials): its parameters and algorithm.
+struct DigestParams<'a> {
+    params: Vec<(&'a str, &'a str)>,
+    algorithm: Algorithm,
+}
+
+impl<'a> DigestParams<'a> {
+    /// `None` for other schemes and unknown algorithms.
+    fn parse(value: &'a str) -> Option<Self> {
+        let tok = rsipstack::sip::typed::tokenizers::AuthTokenizer::parse(value).ok()?;
+        if !tok.scheme.eq_ignore_ascii_case("Digest") {
+            return None;
+        }
+        let mut d = DigestParams {
+            params: tok.params.iter().map(|(k, v)| (*k, *v)).collect(),
+            algorithm: Algorithm::Md5,
+        };
+        if let Some(a) = d.get("algorithm") {
+            d.algorithm = Algorithm::parse(a)?;
+        }
+        Some(d)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
 /// The parameters of an `Authorization: Digest ...` header that verification needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials<'a> {
@@ -74,20 +105,9 @@ impl<'a> Credentials<'a> {
     /// Reads a Digest header value. `None` for other schemes, unknown algorithms, or
     /// missing required parameters.
     pub fn parse(value: &'a str) -> Option<Self> {
-        let tok = rsipstack::sip::typed::tokenizers::AuthTokenizer::parse(value).ok()?;
-        if !tok.scheme.eq_ignore_ascii_case("Digest") {
-            return None;
-        }
-        let get = |name: &str| {
-            tok.params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v)
-        };
-        let algorithm = match get("algorithm") {
-            Some(a) => Algorithm::parse(a)?,
-            None => Algorithm::Md5,
-        };
+        let digest = DigestParams::parse(value)?;
+        let get = |name: &str| digest.get(name);
+        let algorithm = digest.algorithm;
         let nc = match get("nc") {
             Some(nc) if nc.len() == 8 => Some(u32::from_str_radix(nc, 16).ok()?),
             Some(_) => return None,
@@ -117,6 +137,49 @@ impl<'a> Credentials<'a> {
             _ => alg.hex(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes()),
         }
     }
+}
+
+/// The `Authorization` value a client sends in answer to a `WWW-Authenticate` or
+/// `Proxy-Authenticate` challenge (kolokol registering with, or calling through, a
+/// provider). `None` when the challenge is not a Digest one kolokol can answer.
+pub fn answer(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let digest = DigestParams::parse(challenge)?;
+    let get = |name: &str| digest.get(name);
+    let algorithm = digest.algorithm;
+    let realm = get("realm")?;
+    let nonce = get("nonce")?;
+    let qop = get("qop").and_then(|q| q.split(',').map(str::trim).find(|q| *q == "auth"));
+    let credentials = Credentials {
+        username,
+        realm,
+        nonce,
+        uri,
+        response: "",
+        algorithm,
+        qop,
+        nc: qop.map(|_| 1),
+        cnonce: qop.map(|_| cnonce),
+    };
+    let response =
+        credentials.expected_response(&ha1(algorithm, username, realm, password), method);
+    let mut value = format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+        algorithm.name()
+    );
+    if let Some(opaque) = get("opaque") {
+        value.push_str(&format!(", opaque=\"{opaque}\""));
+    }
+    if qop.is_some() {
+        value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+    }
+    Some(value)
 }
 
 /// What a nonce check concluded.
@@ -342,5 +405,40 @@ mod tests {
             n.issue(0);
         }
         assert_eq!(n.check(&old, 1, 10), NonceCheck::Stale);
+    }
+
+    #[test]
+    fn answers_a_providers_challenge_the_way_verification_expects() {
+        let challenge = r#"Digest realm="provider", nonce="abc123", qop="auth,auth-int", opaque="xyz", algorithm=MD5"#;
+        let value = answer(
+            challenge,
+            "REGISTER",
+            "sip:203.0.113.5",
+            "acc",
+            "pw",
+            "c0ffee",
+        )
+        .unwrap();
+        let c = Credentials::parse(&value).unwrap();
+        assert_eq!(
+            (c.username, c.realm, c.nonce, c.qop, c.nc),
+            ("acc", "provider", "abc123", Some("auth"), Some(1))
+        );
+        assert!(value.contains(r#"opaque="xyz""#));
+        let expected =
+            c.expected_response(&ha1(Algorithm::Md5, "acc", "provider", "pw"), "REGISTER");
+        assert_eq!(c.response, expected);
+        // RFC 2617 without qop.
+        let value = answer(
+            r#"Digest realm="r", nonce="n""#,
+            "INVITE",
+            "sip:1@h",
+            "u",
+            "p",
+            "x",
+        )
+        .unwrap();
+        assert!(!value.contains("qop"));
+        assert!(answer(r#"Basic realm="r""#, "INVITE", "sip:1@h", "u", "p", "x").is_none());
     }
 }
