@@ -15,7 +15,7 @@ mod transfer;
 
 use crate::event::{CallDirection, EndCause, Event, EventKind, LegRole};
 use crate::queue::{Acd, QueueEvent};
-use crate::registrar::Location;
+use crate::registrar::{self, Location};
 use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
 use crate::transport::Flow;
@@ -45,6 +45,8 @@ struct Ring {
     for_transfer: bool,
     /// A queue's offer to this operator.
     operator: Option<String>,
+    /// The trunk's credentials, for a provider that challenges the INVITE.
+    credentials: Option<(String, String)>,
 }
 
 /// Codecs kolokol speaks on plain legs; it transcodes between them.
@@ -149,6 +151,8 @@ struct Branch {
     for_transfer: bool,
     /// The operator a queue offered the call to (all their devices ring).
     operator: Option<String>,
+    /// Credentials for a challenging provider; taken when used (one answer per INVITE).
+    credentials: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -386,7 +390,12 @@ fn best_status(statuses: &[u16]) -> u16 {
         .copied()
         .find(|s| *s != 408 && *s != 503 && *s != 487)
         .or_else(|| statuses.first().copied())
-        .map(|s| if s == 503 { 480 } else { s })
+        .map(|s| match s {
+            503 => 480,
+            // The provider refused our credentials: nothing the caller can answer.
+            401 | 407 => 403,
+            s => s,
+        })
         .unwrap_or(480)
 }
 
@@ -699,6 +708,9 @@ impl CallControl {
             max_forwards,
             for_transfer: false,
             operator: None,
+            credentials: trunk_out
+                .as_ref()
+                .and_then(|t| Some((t.username.clone()?, t.password.clone()?))),
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, &mut call, ring, now, out);
         self.dialogs
@@ -768,11 +780,7 @@ impl CallControl {
             let body = sdp::render(&ring.offer, leg.sdp_session, version);
             let branch = message::branch();
             let cseq = leg.local_cseq;
-            let bytes = leg
-                .request("INVITE", cseq, &branch, &ctx.local, ring.max_forwards)
-                .header("Contact", ctx.local.contact(peer.transport))
-                .header("Allow", crate::service::ALLOW)
-                .finish(body.as_bytes(), Some("application/sdp"));
+            let bytes = initial_invite(ctx, &leg, cseq, &branch, ring.max_forwards, &body, None);
             out.messages
                 .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
             dialogs.insert(call_id, (key, Side::Branch(call.branches.len())));
@@ -785,6 +793,7 @@ impl CallControl {
                 status: None,
                 for_transfer: ring.for_transfer,
                 operator: ring.operator.clone(),
+                credentials: ring.credentials.clone(),
             });
         }
     }
@@ -1358,6 +1367,11 @@ impl CallControl {
             let leg = &mut call.branches[i].leg;
             Self::ack(ctx, leg, status, scan, cseq, &branch, out);
         }
+        if matches!(status, 401 | 407)
+            && Self::authenticate_branch(ctx, call, i, status, scan, now, out)
+        {
+            return;
+        }
         Self::branch_failed(ctx, call, i, status, now, out);
     }
 
@@ -1380,6 +1394,47 @@ impl CallControl {
         } else {
             Self::maybe_all_failed(ctx, call, now, out);
         }
+    }
+
+    /// A provider challenged our INVITE: send it again with the trunk's credentials (once).
+    fn authenticate_branch(
+        ctx: &Context,
+        call: &mut Call,
+        i: usize,
+        status: u16,
+        scan: &sip::Scan<'_>,
+        now: u64,
+        out: &mut Outputs,
+    ) -> bool {
+        let b = &mut call.branches[i];
+        if matches!(b.state, BranchState::Cancelling { .. }) || call.state == State::Ended {
+            return false;
+        }
+        let Some((username, password)) = b.credentials.take() else {
+            return false;
+        };
+        let (challenge, header) = if status == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let uri = b.leg.target_uri().to_string();
+        let Some(answer) = scan.all(challenge).find_map(|c| {
+            registrar::digest::answer(c, "INVITE", &uri, &username, &password, &message::token())
+        }) else {
+            return false;
+        };
+        let leg = &mut b.leg;
+        let body = sdp::render(&call.callee_offer, leg.sdp_session, leg.sdp_version);
+        leg.local_cseq += 1;
+        let (cseq, branch) = (leg.local_cseq, message::branch());
+        let bytes = initial_invite(ctx, leg, cseq, &branch, 70, &body, Some((header, answer)));
+        out.messages
+            .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
+        b.invite_branch = branch;
+        b.invite_cseq = cseq;
+        b.state = BranchState::Calling;
+        true
     }
 
     /// When every branch has failed, the caller hears the best of their answers.
@@ -1713,6 +1768,26 @@ impl CallControl {
         };
         out.messages.push(sent);
     }
+}
+
+/// The INVITE that rings a device or a trunk, optionally answering a challenge.
+fn initial_invite(
+    ctx: &Context,
+    leg: &Leg,
+    cseq: u32,
+    branch: &str,
+    max_forwards: u8,
+    sdp: &str,
+    credentials: Option<(&str, String)>,
+) -> Vec<u8> {
+    let mut w = leg
+        .request("INVITE", cseq, branch, &ctx.local, max_forwards)
+        .header("Contact", ctx.local.contact(leg.peer.transport))
+        .header("Allow", crate::service::ALLOW);
+    if let Some((name, value)) = credentials {
+        w = w.header(name, value);
+    }
+    w.finish(sdp.as_bytes(), Some("application/sdp"))
 }
 
 /// A From/To value without its tag.

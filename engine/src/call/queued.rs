@@ -189,6 +189,7 @@ impl CallControl {
             max_forwards: 70,
             for_transfer: false,
             operator: Some(operator),
+            credentials: None,
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
     }

@@ -108,8 +108,8 @@ impl Dialplan for Plan {
             inbound_ip: None,
             inbound_port: None,
             caller_id: Some("74950000000".into()),
-            username: None,
-            password: None,
+            username: Some("acc".into()),
+            password: Some("pw".into()),
         })
     }
     fn number(&self, number: &str) -> Option<Number> {
@@ -766,6 +766,42 @@ fn external_numbers_leave_through_the_users_trunk_with_its_caller_id() {
         t.contains("<sip:74950000000@192.0.2.1>"),
         "trunk caller-ID: {t}"
     );
+    // The provider asks for credentials: the INVITE goes again, once, with them.
+    let first = inv[0].clone();
+    let challenge = String::from_utf8(reply(&first, 407, "p1", None))
+        .unwrap()
+        .replacen(
+        "Content-Length:",
+        "Proxy-Authenticate: Digest realm=\"prov\", nonce=\"n1\", qop=\"auth\"\r\nContent-Length:",
+        1,
+    );
+    let out = b.response(challenge.as_bytes());
+    assert_eq!(sent(&out, ([192, 0, 2, 50], 5060), "ACK").len(), 1);
+    let again = sent(&out, ([192, 0, 2, 50], 5060), "INVITE");
+    assert_eq!(again.len(), 1);
+    let again = again[0].clone();
+    let t = text(&again);
+    let auth = t
+        .lines()
+        .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
+        .expect("credentials");
+    let c = crate::registrar::digest::Credentials::parse(auth).unwrap();
+    let ha1 = crate::registrar::digest::ha1(
+        crate::registrar::digest::Algorithm::Md5,
+        "acc",
+        "prov",
+        "pw",
+    );
+    assert_eq!(c.response, c.expected_response(&ha1, "INVITE"));
+    assert!(t.contains("m=audio"), "the same offer again");
+    assert!(
+        sent(&out, ALICE, "SIP/2.0 4").is_empty(),
+        "the caller is not told"
+    );
+    // Refused again: the caller hears 403 (the provider's challenge is not theirs).
+    let challenge = String::from_utf8(reply(&again, 407, "p2", None)).unwrap();
+    let out = b.response(challenge.as_bytes());
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 403").len(), 1);
 }
 
 /// A request with one more header (before Content-Length).

@@ -178,6 +178,7 @@ impl CallControl {
             max_forwards: 70,
             for_transfer: true,
             operator: None,
+            credentials: None,
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
     }
@@ -255,6 +256,7 @@ impl CallControl {
             status: None,
             for_transfer: true,
             operator: None,
+            credentials: None,
         });
         // Its media now comes to the new endpoint.
         Self::offer(&self.ctx, call, joined, now, out);
