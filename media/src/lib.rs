@@ -8,8 +8,10 @@
 //! - [`relay`]: the per-call bridge tasks that relay RTP between two endpoints, and the
 //!   player that sends a sound to an endpoint waiting alone.
 //! - [`sound`]: music on hold and tones, decoded or generated at 8 kHz.
+//! - [`prompts`]: spoken queue announcements (espeak-ng at first run, or files).
 
 pub mod g711;
+pub mod prompts;
 pub mod recorder;
 pub mod relay;
 pub mod rtcp;

@@ -24,7 +24,7 @@ pub enum SoundError {
 }
 
 /// Audio at 8 kHz, mono, played in a loop.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sound {
     pub samples: Vec<i16>,
 }
@@ -133,6 +133,36 @@ impl Sound {
         })
     }
 
+    pub fn silence(ms: u32) -> Sound {
+        let mut s = Vec::new();
+        silence(&mut s, ms);
+        Sound { samples: s }
+    }
+
+    /// `n` short beeps: what stands in for a number when no prompt can say it.
+    pub fn beeps(n: usize) -> Sound {
+        let mut s = Vec::new();
+        for _ in 0..n {
+            tone(&mut s, &[800.0], 150, 0.25);
+            silence(&mut s, 150);
+        }
+        silence(&mut s, 400);
+        Sound { samples: s }
+    }
+
+    pub fn concat(parts: &[&Sound]) -> Sound {
+        Sound {
+            samples: parts
+                .iter()
+                .flat_map(|p| p.samples.iter().copied())
+                .collect(),
+        }
+    }
+
+    pub fn duration_ms(&self) -> u64 {
+        self.samples.len() as u64 * 1000 / u64::from(RATE)
+    }
+
     /// The sample at `i` of the endless loop.
     pub fn at(&self, i: usize) -> i16 {
         self.samples[i % self.samples.len()]
@@ -148,7 +178,7 @@ fn resample(input: &[f32], rate: u32) -> Vec<i16> {
             let a = (i as f64 * step) as usize;
             let b = (((i + 1) as f64 * step) as usize).clamp(a + 1, input.len());
             let mean = input[a..b].iter().sum::<f32>() / (b - a) as f32;
-            (mean.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
+            (mean.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16
         })
         .collect()
 }

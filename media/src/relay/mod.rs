@@ -405,6 +405,25 @@ impl Media {
     /// waiting caller) until the endpoint is bridged or closed. Playing again replaces the
     /// sound.
     pub fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError> {
+        self.start_player(id, None, sound)
+    }
+
+    /// Plays `announcement` once, then `music` in a loop, replacing what played before.
+    pub fn announce(
+        &self,
+        id: EndpointId,
+        announcement: Arc<Sound>,
+        music: Arc<Sound>,
+    ) -> Result<(), MediaError> {
+        self.start_player(id, Some(announcement), music)
+    }
+
+    fn start_player(
+        &self,
+        id: EndpointId,
+        intro: Option<Arc<Sound>>,
+        music: Arc<Sound>,
+    ) -> Result<(), MediaError> {
         let mut registry = self.registry();
         let parked = registry
             .parked
@@ -423,9 +442,12 @@ impl Media {
                 remote,
             },
         );
-        self.inner
-            .handle
-            .spawn(player::run(socket, sound, remote_rx, stop_rx));
+        self.inner.handle.spawn(player::run(
+            socket,
+            player::Program { intro, music },
+            remote_rx,
+            stop_rx,
+        ));
         Ok(())
     }
 

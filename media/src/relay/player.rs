@@ -20,8 +20,30 @@ pub(super) struct Player {
     pub remote: watch::Sender<Option<Remote>>,
 }
 
+/// What a player sends: an announcement once (if any), then music in a loop.
+pub(super) struct Program {
+    pub intro: Option<Arc<Sound>>,
+    pub music: Arc<Sound>,
+}
+
+impl Program {
+    fn at(&self, i: usize) -> i16 {
+        match &self.intro {
+            Some(intro) if i < intro.samples.len() => intro.samples[i],
+            Some(intro) => self.music.at(i - intro.samples.len()),
+            None => self.music.at(i),
+        }
+    }
+}
+
 /// One packet: RTP header, then the frame encoded in the peer's codec.
-fn packet(buf: &mut [u8; 12 + FRAME], remote: &Remote, sound: &Sound, n: u32, ssrc: u32) -> usize {
+fn packet(
+    buf: &mut [u8; 12 + FRAME],
+    remote: &Remote,
+    sound: &Program,
+    n: u32,
+    ssrc: u32,
+) -> usize {
     let ts = n.wrapping_mul(FRAME as u32);
     crate::rtp::write_header(buf, remote.payload_type, n == 0, n as u16, ts, ssrc);
     let start = n as usize * FRAME;
@@ -37,7 +59,7 @@ fn packet(buf: &mut [u8; 12 + FRAME], remote: &Remote, sound: &Sound, n: u32, ss
 
 pub(super) async fn run(
     socket: UdpSocket,
-    sound: Arc<Sound>,
+    sound: Program,
     remote: watch::Receiver<Option<Remote>>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -71,8 +93,11 @@ mod tests {
 
     #[test]
     fn packets_follow_on_in_the_peers_codec() {
-        let sound = Sound {
-            samples: (0..400).map(|i| (i * 50) as i16).collect(),
+        let sound = Program {
+            intro: None,
+            music: Arc::new(Sound {
+                samples: (0..400).map(|i| (i * 50) as i16).collect(),
+            }),
         };
         let remote = Remote {
             addr: "127.0.0.1:4000".parse().unwrap(),
@@ -94,5 +119,19 @@ mod tests {
         assert!((first - 320 * 50).abs() < 400, "{first}");
         let wrapped = alaw_to_linear(buf[12 + 80]);
         assert!(wrapped.abs() < 100, "{wrapped}");
+    }
+
+    #[test]
+    fn the_announcement_comes_once_then_the_music_loops() {
+        let p = Program {
+            intro: Some(Arc::new(Sound {
+                samples: vec![7; 100],
+            })),
+            music: Arc::new(Sound {
+                samples: vec![1, 2, 3],
+            }),
+        };
+        assert_eq!(p.at(99), 7);
+        assert_eq!((p.at(100), p.at(101), p.at(103)), (1, 2, 1));
     }
 }
