@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3, sox, baresip) from Debian's
+# Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3, sox, baresip, espeak-ng) from Debian's
 # packages when they are missing. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v sox >/dev/null || need+=(sox)
 command -v baresip >/dev/null || need+=(baresip-core)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing test peers: ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -253,6 +253,9 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         tcp: SocketAddr::new(advertise, port(&config.sip.tcp, 5060)),
         tls: SocketAddr::new(advertise, port(&config.sip.tls, 5061)),
     };
+    let Some(language) = kolokol_media::prompts::Language::parse(&config.calls.language) else {
+        bail!("calls.language must be \"ru\" or \"en\"");
+    };
     let mut call_config = config.calls.clone();
     call_config.recordings = config.recordings_dir.clone();
     let control = CallControl::new(CallContext {
@@ -312,7 +315,16 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         realm,
         metrics,
         max_message: max,
+        prompts: (config.data_dir.join("prompts"), language),
     };
+    if store
+        .queues()
+        .await?
+        .iter()
+        .any(|q| q.announce_every_ms.is_some())
+    {
+        kolokol_web::prepare_prompts(&state);
+    }
     if let Some(a) = addr(&config.http.listen)? {
         let listener = tokio::net::TcpListener::bind(a)
             .await

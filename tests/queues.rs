@@ -454,6 +454,16 @@ fn raw_caller(f: &Floor) -> (std::net::UdpSocket, std::net::UdpSocket, String) {
 #[test]
 fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
     let f = Floor::new("linear");
+    let mut announcing: Value = serde_json::from_str(&queue("linear")).unwrap();
+    announcing["announce_every_ms"] = json!(1500);
+    announcing["announce_wait"] = json!(true);
+    f.ok("PUT", "/api/v1/queues/sales", &announcing.to_string());
+    // The prompts are generated (espeak-ng) once a queue announces.
+    let prompts = f.server.dir.join("data/prompts/ru");
+    wait_for("prompts to be generated", Duration::from_secs(60), || {
+        let n = std::fs::read_dir(&prompts).ok()?.count();
+        (n >= 24).then_some(())
+    });
     // Nobody is logged in: the caller waits, hearing kolokol's music on hold.
     let (sip, rtp, to) = raw_caller(&f);
     let mut buf = [0u8; 2048];
@@ -468,6 +478,12 @@ fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
             .count();
     }
     assert!(heard > 2_000, "not silence: {heard}");
+    // At 1.5 s the position is announced: a new stream (another SSRC) starts.
+    let music = buf[8..12].to_vec();
+    wait_for("the announcement", Duration::from_secs(5), || {
+        let (n, _) = rtp.recv_from(&mut buf).ok()?;
+        (n == 172 && buf[8..12] != music[..]).then_some(())
+    });
     let waiting = f.ok("GET", "/api/v1/queues", "");
     assert_eq!(waiting[0]["waiting"].as_array().unwrap().len(), 1);
     let bye = format!(

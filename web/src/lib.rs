@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
 pub use problem::Problem;
+pub use queues::prepare_prompts;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub realm: String,
     pub metrics: PrometheusHandle,
     pub max_message: usize,
+    /// Where spoken prompts are kept (`<dir>/<language>/<phrase>.wav`), and their language.
+    pub prompts: (std::path::PathBuf, kolokol_media::prompts::Language),
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.

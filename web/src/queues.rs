@@ -34,8 +34,25 @@ fn plane(st: &AppState) -> Result<&CallPlane, Problem> {
 async fn reload(st: &AppState) -> Result<(), Problem> {
     let queues = st.store.queues().await?;
     let now = now_ms();
+    let announcing = queues.iter().any(|q| q.announce_every_ms.is_some());
     plane(st)?.step(|c, _| c.set_queues(queues, now));
+    if announcing {
+        prepare_prompts(st);
+    }
     Ok(())
+}
+
+/// Loads (generating them the first time, with espeak-ng) the prompts queue announcements
+/// need, off the async threads, and hands them to call control when ready.
+pub fn prepare_prompts(st: &AppState) {
+    let (dir, language) = st.prompts.clone();
+    let sip = st.sip.clone();
+    tokio::task::spawn_blocking(move || {
+        let prompts = kolokol_media::prompts::Prompts::load_or_generate(&dir, language);
+        if let Some(plane) = &sip.calls {
+            plane.step(|c, _| c.set_prompts(prompts));
+        }
+    });
 }
 
 #[derive(Serialize)]

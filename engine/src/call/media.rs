@@ -21,6 +21,13 @@ pub trait MediaControl: Send + Sync {
     fn close_endpoint(&self, id: EndpointId);
     /// Plays a sound to an endpoint until it is bridged or closed.
     fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError>;
+    /// Plays an announcement once, then music, until the endpoint is bridged or closed.
+    fn announce(
+        &self,
+        id: EndpointId,
+        announcement: Arc<Sound>,
+        music: Arc<Sound>,
+    ) -> Result<(), MediaError>;
 }
 
 impl MediaControl for Media {
@@ -54,5 +61,13 @@ impl MediaControl for Media {
     }
     fn play(&self, id: EndpointId, sound: Arc<Sound>) -> Result<(), MediaError> {
         Media::play(self, id, sound)
+    }
+    fn announce(
+        &self,
+        id: EndpointId,
+        announcement: Arc<Sound>,
+        music: Arc<Sound>,
+    ) -> Result<(), MediaError> {
+        Media::announce(self, id, announcement, music)
     }
 }

@@ -68,6 +68,8 @@ pub struct CallConfig {
     pub record: bool,
     /// Retry-After on the 503 given while draining.
     pub retry_after_s: u32,
+    /// The language of spoken prompts: `ru` or `en`.
+    pub language: String,
 }
 
 impl Default for CallConfig {
@@ -77,6 +79,7 @@ impl Default for CallConfig {
             recordings: "recordings".into(),
             record: true,
             retry_after_s: 30,
+            language: "ru".into(),
         }
     }
 }
@@ -296,6 +299,7 @@ pub struct CallControl {
     /// Each queue's music on hold, decoded; and kolokol's own.
     music: HashMap<String, Arc<kolokol_media::Sound>>,
     hold_music: Arc<kolokol_media::Sound>,
+    prompts: Arc<kolokol_media::prompts::Prompts>,
     /// kolokol's own registrations with providers.
     registrations: outbound_registration::OutboundRegistrations,
     next_key: u64,
@@ -409,6 +413,7 @@ impl CallControl {
             acd: Acd::new(rand::random()),
             music: HashMap::new(),
             hold_music: Arc::new(kolokol_media::Sound::hold_music()),
+            prompts: Arc::default(),
             registrations: Default::default(),
             next_key: 1,
             drain_deadline: None,

@@ -6,6 +6,7 @@
 use super::{remote_of, BranchState, Call, CallControl, Context, Outputs, Ring, State};
 use crate::event::{EndCause, EventKind, LegRole};
 use crate::queue::{Acd, AcdError, AcdOutputs, Action, CompletedBy, Overflow, QueueConfig};
+use kolokol_media::prompts::Prompts;
 use kolokol_media::sdp::{self, AudioDescription};
 use kolokol_media::Sound;
 use std::path::Path;
@@ -69,6 +70,35 @@ impl CallControl {
             let music = music.map_or_else(|| self.hold_music.clone(), Arc::new);
             self.music.insert(q.name.clone(), music);
             self.acd.set_queue(q, now);
+        }
+    }
+
+    /// The prompts announcements are made of (loaded or generated outside call control).
+    pub fn set_prompts(&mut self, prompts: Prompts) {
+        self.prompts = Arc::new(prompts);
+    }
+
+    /// "Your position is N (estimated wait M minutes)", then the music again.
+    fn announce(&self, id: &str, position: usize, wait_ms: Option<u64>) {
+        let Some(call) = self.ids.get(id).and_then(|k| self.calls.get(k)) else {
+            return;
+        };
+        let Some(queue) = &call.queue else {
+            return;
+        };
+        let mut parts = vec![self.prompts.position(position)];
+        if let Some(ms) = wait_ms {
+            parts.push(self.prompts.wait_minutes(ms.div_ceil(60_000) as usize));
+        }
+        parts.push(self.prompts.stay());
+        let words = Sound::concat(&parts.iter().collect::<Vec<_>>());
+        let music = self.music.get(queue).unwrap_or(&self.hold_music).clone();
+        if let Err(e) = self
+            .ctx
+            .media
+            .announce(call.caller.endpoint.id, Arc::new(words), music)
+        {
+            tracing::warn!(call = %call.id, error = %e, "announcement not played");
         }
     }
 
@@ -158,6 +188,11 @@ impl CallControl {
                     }
                 }
                 Action::Overflow { call, to } => self.overflow(&call, to, now, out),
+                Action::Announce {
+                    call,
+                    position,
+                    wait_ms,
+                } => self.announce(&call, position, wait_ms),
             }
         }
     }

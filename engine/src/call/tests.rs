@@ -81,6 +81,18 @@ impl MediaControl for FakeMedia {
         self.log.lock().unwrap().push(format!("play {}", id.0));
         Ok(())
     }
+    fn announce(
+        &self,
+        id: EndpointId,
+        words: Arc<kolokol_media::Sound>,
+        _: Arc<kolokol_media::Sound>,
+    ) -> Result<(), MediaError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("announce {} {}ms", id.0, words.duration_ms()));
+        Ok(())
+    }
 }
 
 struct Plan;
@@ -1095,6 +1107,7 @@ fn queue_call(ring_timeout_ms: u64) -> (Bench, Outputs) {
         &[("bob", 0)],
     );
     q.ring_timeout_ms = ring_timeout_ms;
+    q.announce_every_ms = Some(3_000);
     b.control.set_queues(vec![q], b.now);
     let now = b.now;
     let mut out = Outputs::default();
@@ -1157,6 +1170,14 @@ fn an_unanswered_offer_is_cancelled_and_an_abandoning_caller_is_counted() {
     b.response(&reply(&inv, 180, "b1", None));
     let out = b.advance(5_100);
     assert_eq!(sent(&out, BOB_DESK, "CANCEL").len(), 1, "the ring timeout");
+    assert!(
+        b.media
+            .log()
+            .iter()
+            .any(|l| l.starts_with("announce 1 ") && !l.ends_with(" 0ms")),
+        "the waiting caller is told their position: {:?}",
+        b.media.log()
+    );
     assert!(queue_kinds(&out).starts_with(&["no_answer"]));
     let cancel = sent(&out, BOB_DESK, "CANCEL")[0].clone();
     b.response(&reply(&cancel, 200, "b1", None));

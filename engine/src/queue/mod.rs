@@ -81,6 +81,12 @@ pub struct QueueConfig {
     /// Music on hold for waiting callers: a WAV, MP3, OGG or FLAC file (a path on the
     /// server); none plays kolokol's own.
     pub music: Option<String>,
+    /// Tell each waiting caller their position this often (none: never).
+    pub announce_every_ms: Option<u64>,
+    /// Say the estimated wait after the position.
+    pub announce_wait: bool,
+    /// Announce only when the position improved since the last announcement.
+    pub announce_only_improved: bool,
 }
 
 impl Default for QueueConfig {
@@ -113,6 +119,9 @@ impl QueueConfig {
             priority: 0,
             tier_step_ms: None,
             music: None,
+            announce_every_ms: None,
+            announce_wait: false,
+            announce_only_improved: false,
         }
     }
 }
@@ -130,6 +139,12 @@ pub enum Action {
     Cancel { call: CallRef, operator: String },
     /// Take the caller out of the queue to another destination.
     Overflow { call: CallRef, to: Overflow },
+    /// Tell a waiting caller where they stand (and, if asked, how long they may wait).
+    Announce {
+        call: CallRef,
+        position: usize,
+        wait_ms: Option<u64>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -164,13 +179,21 @@ struct Waiting {
     next_offer_ms: u64,
     /// Operators who missed this caller in the current round; skipped until all have.
     missed_by: Vec<String>,
+    next_announce_ms: u64,
+    /// The position last announced.
+    announced: Option<usize>,
 }
 
 struct Queue {
     config: QueueConfig,
     /// Round-robin memory: the member offered last.
     last_offered: Option<usize>,
+    /// Moving average of answered calls' talk time, for wait estimates.
+    avg_talk_ms: u64,
 }
+
+/// The talk time assumed before a queue has answered calls.
+const FIRST_TALK_ESTIMATE_MS: u64 = 120_000;
 
 pub struct Acd {
     queues: BTreeMap<String, Queue>,
@@ -201,12 +224,15 @@ impl Acd {
                 .entry(m.operator.clone())
                 .or_insert_with(|| Operator::new(&m.operator, now));
         }
-        let last_offered = self.queues.get(&config.name).and_then(|q| q.last_offered);
+        let old = self.queues.get(&config.name);
+        let last_offered = old.and_then(|q| q.last_offered);
+        let avg_talk_ms = old.map_or(FIRST_TALK_ESTIMATE_MS, |q| q.avg_talk_ms);
         self.queues.insert(
             config.name.clone(),
             Queue {
                 config,
                 last_offered,
+                avg_talk_ms,
             },
         );
     }
@@ -311,6 +337,8 @@ impl Acd {
                 ring_until_ms: 0,
                 next_offer_ms: now,
                 missed_by: Vec::new(),
+                next_announce_ms: now + q.config.announce_every_ms.unwrap_or(0),
+                announced: None,
             },
         );
         let position = self.position(call);
@@ -460,6 +488,9 @@ impl Acd {
         let Some((queue, answered_ms)) = self.answered.remove(call) else {
             return;
         };
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.avg_talk_ms = (q.avg_talk_ms * 4 + (now - answered_ms)) / 5;
+        }
         let operator = self
             .operators
             .values()
@@ -742,7 +773,51 @@ impl Acd {
             self.overflow(&call, now, out);
         }
         self.leave_empty(now, out);
+        self.announce(now, out);
         self.dispatch(now, out);
+    }
+
+    /// Position (and wait) announcements that are due.
+    fn announce(&mut self, now: u64, out: &mut AcdOutputs) {
+        let mut due: Vec<(u64, CallRef)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| {
+                self.queues[&w.queue].config.announce_every_ms.is_some()
+                    && now >= w.next_announce_ms
+            })
+            .map(|(c, w)| (w.order, c.clone()))
+            .collect();
+        due.sort();
+        for (_, call) in due {
+            let position = self.position(&call);
+            let w = &self.waiting[&call];
+            let q = &self.queues[&w.queue];
+            let config = &q.config;
+            let available = config
+                .members
+                .iter()
+                .filter_map(|m| self.operators.get(&m.operator))
+                .filter(|o| o.is_logged_in() && !matches!(o.state, OperatorState::Paused { .. }))
+                .count()
+                .max(1);
+            let wait_ms = config
+                .announce_wait
+                .then(|| position.div_ceil(available) as u64 * q.avg_talk_ms);
+            let improved_only = config.announce_only_improved;
+            let every = config.announce_every_ms.unwrap_or(u64::MAX / 2);
+            let w = self.waiting.get_mut(&call).expect("due");
+            w.next_announce_ms = now + every;
+            if improved_only && w.announced.is_some_and(|a| position >= a) {
+                continue;
+            }
+            w.announced = Some(position);
+            out.actions.push(Action::Announce {
+                call,
+                position,
+                wait_ms,
+            });
+        }
     }
 
     /// Callers of queues that became empty by their leave rule go to overflow.

@@ -274,6 +274,53 @@ fn a_pause_asked_for_during_a_call_starts_when_it_ends() {
     assert_eq!(kinds(&out), ["completed", "paused"]);
 }
 
+fn announcements(out: &AcdOutputs) -> Vec<(String, usize, Option<u64>)> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Announce {
+                call,
+                position,
+                wait_ms,
+            } => Some((call.clone(), *position, *wait_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_callers_hear_their_position_and_only_improvements_if_so_set() {
+    let mut q = linear();
+    q.members.truncate(1);
+    q.announce_every_ms = Some(30_000);
+    q.announce_wait = true;
+    q.announce_only_improved = true;
+    let mut acd = Acd::new(1);
+    acd.set_queue(q, 0);
+    let mut out = AcdOutputs::default();
+    acd.login("a", 0, &mut out).unwrap();
+    acd.direct_call("a", "d1", true, 0, &mut out);
+    acd.join("sales", "c1", 0, &mut out).unwrap();
+    acd.join("sales", "c2", 1_000, &mut out).unwrap();
+    let mut out = AcdOutputs::default();
+    acd.tick(30_000, &mut out);
+    // One available operator, two minutes assumed per call.
+    assert_eq!(announcements(&out), [("c1".into(), 1, Some(120_000))]);
+    let mut out = AcdOutputs::default();
+    acd.tick(31_000, &mut out);
+    assert_eq!(announcements(&out), [("c2".into(), 2, Some(240_000))]);
+    let mut out = AcdOutputs::default();
+    acd.tick(60_000, &mut out);
+    assert!(
+        announcements(&out).is_empty(),
+        "still first: nothing new to say"
+    );
+    acd.caller_left("c1", 60_500, &mut out);
+    let mut out = AcdOutputs::default();
+    acd.tick(61_000, &mut out);
+    assert_eq!(announcements(&out), [("c2".into(), 1, Some(120_000))]);
+}
+
 // ---- properties ----
 
 #[derive(Debug, Clone)]
