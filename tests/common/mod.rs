@@ -23,12 +23,19 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP.
+/// A port free on 127.0.0.1 for both UDP and TCP, from 61000 up: above the kernel's
+/// ephemeral range (so no outgoing socket takes it meanwhile) and kolokol's media range, in
+/// steps of 4 so a sipp media port and the ones above it (RTCP, video) never meet another
+/// test's ports.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 61000 + (std::process::id() % 8) as u16 * 500;
     loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(4, Ordering::Relaxed) % 4000;
+        let port = 61000 + (base - 61000 + n) % 4400;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
