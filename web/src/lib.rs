@@ -29,7 +29,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub max_message: usize,
     /// Where spoken prompts are kept (`<dir>/<language>/<phrase>.wav`), and their language.
-    pub prompts: (std::path::PathBuf, kolokol_media::prompts::Language),
+    pub prompts: (std::path::PathBuf, kolokol_engine::call::Language),
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.

@@ -48,7 +48,7 @@ pub fn prepare_prompts(st: &AppState) {
     let (dir, language) = st.prompts.clone();
     let sip = st.sip.clone();
     tokio::task::spawn_blocking(move || {
-        let prompts = kolokol_media::prompts::Prompts::load_or_generate(&dir, language);
+        let prompts = kolokol_engine::call::Prompts::load_or_generate(&dir, language);
         if let Some(plane) = &sip.calls {
             plane.step(|c, _| c.set_prompts(prompts));
         }

@@ -19,6 +19,7 @@ use crate::registrar::{self, Location};
 use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
 use crate::transport::Flow;
+pub use kolokol_media::prompts::{Language, Prompts};
 use kolokol_media::recorder::RecordingInfo;
 use kolokol_media::relay::{BridgeId, Endpoint, Remote, Side as MediaSide};
 use kolokol_media::sdp::{self, AudioDescription, Codec, Direction};
