@@ -839,3 +839,37 @@ fn kolokol_registers_with_a_provider_that_asks_for_digest() {
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["field"], "register");
 }
+
+#[test]
+fn hold_and_resume_are_relayed_between_real_phones() {
+    let o = office(&[]);
+    o.register_bob();
+    let bob = o.bob("uas_hold.xml", &["-d", "500"]);
+    let (ok, out) = o.provider_call("uac_held.xml", &[]);
+    assert!(
+        ok,
+        "the caller is held, resumed and hung up on: {out}\n{}",
+        o.server.log()
+    );
+    let (ok, out) = sipp_wait(bob);
+    assert!(ok, "bob holds, resumes and hangs up: {out}");
+    let call = o.last_ended_call(1);
+    assert_eq!(call["end_cause"], "completed");
+    let kinds: Vec<String> = o
+        .events(call["id"].as_str().unwrap())
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["type"].as_str().unwrap(),
+                e["leg"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    let held = kinds.iter().position(|k| k == "held:callee");
+    let resumed = kinds.iter().position(|k| k == "resumed:callee");
+    assert!(
+        matches!((held, resumed), (Some(h), Some(r)) if h < r),
+        "{kinds:?}"
+    );
+}
