@@ -45,19 +45,14 @@ impl Store {
             return Err(invalid("ring_timeout_ms", "must be positive"));
         }
         for m in &q.members {
-            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
-                .bind(&m.operator)
-                .fetch_optional(&self.pool)
-                .await?;
-            if found.is_none() {
+            if !self.user_exists(&m.operator).await? {
                 return Err(invalid("members", &format!("no user {}", m.operator)));
             }
         }
         match &q.overflow {
-            Overflow::User(_) => Err(invalid(
-                "overflow",
-                "overflow to a user is not supported yet; use a queue or hangup",
-            )),
+            Overflow::User(login) if !self.user_exists(login).await? => {
+                Err(invalid("overflow", "no user with this login"))
+            }
             Overflow::Queue(next) if next == &q.name => {
                 Err(invalid("overflow", "a queue cannot overflow into itself"))
             }

@@ -53,6 +53,14 @@ impl Store {
         Ok(Store { pool })
     }
 
+    pub async fn user_exists(&self, login: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }

@@ -161,12 +161,7 @@ impl Store {
         }
         let destination = match (&new.user, &new.queue) {
             (Some(user), None) => {
-                let exists: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
-                        .bind(user)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                if exists.is_none() {
+                if !self.user_exists(user).await? {
                     return Err(invalid("user", "no user with this login"));
                 }
                 format!("user:{user}")

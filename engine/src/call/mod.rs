@@ -257,6 +257,11 @@ impl Call {
         }
     }
 
+    /// Answered by kolokol and out of its queue: ringing the user the queue overflowed to.
+    fn overflowed_to_user(&self) -> bool {
+        self.state == State::Queued && self.queue.is_none()
+    }
+
     fn sides(&self) -> impl Iterator<Item = Side> {
         std::iter::once(Side::Caller).chain((0..self.branches.len()).map(Side::Branch))
     }
@@ -267,7 +272,7 @@ impl Call {
             .filter_map(Leg::next_deadline)
             .min()
             .unwrap_or(u64::MAX);
-        if self.state == State::Ringing {
+        if self.state == State::Ringing || self.overflowed_to_user() {
             d = d.min(self.ring_deadline);
         }
         if let Some(t) = &self.transfer {
@@ -1015,6 +1020,9 @@ impl CallControl {
                     now,
                     out,
                 );
+            }
+            if call.overflowed_to_user() && now >= call.ring_deadline {
+                Self::hang_up(&self.ctx, call, EndCause::NoAnswer, now, out);
             }
             if call.transfer.as_ref().is_some_and(|t| now >= t.deadline) {
                 Self::transfer_failed(&self.ctx, call, 480, now, out);

@@ -144,11 +144,19 @@ impl CallControl {
                         branch,
                         answer,
                     } => {
-                        let won = self.acd.answered(&call, &operator, now, &mut decided);
+                        // A user a queue overflowed to is no queue offer: the first answer wins.
+                        let won = !self.in_queue(&call)
+                            || self.acd.answered(&call, &operator, now, &mut decided);
                         self.connect(&call, branch, won, &answer, now, out);
                     }
-                    QueueInput::Declined { call, operator } => {
+                    QueueInput::Declined { call, operator } if self.in_queue(&call) => {
                         self.acd.declined(&call, &operator, now, &mut decided)
+                    }
+                    QueueInput::Declined { call, .. } => {
+                        // The user a queue overflowed to did not take it: nobody is left.
+                        if let Some(c) = self.ids.get(&call).and_then(|k| self.calls.get_mut(k)) {
+                            Self::hang_up(&self.ctx, c, EndCause::NoAnswer, now, out);
+                        }
                     }
                     QueueInput::CallerLeft { call } => {
                         self.acd.caller_left(&call, now, &mut decided)
@@ -214,8 +222,19 @@ impl CallControl {
                 return;
             }
         };
-        let key = key.expect("queued");
-        let call = self.calls.get_mut(&key).expect("queued");
+        self.ring_waiting(key.expect("queued"), targets, operator, now, out);
+    }
+
+    /// Rings a person's devices for a caller kolokol has answered.
+    fn ring_waiting(
+        &mut self,
+        key: u64,
+        targets: Vec<super::RingTarget>,
+        person: String,
+        now: u64,
+        out: &mut Outputs,
+    ) {
+        let call = self.calls.get_mut(&key).expect("known");
         let ring = Ring {
             targets,
             from_uri: call.from_uri.clone(),
@@ -223,7 +242,7 @@ impl CallControl {
             endpoint: call.callee_endpoint,
             max_forwards: 70,
             for_transfer: false,
-            operator: Some(operator),
+            operator: Some(person),
             credentials: None,
         };
         Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
@@ -233,6 +252,15 @@ impl CallControl {
         let Some(key) = self.ids.get(id).copied() else {
             return;
         };
+        if let Overflow::User(login) = &to {
+            if let Ok((targets, _)) = self.user_targets(login, now) {
+                let call = self.calls.get_mut(&key).expect("known");
+                call.queue = None;
+                call.ring_deadline = now + self.ctx.config.ring_timeout_s * 1000;
+                self.ring_waiting(key, targets, login.clone(), now, out);
+                return;
+            }
+        }
         if let Overflow::Queue(next) = &to {
             let mut decided = AcdOutputs::default();
             if self.acd.join(next, id, now, &mut decided).is_ok() {
@@ -248,6 +276,13 @@ impl CallControl {
         if let Some(call) = self.calls.get_mut(&key) {
             Self::hang_up(&self.ctx, call, EndCause::NoAnswer, now, out);
         }
+    }
+
+    fn in_queue(&self, id: &str) -> bool {
+        self.ids
+            .get(id)
+            .and_then(|k| self.calls.get(k))
+            .is_some_and(|c| c.queue.is_some())
     }
 
     /// The queue core's verdict on an operator's answer: bridged to the caller, or (the
@@ -284,6 +319,13 @@ impl CallControl {
         }
         Self::bridge(&self.ctx, call, i, now, out);
         let by = call.branches[i].operator.clone().unwrap_or_default();
+        if call.queue.is_none() {
+            out.pending.push(QueueInput::Direct {
+                operator: by.clone(),
+                call: call.id.clone(),
+                active: true,
+            });
+        }
         call.emit(Some(LegRole::Callee), EventKind::Answered { by }, now, out);
     }
 

@@ -1203,3 +1203,49 @@ fn an_unanswered_offer_is_cancelled_and_an_abandoning_caller_is_counted() {
         }
     ));
 }
+
+#[test]
+fn a_queue_overflows_to_a_user_who_answers_or_declines() {
+    for carol_answers in [true, false] {
+        let mut b = bench(&[(BOB_DESK, None)]);
+        let mut q = crate::queue::QueueConfig::new(
+            "support",
+            crate::queue::Strategy::Linear,
+            &[("bob", 0)],
+        );
+        q.max_wait_ms = Some(2_000);
+        q.overflow = crate::queue::Overflow::User("carol".into());
+        b.control.set_queues(vec![q], b.now);
+        // Bob is not logged in: the caller waits, then goes to Carol.
+        let out = b.call("500");
+        let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+        b.request(&from_alice(&ok, "ACK", 1, None), b.alice);
+        assert!(sent(&out, BOB_DESK, "INVITE").is_empty());
+        let out = b.advance(2_100);
+        assert_eq!(queue_kinds(&out), ["overflowed"]);
+        let to_carol = sent(&out, CAROL, "INVITE");
+        assert_eq!(to_carol.len(), 1);
+        let to_carol = to_carol[0].clone();
+        if carol_answers {
+            let out = b.response(&reply(&to_carol, 200, "c1", Some(ANSWER)));
+            assert_eq!(sent(&out, CAROL, "ACK").len(), 1);
+            assert!(out
+                .events
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::Answered { by } if by == "carol")));
+            let (_, out) = b.request(&from_alice(&ok, "BYE", 2, None), b.alice);
+            assert_eq!(sent(&out, CAROL, "BYE").len(), 1);
+            assert!(out.queue_events.is_empty(), "no longer a queue call");
+        } else {
+            let out = b.response(&reply(&to_carol, 486, "c1", None));
+            assert_eq!(sent(&out, ALICE, "BYE").len(), 1, "nobody left to try");
+            assert!(matches!(
+                out.events.last().unwrap().kind,
+                EventKind::Ended {
+                    cause: EndCause::NoAnswer,
+                    ..
+                }
+            ));
+        }
+    }
+}
