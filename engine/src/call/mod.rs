@@ -181,6 +181,8 @@ struct Call {
     /// The caller's identity as the devices rung see it (From), and its user part.
     from_uri: String,
     caller_name: String,
+    /// The caller's INVITE had no SDP: `caller_answer` is our offer, answered in the ACK.
+    late_offer: bool,
     branches: Vec<Branch>,
     /// The party on the left (the recording's left channel): the caller, until a
     /// transfer puts someone in their place.
@@ -555,12 +557,12 @@ impl CallControl {
                 }
             },
         };
-        let Some(offer_text) = message::sdp(&req.scan) else {
-            // Late offer (INVITE without SDP) is not supported yet.
-            return Err(Refusal::new(488));
-        };
-        let Ok(offer) = sdp::parse(offer_text) else {
-            return Err(Refusal::new(488));
+        // No SDP is a late offer: kolokol offers in its answer and the caller answers in the
+        // ACK (RFC 3261 §13.2.1).
+        let offer = match message::sdp(&req.scan).map(sdp::parse) {
+            Some(Ok(offer)) => Some(offer),
+            Some(Err(_)) => return Err(Refusal::new(488)),
+            None => None,
         };
         // Who to ring.
         let (targets, callee_user, record): (Vec<RingTarget>, Option<String>, bool) =
@@ -598,21 +600,29 @@ impl CallControl {
                 return Err(Refusal::new(503));
             }
         };
-        let Ok(answer) = sdp::answer(
-            &offer,
-            caller_endpoint.address,
-            caller_endpoint.port,
-            &CODECS,
-        ) else {
+        let (address, port) = (caller_endpoint.address, caller_endpoint.port);
+        let answer = match &offer {
+            Some(offer) => sdp::answer(offer, address, port, &CODECS).ok(),
+            None => Some(sdp::offer(
+                address,
+                port,
+                &CODECS,
+                Some(TELEPHONE_EVENT_PT),
+                Direction::SendRecv,
+            )),
+        };
+        let Some(answer) = answer else {
             self.ctx.media.close_endpoint(caller_endpoint.id);
             self.ctx.media.close_endpoint(callee_endpoint.id);
             return Err(Refusal::new(488));
         };
         let chosen = answer.codecs[0];
-        self.ctx.media.set_remote(
-            caller_endpoint.id,
-            remote_of(&offer, chosen, Some(flow.remote.ip())),
-        );
+        if let Some(offer) = &offer {
+            self.ctx.media.set_remote(
+                caller_endpoint.id,
+                remote_of(offer, chosen, Some(flow.remote.ip())),
+            );
+        }
         let key = self.next_key;
         self.next_key += 1;
         let id = message::token();
@@ -671,6 +681,7 @@ impl CallControl {
             caller_answer,
             from_uri: from_uri.clone(),
             caller_name: from_user.clone(),
+            late_offer: offer.is_none(),
             branches: Vec::new(),
             left: Side::Caller,
             winner: None,
@@ -848,6 +859,9 @@ impl CallControl {
                     .is_some_and(|a| a.cseq == req.cseq)
                 {
                     leg.awaiting_ack = None;
+                }
+                if side == Side::Caller && call.late_offer && req.cseq == call.invite.cseq {
+                    Self::late_answer(&self.ctx, call, req);
                 }
                 true
             }
@@ -1143,6 +1157,21 @@ impl CallControl {
         }
     }
 
+    /// The caller's answer to kolokol's offer, in the ACK of a late-offer INVITE.
+    fn late_answer(ctx: &Context, call: &mut Call, ack: &Request<'_>) {
+        let answer = message::sdp(&ack.scan).and_then(|s| sdp::parse(s).ok());
+        let Some(answer) = answer.filter(|a| !a.codecs.is_empty()) else {
+            tracing::warn!(call = %call.id, "late offer: the ACK carried no usable answer");
+            return;
+        };
+        call.late_offer = false;
+        let ip = call.caller.peer.addr.ip();
+        ctx.media.set_remote(
+            call.caller.endpoint.id,
+            remote_of(&answer, answer.codecs[0], Some(ip)),
+        );
+    }
+
     /// The caller's INVITE answered: 200 with kolokol's SDP, kept until the ACK.
     fn answer_caller(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
         let contact = ctx.local.contact(call.caller.peer.transport);
@@ -1274,7 +1303,8 @@ impl CallControl {
                     Self::bridge(ctx, call, i, now, out);
                 }
             }
-            let relayed = if early.is_some() && call.bridge.is_some() {
+            // Early media needs the caller's offer to answer (no 183 after a late offer).
+            let relayed = if early.is_some() && call.bridge.is_some() && !call.late_offer {
                 183
             } else {
                 180

@@ -1249,3 +1249,54 @@ fn a_queue_overflows_to_a_user_who_answers_or_declines() {
         }
     }
 }
+
+#[test]
+fn a_late_offer_is_answered_with_our_offer_and_the_ack_carries_the_answer() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let bytes = String::from_utf8(invite("1002", 1))
+        .unwrap()
+        .split("Content-Type:")
+        .next()
+        .unwrap()
+        .to_string()
+        + "Content-Length: 0\r\n\r\n";
+    let Ok(Inbound::Request(req)) = decode(bytes.as_bytes()) else {
+        panic!("late-offer INVITE does not decode")
+    };
+    let mut out = Outputs::default();
+    let alice = b.alice;
+    b.control
+        .invite(
+            &req,
+            bytes.as_bytes(),
+            &alice,
+            Caller::User(user("alice", "1001")),
+            b.now,
+            &mut out,
+        )
+        .expect("a late offer is taken");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    assert!(text(&inv).contains("m=audio"), "bob still gets an offer");
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+    let offer = text(&ok);
+    assert!(
+        offer.contains("a=rtpmap:0 PCMU/8000")
+            && offer.contains("a=rtpmap:8 PCMA/8000")
+            && offer.contains("telephone-event"),
+        "the 200 offers everything kolokol speaks: {offer}"
+    );
+    assert!(
+        !b.media.log().iter().any(|l| l.starts_with("remote 1 ")),
+        "nothing known of the caller's media yet"
+    );
+    let ack = from_alice(&ok, "ACK", 1, Some(OFFER));
+    b.request(&ack, b.alice);
+    assert!(
+        b.media
+            .log()
+            .contains(&"remote 1 192.0.2.10:4000 SendRecv".to_string()),
+        "{:?}",
+        b.media.log()
+    );
+}
