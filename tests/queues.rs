@@ -301,6 +301,7 @@ fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
     }
     let ops = f.operators();
     assert_eq!(ops["u2001"]["accepted"], answered.len());
+    assert_eq!(ops["u2001"]["registered"], true);
     assert_eq!(ops["u2002"]["state"], "paused");
     assert!(ops["u2003"]["missed"].as_u64().unwrap() >= 1);
 
@@ -376,6 +377,14 @@ fn operator_commands_check_who_and_what() {
     assert_eq!(status, 409, "not logged in");
     let (status, _) = call("POST", "/api/v1/operators/u2001/login", &admin, "");
     assert_eq!(status, 204);
+    // Logged in without a registered phone: shown so, and offered nothing.
+    wait_for("2001 to show unregistered", Duration::from_secs(5), || {
+        let (_, v) = call("GET", "/api/v1/operators", &admin, "");
+        v.as_array()?
+            .iter()
+            .any(|o| o["id"] == "u2001" && o["state"] == "ready" && o["registered"] == false)
+            .then_some(())
+    });
     let (status, _) = call("POST", "/api/v1/operators/nobody/login", &admin, "");
     assert_eq!(status, 404);
     // An operator changes their own state only.

@@ -142,6 +142,8 @@ pub struct OperatorView {
     call: Option<String>,
     /// Milliseconds in the current state.
     in_state_ms: u64,
+    /// Some device of theirs is registered (without one they get no queue calls).
+    registered: bool,
     /// Today (since 00:00 UTC): queue calls answered, offers missed.
     accepted: u32,
     missed: u32,
@@ -172,6 +174,7 @@ pub async fn list_operators(
                     reason,
                     call,
                     in_state_ms: now.saturating_sub(o.since_ms),
+                    registered: o.registered,
                     accepted: 0,
                     missed: 0,
                     waiting: acd.waiting_for(&o.id),

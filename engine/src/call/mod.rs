@@ -310,6 +310,8 @@ pub struct CallControl {
     prompts: Arc<kolokol_media::prompts::Prompts>,
     /// kolokol's own registrations with providers.
     registrations: outbound_registration::OutboundRegistrations,
+    /// When to look again which operators have a device registered.
+    next_presence_ms: u64,
     next_key: u64,
     /// Set while draining: the moment remaining calls are ended.
     drain_deadline: Option<u64>,
@@ -423,6 +425,7 @@ impl CallControl {
             hold_music: Arc::new(kolokol_media::Sound::hold_music()),
             prompts: Arc::default(),
             registrations: Default::default(),
+            next_presence_ms: 0,
             next_key: 1,
             drain_deadline: None,
         }
@@ -993,6 +996,15 @@ impl CallControl {
             .tick(&self.ctx.local, now, &mut out.messages);
         self.call_timers(now, out);
         let mut queue = crate::queue::AcdOutputs::default();
+        if now >= self.next_presence_ms {
+            // Operators without a registered device are offline for the queues.
+            self.next_presence_ms = now + 1_000;
+            let operators: Vec<String> = self.acd.operators().map(|o| o.id.clone()).collect();
+            for id in operators {
+                let registered = self.user_targets(&id, now).is_ok();
+                self.acd.set_registered(&id, registered, now, &mut queue);
+            }
+        }
         self.acd.tick(now, &mut queue);
         self.apply(queue, now, out);
         self.settle(now, out);

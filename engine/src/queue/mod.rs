@@ -246,6 +246,20 @@ impl Acd {
         }
     }
 
+    /// Whether any device of the operator is registered (checked by call control); an
+    /// operator without one is not offered calls and does not count as available.
+    pub fn set_registered(&mut self, id: &str, registered: bool, now: u64, out: &mut AcdOutputs) {
+        let Some(op) = self.operators.get_mut(id) else {
+            return;
+        };
+        if op.registered != registered {
+            op.registered = registered;
+            if registered {
+                self.dispatch(now, out);
+            }
+        }
+    }
+
     pub fn add_operator(&mut self, id: &str, now: u64) {
         self.operators
             .entry(id.to_string())
@@ -306,8 +320,9 @@ impl Acd {
         match rule {
             EmptyRule::Never => false,
             EmptyRule::NobodyLoggedIn => !members().any(Operator::is_logged_in),
-            EmptyRule::NobodyAvailable => !members()
-                .any(|o| o.is_logged_in() && !matches!(o.state, OperatorState::Paused { .. })),
+            EmptyRule::NobodyAvailable => !members().any(|o| {
+                o.is_logged_in() && o.registered && !matches!(o.state, OperatorState::Paused { .. })
+            }),
         }
     }
 
@@ -798,7 +813,11 @@ impl Acd {
                 .members
                 .iter()
                 .filter_map(|m| self.operators.get(&m.operator))
-                .filter(|o| o.is_logged_in() && !matches!(o.state, OperatorState::Paused { .. }))
+                .filter(|o| {
+                    o.is_logged_in()
+                        && o.registered
+                        && !matches!(o.state, OperatorState::Paused { .. })
+                })
                 .count()
                 .max(1);
             let wait_ms = config
@@ -884,13 +903,15 @@ impl Acd {
                     .enumerate()
                     .filter_map(|(i, m)| {
                         let o = self.operators.get(&m.operator)?;
-                        (o.is_ready() && !skip.contains(&m.operator)).then_some(Candidate {
-                            member: i,
-                            penalty: m.penalty,
-                            idle_since: o.idle_since_ms,
-                            calls_today: o.accepted,
-                            talk_ms_today: o.talk_ms,
-                        })
+                        (o.is_ready() && o.registered && !skip.contains(&m.operator)).then_some(
+                            Candidate {
+                                member: i,
+                                penalty: m.penalty,
+                                idle_since: o.idle_since_ms,
+                                calls_today: o.accepted,
+                                talk_ms_today: o.talk_ms,
+                            },
+                        )
                     })
                     .collect()
             };

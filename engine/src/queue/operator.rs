@@ -96,6 +96,8 @@ pub struct Operator {
     pub times: StateTimes,
     /// When the work day began (login), for time in system.
     pub logged_in_at_ms: Option<u64>,
+    /// Some device of theirs is registered; without one they are offered nothing.
+    pub registered: bool,
 }
 
 impl Operator {
@@ -112,6 +114,7 @@ impl Operator {
             talk_ms: 0,
             times: StateTimes::default(),
             logged_in_at_ms: None,
+            registered: true,
         }
     }
 

@@ -335,6 +335,7 @@ enum Op {
     Pause(usize),
     Resume(usize),
     Direct(usize, bool),
+    Register(usize, bool),
     Advance(u64),
 }
 
@@ -350,6 +351,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..5usize).prop_map(Op::Pause),
         1 => (0..5usize).prop_map(Op::Resume),
         1 => (0..5usize, any::<bool>()).prop_map(|(o, a)| Op::Direct(o, a)),
+        1 => (0..5usize, any::<bool>()).prop_map(|(o, r)| Op::Register(o, r)),
         3 => (0..20_000u64).prop_map(Op::Advance),
     ]
 }
@@ -486,6 +488,7 @@ fn run(strategies: [Strategy; 3], ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Direct(o, active) => {
                 acd.direct_call(OPS[o], &format!("d{o}"), active, now, &mut step)
             }
+            Op::Register(o, registered) => acd.set_registered(OPS[o], registered, now, &mut step),
             Op::Advance(ms) => {
                 // The service ticks every 20 ms; coarser steps here, same logic.
                 let end = now + ms;
@@ -493,6 +496,15 @@ fn run(strategies: [Strategy; 3], ops: Vec<Op>) -> Result<(), TestCaseError> {
                     now = (now + 250).min(end);
                     acd.tick(now, &mut step);
                 }
+            }
+        }
+        for a in &step.actions {
+            if let Action::Offer { operator, .. } = a {
+                prop_assert!(
+                    acd.operators[operator].registered,
+                    "{} was offered a call with no device registered",
+                    operator
+                );
             }
         }
         for e in &step.events {
