@@ -91,24 +91,9 @@ impl Office {
 
     /// A call from the provider to the DID.
     fn provider_call(&self, scenario: &str, extra: &[&str]) -> (bool, String) {
-        let port = self.provider_port.to_string();
-        let media = free_port().to_string();
-        let mut args = vec![
-            "-s",
-            DID,
-            "-p",
-            port.as_str(),
-            "-mp",
-            media.as_str(),
-            "-m",
-            "1",
-            "-recv_timeout",
-            "30s",
-            "-timeout",
-            "60s",
-        ];
+        let mut args = vec!["-s", DID];
         args.extend_from_slice(extra);
-        sipp(&self.server, scenario, &args)
+        sipp_wait(self.phone(self.provider_port, scenario, &args))
     }
 
     /// A call's events once its recording is closed, and the recording's samples

@@ -200,8 +200,7 @@ async fn known_operator(st: &AppState, caller: &Caller, operator: &str) -> Resul
     if !caller.0.admin && caller.0.login != operator {
         return Err(Problem::forbidden());
     }
-    let users = st.store.users().await?;
-    if !users.iter().any(|u| u.login == operator) {
+    if !st.store.user_exists(operator).await? {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "Not found",

@@ -199,8 +199,8 @@ pub struct Acd {
     queues: BTreeMap<String, Queue>,
     operators: HashMap<String, Operator>,
     waiting: HashMap<CallRef, Waiting>,
-    /// Answered queue calls: (queue, answered at) for the completion event.
-    answered: HashMap<CallRef, (String, u64)>,
+    /// Answered queue calls: (queue, operator, answered at) for the completion event.
+    answered: HashMap<CallRef, (String, String, u64)>,
     next_order: u64,
     rng: StdRng,
 }
@@ -385,7 +385,7 @@ impl Acd {
                 call: call.to_string(),
                 operator: other.clone(),
             });
-            self.set_state(other, OperatorState::Ready, now, out);
+            self.set_state(other, OperatorState::Ready, now);
         }
         let op = self
             .operators
@@ -399,7 +399,6 @@ impl Acd {
                 call: call.to_string(),
             },
             now,
-            out,
         );
         let wait_ms = now - w.joined_ms;
         let service_level_ms = self.queues[&w.queue].config.service_level_ms;
@@ -413,7 +412,8 @@ impl Acd {
                 within_service_level: wait_ms <= service_level_ms,
             },
         ));
-        self.answered.insert(call.to_string(), (w.queue, now));
+        self.answered
+            .insert(call.to_string(), (w.queue, operator.to_string(), now));
         self.dispatch(now, out);
         true
     }
@@ -463,7 +463,7 @@ impl Acd {
             op.missed_in_row = 0;
             self.pause_now(operator, AUTO_PAUSE_REASON.to_string(), true, now, out);
         } else {
-            self.set_state(operator, OperatorState::Ready, now, out);
+            self.set_state(operator, OperatorState::Ready, now);
         }
     }
 
@@ -493,35 +493,35 @@ impl Acd {
                 call: call.to_string(),
                 operator: o.clone(),
             });
-            self.set_state(o, OperatorState::Ready, now, out);
+            self.set_state(o, OperatorState::Ready, now);
         }
     }
 
     /// An answered queue call ended: the operator goes to wrap-up (or ready, or the pause
     /// they asked for meanwhile).
     pub fn call_ended(&mut self, call: &str, by: CompletedBy, now: u64, out: &mut AcdOutputs) {
-        let Some((queue, answered_ms)) = self.answered.remove(call) else {
+        let Some((queue, operator, answered_ms)) = self.answered.remove(call) else {
             return;
         };
         if let Some(q) = self.queues.get_mut(&queue) {
             q.avg_talk_ms = (q.avg_talk_ms * 4 + (now - answered_ms)) / 5;
         }
-        let operator = self
+        let still_talking = self
             .operators
-            .values()
-            .find(|o| matches!(&o.state, OperatorState::Talking { call: c } if c == call))
-            .map(|o| o.id.clone());
+            .get(&operator)
+            .is_some_and(|o| matches!(&o.state, OperatorState::Talking { call: c } if c == call));
         out.events.push(QueueEvent::new(
             now,
             QueueEventKind::Completed {
                 queue: queue.clone(),
                 call: call.to_string(),
-                operator: operator.clone().unwrap_or_default(),
+                operator: operator.clone(),
                 by,
                 talk_ms: now - answered_ms,
             },
         ));
-        if let Some(op) = operator {
+        if still_talking {
+            let op = operator;
             let wrap_up_ms = self.queues.get(&queue).map_or(0, |q| q.config.wrap_up_ms);
             if wrap_up_ms > 0 {
                 self.set_state(
@@ -530,7 +530,6 @@ impl Acd {
                         until_ms: now + wrap_up_ms,
                     },
                     now,
-                    out,
                 );
                 out.events.push(QueueEvent::new(
                     now,
@@ -566,7 +565,6 @@ impl Acd {
                     call: call.to_string(),
                 },
                 now,
-                out,
             ),
             (OperatorState::Talking { call: c }, false) if c == call => {
                 self.after_work(operator, now, out);
@@ -583,7 +581,7 @@ impl Acd {
         };
         match op.pending_pause.take() {
             Some(reason) => self.pause_now(operator, reason, false, now, out),
-            None => self.set_state(operator, OperatorState::Ready, now, out),
+            None => self.set_state(operator, OperatorState::Ready, now),
         }
     }
 
@@ -609,7 +607,7 @@ impl Acd {
                 operator: operator.to_string(),
             },
         ));
-        self.set_state(operator, OperatorState::Ready, now, out);
+        self.set_state(operator, OperatorState::Ready, now);
         self.dispatch(now, out);
         Ok(())
     }
@@ -630,7 +628,7 @@ impl Acd {
             .get_mut(operator)
             .expect("checked")
             .pending_pause = None;
-        self.set_state(operator, OperatorState::Offline, now, out);
+        self.set_state(operator, OperatorState::Offline, now);
         out.events.push(QueueEvent::new(
             now,
             QueueEventKind::Logout {
@@ -684,7 +682,7 @@ impl Acd {
                 auto,
             },
         ));
-        self.set_state(operator, OperatorState::Paused { reason }, now, out);
+        self.set_state(operator, OperatorState::Paused { reason }, now);
     }
 
     /// Back to work ("В работу") from a pause or wrap-up.
@@ -710,7 +708,7 @@ impl Acd {
             OperatorState::Ready => return Ok(()),
             _ => return Err(AcdError::State("not paused")),
         }
-        self.set_state(operator, OperatorState::Ready, now, out);
+        self.set_state(operator, OperatorState::Ready, now);
         self.dispatch(now, out);
         Ok(())
     }
@@ -922,7 +920,11 @@ impl Acd {
                 ready = candidates(&[]);
             }
             if config.strategy.uses_tiers() {
-                let penalties: Vec<u32> = config.members.iter().map(|m| m.penalty).collect();
+                // The queue's tiers matter only when waiting unlocks them one by one.
+                let penalties: Vec<u32> = match config.tier_step_ms {
+                    Some(_) => config.members.iter().map(|m| m.penalty).collect(),
+                    None => Vec::new(),
+                };
                 ready = tier(ready, &penalties, now - w.joined_ms, config.tier_step_ms);
             }
             let picked = select(config.strategy, &ready, queue.last_offered, &mut self.rng);
@@ -948,7 +950,6 @@ impl Acd {
                     &operator,
                     OperatorState::Ringing { call: call.clone() },
                     now,
-                    out,
                 );
                 out.events.push(QueueEvent::new(
                     now,
@@ -967,7 +968,7 @@ impl Acd {
         }
     }
 
-    fn set_state(&mut self, operator: &str, state: OperatorState, now: u64, _out: &mut AcdOutputs) {
+    fn set_state(&mut self, operator: &str, state: OperatorState, now: u64) {
         if let Some(op) = self.operators.get_mut(operator) {
             op.enter(state, now);
         }
