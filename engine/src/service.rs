@@ -46,16 +46,20 @@ impl CallPlane {
         let mut out = Outputs::default();
         let r = {
             let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut control, &mut out)
+            let r = f(&mut control, &mut out);
+            // Records are queued under the lock, so the log keeps call control's order
+            // even when two threads step one after the other (a caller's `entered` never
+            // lands after the `offered` a tick made next).
+            for e in out.events.drain(..) {
+                let _ = self.journal.send(Record::Call(e));
+            }
+            for e in out.queue_events.drain(..) {
+                let _ = self.journal.send(Record::Queue(e));
+            }
+            r
         };
         for m in out.messages {
             self.sender.send(m);
-        }
-        for e in out.events {
-            let _ = self.journal.send(Record::Call(e));
-        }
-        for e in out.queue_events {
-            let _ = self.journal.send(Record::Queue(e));
         }
         r
     }
