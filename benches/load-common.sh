@@ -6,7 +6,7 @@
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kolokol-target}
 cargo build --release -q
 BIN=$CARGO_TARGET_DIR/release/kolokol
-DIR=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
+DIR=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 export KOLOKOL_DATA_DIR=$DIR/data KOLOKOL_RECORDINGS_DIR=$DIR/recordings
 export KOLOKOL_SIP__UDP=127.0.0.1:5090 KOLOKOL_SIP__TCP=127.0.0.1:5090 KOLOKOL_SIP__TLS=""
 export KOLOKOL_HTTP__LISTEN=127.0.0.1:8090 KOLOKOL_HTTP__TLS_LISTEN="" KOLOKOL_SIP__ADVERTISE=127.0.0.1

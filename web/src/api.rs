@@ -114,6 +114,10 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     metrics::gauge!("kolokol_pike_banned_sources")
         .set(st.sip.registrar.banned_count(now_ms()) as f64);
     metrics::gauge!("kolokol_sip_connections").set(st.connections.len() as f64);
+    if let Some(plane) = &st.sip.calls {
+        let calls = plane.control.lock().map_or(0, |c| c.active_calls());
+        metrics::gauge!("kolokol_active_calls").set(calls as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -1,45 +1,40 @@
-//! The bridge task: owns both legs' sockets, relays RTP, terminates RTCP, flushes the
-//! recording and applies control messages, all from one `select!` loop.
+//! One bridge: both legs' sockets and relay state. A relay worker owns it and calls in when
+//! a socket is readable ([`Bridge::relay`], [`Bridge::receive_rtcp`]) and once a second
+//! ([`Bridge::tick`]: recording flush, RTCP reports).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use mio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::forward::{forward_packet, DropReason, Leg, RecordTap, RelayCounters, Verdict};
-use super::{
-    BridgeId, Control, EndpointId, MediaEvent, ParkedEndpoint, Remote, RunningGuard, Side,
-};
+use super::{BridgeId, EndpointId, MediaEvent, ParkedEndpoint, Remote, RunningGuard, Side};
 use crate::recorder::{Channel, Recorder};
 use crate::rtcp::{self, SenderInfo};
 
-/// Largest datagram we relay; anything bigger is not G.711 RTP.
-const MAX_DATAGRAM: usize = 2048;
-/// Packets handled from one socket before the task looks at control messages and timers again.
-const DRAIN_BURST: usize = 32;
 /// Seconds between our RTCP reports on each leg.
 const RTCP_INTERVAL_TICKS: u64 = 5;
+const TICK: Duration = Duration::from_secs(1);
 const CNAME: &str = "kolokol";
 
 pub(super) struct LegSockets {
-    id: EndpointId,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    pub(super) id: EndpointId,
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
     remote: Option<Remote>,
 }
 
 impl LegSockets {
-    /// Needs a runtime context (`Handle::enter`).
-    pub(super) fn new(id: EndpointId, parked: ParkedEndpoint) -> io::Result<LegSockets> {
-        Ok(LegSockets {
+    pub(super) fn new(id: EndpointId, parked: ParkedEndpoint) -> LegSockets {
+        LegSockets {
             id,
-            rtp: UdpSocket::from_std(parked.rtp)?,
-            rtcp: UdpSocket::from_std(parked.rtcp)?,
+            rtp: UdpSocket::from_std(parked.rtp),
+            rtcp: UdpSocket::from_std(parked.rtcp),
             remote: parked.remote,
-        })
+        }
     }
 }
 
@@ -49,166 +44,103 @@ struct Recording {
     recorder: Recorder,
 }
 
-pub(super) struct BridgeTask {
-    id: BridgeId,
-    sockets: [LegSockets; 2],
+pub(super) struct Bridge {
+    pub(super) id: BridgeId,
+    pub(super) sockets: [LegSockets; 2],
     legs: [Leg; 2],
     recording: Option<Recording>,
     pending_recording: Option<(String, PathBuf)>,
-    control: mpsc::UnboundedReceiver<Control>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    counters: RelayCounters,
     /// A leg whose peer just reported for the first time gets our first report at the next
     /// tick instead of waiting a full interval.
     rtcp_soon: [bool; 2],
+    rtcp_countdown: u64,
+    /// When [`Bridge::tick`] is due next.
+    pub(super) next_tick: Instant,
     _running: RunningGuard,
 }
 
-enum Wakeup {
-    Rtp(usize, io::Result<(usize, SocketAddr)>),
-    Rtcp(usize, io::Result<(usize, SocketAddr)>),
-    Control(Option<Control>),
-    Tick,
-}
-
-impl BridgeTask {
+impl Bridge {
     pub(super) fn new(
         id: BridgeId,
         sockets: [LegSockets; 2],
         recording: Option<(String, PathBuf)>,
-        control: mpsc::UnboundedReceiver<Control>,
         events: mpsc::UnboundedSender<MediaEvent>,
         running: RunningGuard,
-    ) -> BridgeTask {
+    ) -> Bridge {
         let now = Instant::now();
         let legs = [
             Leg::new(sockets[0].remote, now),
             Leg::new(sockets[1].remote, now),
         ];
-        BridgeTask {
+        Bridge {
             id,
             sockets,
             legs,
             recording: None,
             pending_recording: recording,
-            control,
             events,
-            counters: RelayCounters::default(),
             rtcp_soon: [false; 2],
+            // Spread RTCP of many calls over the 5 s interval.
+            rtcp_countdown: 1 + rand::random::<u64>() % RTCP_INTERVAL_TICKS,
+            next_tick: now + TICK,
             _running: running,
         }
     }
 
-    pub(super) async fn run(mut self) {
+    /// Opens the recording file (a short blocking call, once per call, on the worker).
+    pub(super) fn start(&mut self) {
         tracing::debug!(bridge = ?self.id, "bridge started");
-        if let Some((key, path)) = self.pending_recording.take() {
-            // Opening the file is a short blocking call; it happens once per call.
-            match Recorder::create(&path) {
-                Ok(recorder) => {
-                    self.recording = Some(Recording {
-                        key,
-                        path,
-                        recorder,
-                    })
-                }
-                Err(e) => self.recording_failed(key, &path, e),
+        let Some((key, path)) = self.pending_recording.take() else {
+            return;
+        };
+        match Recorder::create(&path) {
+            Ok(recorder) => {
+                self.recording = Some(Recording {
+                    key,
+                    path,
+                    recorder,
+                })
             }
+            Err(e) => self.recording_failed(key, &path, e),
         }
-        // One buffer per socket, allocated once per call and reused for every packet.
-        let mut rtp_buffers = Box::new([[0u8; MAX_DATAGRAM]; 2]);
-        let mut rtcp_buffers = Box::new([[0u8; MAX_DATAGRAM]; 2]);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Spread RTCP of many calls over the 5 s interval.
-        let mut rtcp_countdown: u64 = 1 + rand::random::<u64>() % RTCP_INTERVAL_TICKS;
-
-        loop {
-            let wakeup = {
-                let [rtp0, rtp1] = &mut *rtp_buffers;
-                let [rtcp0, rtcp1] = &mut *rtcp_buffers;
-                let [leg0, leg1] = &self.sockets;
-                tokio::select! {
-                    // In this order: a close or replace takes effect before more packets flow,
-                    // and packets are handled in a fixed order. The left leg cannot starve the
-                    // right one unless packets arrive faster than we drop them (~30 ns each),
-                    // which the kernel cannot deliver on one socket.
-                    biased;
-                    c = self.control.recv() => Wakeup::Control(c),
-                    _ = tick.tick() => Wakeup::Tick,
-                    r = leg0.rtp.recv_from(rtp0) => Wakeup::Rtp(0, r),
-                    r = leg1.rtp.recv_from(rtp1) => Wakeup::Rtp(1, r),
-                    r = leg0.rtcp.recv_from(rtcp0) => Wakeup::Rtcp(0, r),
-                    r = leg1.rtcp.recv_from(rtcp1) => Wakeup::Rtcp(1, r),
-                }
-            };
-            match wakeup {
-                Wakeup::Rtp(i, Ok((len, source))) => {
-                    let buffer = &mut rtp_buffers[i];
-                    self.relay(i, &mut buffer[..len], source);
-                    // Drain what else is queued on this socket without another select round.
-                    for _ in 0..DRAIN_BURST {
-                        match self.sockets[i].rtp.try_recv_from(buffer) {
-                            Ok((len, source)) => self.relay(i, &mut buffer[..len], source),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Wakeup::Rtp(i, Err(e)) | Wakeup::Rtcp(i, Err(e)) => {
-                    // E.g. ICMP port unreachable from an earlier send: not fatal for UDP.
-                    tracing::trace!(bridge = ?self.id, leg = i, error = %e, "media socket error");
-                }
-                Wakeup::Rtcp(i, Ok((len, source))) => {
-                    self.receive_rtcp(i, &rtcp_buffers[i][..len], source);
-                }
-                Wakeup::Control(Some(Control::SetRemote(id, remote))) => {
-                    if let Some(i) = self.sockets.iter().position(|s| s.id == id) {
-                        self.legs[i].set_remote(remote);
-                    }
-                }
-                Wakeup::Control(Some(Control::Replace(side, sockets))) => {
-                    self.replace(side, sockets);
-                }
-                Wakeup::Control(Some(Control::Close)) | Wakeup::Control(None) => break,
-                Wakeup::Tick => {
-                    rtcp_countdown -= 1;
-                    let rtcp_due = rtcp_countdown == 0;
-                    if rtcp_due {
-                        rtcp_countdown = RTCP_INTERVAL_TICKS;
-                    }
-                    self.on_tick(rtcp_due, &mut rtcp_buffers[0]);
-                }
-            }
-        }
-        self.counters.publish();
-        self.finish_recording();
-        tracing::debug!(bridge = ?self.id, "bridge closed");
     }
 
-    fn relay(&mut self, i: usize, packet: &mut [u8], source: SocketAddr) {
-        let now = Instant::now();
+    pub(super) fn set_remote(&mut self, id: EndpointId, remote: Remote) {
+        if let Some(i) = self.sockets.iter().position(|s| s.id == id) {
+            self.legs[i].set_remote(remote);
+        }
+    }
+
+    /// One RTP packet received on leg `i`'s socket.
+    pub(super) fn relay(
+        &mut self,
+        i: usize,
+        packet: &mut [u8],
+        source: SocketAddr,
+        now: Instant,
+        counters: &mut RelayCounters,
+    ) {
         let [left, right] = &mut self.legs;
         let (from, to) = if i == 0 { (left, right) } else { (right, left) };
         let tap = self.recording.as_mut().map(|r| RecordTap {
             recorder: &mut r.recorder,
-            channel: if i == 0 {
-                Channel::Left
-            } else {
-                Channel::Right
-            },
+            channel: channel(i),
         });
-        let verdict = forward_packet(from, to, packet, source, now, tap, &mut self.counters);
+        let verdict = forward_packet(from, to, packet, source, now, tap, counters);
         if let Verdict::Forward(destination) = verdict {
             // Sent from the receiving leg's own socket, so its peer sees symmetric RTP.
-            match self.sockets[1 - i].rtp.try_send_to(packet, destination) {
-                Ok(_) => self.counters.packets_out += 1,
+            match self.sockets[1 - i].rtp.send_to(packet, destination) {
+                Ok(_) => counters.packets_out += 1,
                 Err(_) => {
-                    self.counters.drop(DropReason::SendFailed);
+                    counters.drop(DropReason::SendFailed);
                 }
             }
         }
     }
 
-    fn replace(&mut self, side: Side, sockets: LegSockets) {
+    /// Puts new sockets on one side; returns the old ones for the worker to deregister.
+    pub(super) fn replace(&mut self, side: Side, sockets: LegSockets) -> LegSockets {
         let i = side.index();
         let now = Instant::now();
         let mut leg = Leg::new(sockets.remote, now);
@@ -220,21 +152,22 @@ impl BridgeTask {
         self.legs[1 - i].send.resync = true;
         let old = std::mem::replace(&mut self.sockets[i], sockets);
         tracing::debug!(bridge = ?self.id, old = ?old.id, new = ?self.sockets[i].id, "leg replaced");
-        drop(old);
         if let Some(recording) = self.recording.as_mut() {
-            let channel = if i == 0 {
-                Channel::Left
-            } else {
-                Channel::Right
-            };
-            recording.recorder.reanchor(channel);
+            recording.recorder.reanchor(channel(i));
         }
+        old
     }
 
-    fn receive_rtcp(&mut self, i: usize, packet: &[u8], source: SocketAddr) {
+    pub(super) fn receive_rtcp(
+        &mut self,
+        i: usize,
+        packet: &[u8],
+        source: SocketAddr,
+        counters: &mut RelayCounters,
+    ) {
         let leg = &mut self.legs[i];
         if !leg.trusts(source.ip()) {
-            self.counters.drop(DropReason::Source);
+            counters.drop(DropReason::Source);
             return;
         }
         match rtcp::parse(packet) {
@@ -254,9 +187,18 @@ impl BridgeTask {
         }
     }
 
-    fn on_tick(&mut self, rtcp_due: bool, scratch: &mut [u8]) {
-        let now = Instant::now();
-        self.counters.publish();
+    /// Once a second: flush the recording, and send RTCP when due.
+    pub(super) fn tick(&mut self, now: Instant, scratch: &mut [u8]) {
+        self.next_tick += TICK;
+        if self.next_tick <= now {
+            // The worker fell behind (suspended VM): do not replay the missed ticks.
+            self.next_tick = now + TICK;
+        }
+        self.rtcp_countdown -= 1;
+        let rtcp_due = self.rtcp_countdown == 0;
+        if rtcp_due {
+            self.rtcp_countdown = RTCP_INTERVAL_TICKS;
+        }
         if let Some(recording) = self.recording.as_mut() {
             if let Err(e) = recording.recorder.flush(now) {
                 // Stop recording this call rather than fail it; the file keeps what it has.
@@ -270,6 +212,12 @@ impl BridgeTask {
                 self.send_rtcp(i, now, scratch);
             }
         }
+    }
+
+    /// Ends the bridge: the recording is finished and reported, the sockets close on drop.
+    pub(super) fn close(mut self) {
+        self.finish_recording();
+        tracing::debug!(bridge = ?self.id, "bridge closed");
     }
 
     /// SR (or RR before we sent anything) with a report block about what we receive.
@@ -286,7 +234,7 @@ impl BridgeTask {
         });
         let block = leg.receive.report_block(now);
         let len = rtcp::write_report(buf, leg.send.ssrc, sender, block, CNAME);
-        let _ = self.sockets[i].rtcp.try_send_to(&buf[..len], destination);
+        let _ = self.sockets[i].rtcp.send_to(&buf[..len], destination);
         if let Some(peer) = leg.peer_report {
             tracing::trace!(
                 bridge = ?self.id,
@@ -320,5 +268,13 @@ impl BridgeTask {
             key,
             error: format!("{}: {error}", path.display()),
         });
+    }
+}
+
+fn channel(i: usize) -> Channel {
+    if i == 0 {
+        Channel::Left
+    } else {
+        Channel::Right
     }
 }

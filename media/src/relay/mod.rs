@@ -1,11 +1,11 @@
-//! The RTP relay: one tokio task per bridge owns both legs' sockets and moves packets between
-//! them, rewriting headers in place, transcoding PCMU<->PCMA with tables and feeding the
-//! recorder.
+//! The RTP relay: relay worker threads (one per core) own the bridges — both legs' sockets
+//! each — and move packets between them, rewriting headers in place, transcoding PCMU<->PCMA
+//! with tables and feeding the recorder.
 //!
 //! The public [`Media`] handle is synchronous and callable from any thread: control calls touch
-//! a small registry under a mutex and send messages to the bridge task, which selects on them
-//! next to its sockets. The packet path takes no lock and allocates nothing; its per-packet work
-//! is the pure [`forward_packet`], which the benchmark measures directly.
+//! a small registry under a mutex and send commands to the bridge's worker. The packet path
+//! takes no lock and allocates nothing; its per-packet work is the pure [`forward_packet`],
+//! which the benchmark measures directly.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,12 +22,15 @@ use crate::recorder::RecordingInfo;
 use crate::sdp::{Codec, Direction};
 use crate::sound::Sound;
 
+mod batch;
 mod bridge;
 mod forward;
 mod player;
+mod worker;
 
-use bridge::{BridgeTask, LegSockets};
+use bridge::{Bridge, LegSockets};
 pub use forward::{forward_packet, DropReason, Leg, RecordTap, RelayCounters, Verdict};
+use worker::{Command, Workers};
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -139,8 +142,9 @@ struct Inner {
     handle: Handle,
     events: mpsc::UnboundedSender<MediaEvent>,
     next_id: AtomicU64,
-    /// Running bridge tasks; shutdown waits for zero.
+    /// Open bridges (recordings not yet finished); shutdown waits for zero.
     running: watch::Sender<usize>,
+    workers: Workers,
     registry: Mutex<Registry>,
 }
 
@@ -163,18 +167,13 @@ struct ParkedEndpoint {
 }
 
 struct BridgeControl {
-    control: mpsc::UnboundedSender<Control>,
+    worker: usize,
     endpoints: [EndpointId; 2],
 }
 
-enum Control {
-    SetRemote(EndpointId, Remote),
-    Replace(Side, LegSockets),
-    Close,
-}
-
 impl Media {
-    /// Must be called inside a tokio runtime: bridge tasks are spawned on it.
+    /// Must be called inside a tokio runtime: players (music on hold) run on it. Starts one
+    /// relay worker thread per core.
     pub fn new(
         config: MediaConfig,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -193,6 +192,8 @@ impl Media {
             config.port_max - 2
         };
 
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = Workers::start(cores)?;
         let (running, _) = watch::channel(0);
         Ok(Media {
             inner: Arc::new(Inner {
@@ -205,6 +206,7 @@ impl Media {
                 events,
                 next_id: AtomicU64::new(1),
                 running,
+                workers,
                 registry: Mutex::new(Registry {
                     next_port: first_port,
                     ..Default::default()
@@ -265,7 +267,8 @@ impl Media {
             }
         } else if let Some(bridge) = registry.bridged.get(&id) {
             if let Some(control) = registry.bridges.get(bridge) {
-                let _ = control.control.send(Control::SetRemote(id, remote));
+                let command = Command::SetRemote(*bridge, id, remote);
+                self.inner.workers.send(control.worker, command);
             }
         } else {
             tracing::debug!(?id, "set_remote for an unknown media endpoint");
@@ -296,51 +299,39 @@ impl Media {
                 });
             }
         }
-        let sockets = {
-            let _runtime = self.inner.handle.enter();
-            let l = registry
-                .parked
-                .remove(&left)
-                .map(|p| LegSockets::new(left, p));
-            let r = registry
-                .parked
-                .remove(&right)
-                .map(|p| LegSockets::new(right, p));
-            match (l, r) {
-                (Some(Ok(l)), Some(Ok(r))) => [l, r],
-                (l, r) => {
-                    let error = [l, r]
-                        .into_iter()
-                        .flatten()
-                        .find_map(Result::err)
-                        .unwrap_or_else(|| io::Error::other("endpoint vanished"));
-                    return Err(error.into());
-                }
-            }
-        };
+        let sockets = [left, right].map(|id| {
+            let parked = registry.parked.remove(&id).expect("checked above");
+            LegSockets::new(id, parked)
+        });
         let id = BridgeId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let worker = self.inner.workers.assign();
         registry.bridges.insert(
             id,
             BridgeControl {
-                control,
+                worker,
                 endpoints: [left, right],
             },
         );
         registry.bridged.insert(left, id);
         registry.bridged.insert(right, id);
+        metrics::gauge!("kolokol_media_bridges").set(registry.bridges.len() as f64);
         drop(registry);
 
         self.inner.running.send_modify(|n| *n += 1);
-        let task = BridgeTask::new(
+        let bridge = Bridge::new(
             id,
             sockets,
             recording,
-            control_rx,
             self.inner.events.clone(),
             RunningGuard(self.inner.running.clone()),
         );
-        self.inner.handle.spawn(task.run());
+        if !self
+            .inner
+            .workers
+            .send(worker, Command::Add(Box::new(bridge)))
+        {
+            return Err(MediaError::ShuttingDown);
+        }
         Ok(id)
     }
 
@@ -363,17 +354,11 @@ impl Media {
                 MediaError::UnknownEndpoint(endpoint)
             });
         };
-        let sockets = {
-            let _runtime = self.inner.handle.enter();
-            LegSockets::new(endpoint, parked)?
-        };
+        let sockets = LegSockets::new(endpoint, parked);
         let control = registry.bridges.get_mut(&bridge).expect("checked above");
         let old = std::mem::replace(&mut control.endpoints[side.index()], endpoint);
-        if control
-            .control
-            .send(Control::Replace(side, sockets))
-            .is_err()
-        {
+        let command = Command::Replace(bridge, side, sockets);
+        if !self.inner.workers.send(control.worker, command) {
             return Err(MediaError::UnknownBridge(bridge));
         }
         registry.bridged.remove(&old);
@@ -389,7 +374,9 @@ impl Media {
             for id in control.endpoints {
                 registry.bridged.remove(&id);
             }
-            let _ = control.control.send(Control::Close);
+            self.inner
+                .workers
+                .send(control.worker, Command::Close(bridge));
         }
     }
 
@@ -459,8 +446,8 @@ impl Media {
         registry.players.clear();
         registry.parked.clear();
         registry.bridged.clear();
-        for (_, control) in registry.bridges.drain() {
-            let _ = control.control.send(Control::Close);
+        for (id, control) in registry.bridges.drain() {
+            self.inner.workers.send(control.worker, Command::Close(id));
         }
         drop(registry);
         let mut running = self.inner.running.subscribe();
@@ -490,7 +477,7 @@ fn bind_pair(ip: IpAddr, port: u16) -> Option<(StdUdpSocket, StdUdpSocket)> {
     Some((rtp, rtcp))
 }
 
-/// Decrements the running-bridge count when a bridge task ends, however it ends.
+/// Decrements the running-bridge count when a bridge is dropped, however it ends.
 struct RunningGuard(watch::Sender<usize>);
 
 impl Drop for RunningGuard {
