@@ -28,4 +28,4 @@ measure stop
 wait $UAS || true
 echo "calls=$CALLS rate=$RATE media=$MEDIA record=$RECORD"
 report
-grep -a "Retransmissions\|Unexpected" "$DIR/uac.log" | head -3 || true
+grep -a -A1 "Retrans   Timeout" "$DIR/uac.log" | tail -2 || true

@@ -9,6 +9,7 @@ pub mod message;
 pub mod outbound_registration;
 mod queued;
 pub mod routing;
+mod table;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -298,7 +299,7 @@ pub struct Context {
 
 pub struct CallControl {
     ctx: Context,
-    calls: HashMap<u64, Call>,
+    calls: table::CallTable,
     /// Call-ID of every leg to its call.
     dialogs: HashMap<String, (u64, Side)>,
     /// kolokol's call id to its call.
@@ -417,7 +418,7 @@ impl CallControl {
     pub fn new(ctx: Context) -> Self {
         CallControl {
             ctx,
-            calls: HashMap::new(),
+            calls: table::CallTable::default(),
             dialogs: HashMap::new(),
             ids: HashMap::new(),
             acd: Acd::new(rand::random()),
@@ -454,8 +455,8 @@ impl CallControl {
 
     pub fn active_calls(&self) -> usize {
         self.calls
-            .values()
-            .filter(|c| c.state != State::Ended)
+            .iter()
+            .filter(|(_, c)| c.state != State::Ended)
             .count()
     }
 
@@ -1012,12 +1013,13 @@ impl CallControl {
 
     fn call_timers(&mut self, now: u64, out: &mut Outputs) {
         let drain_over = self.drain_deadline.is_some_and(|d| now >= d);
-        let due: Vec<u64> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.next_deadline() <= now || (drain_over && c.state != State::Ended))
-            .map(|(k, _)| *k)
-            .collect();
+        let mut due = self.calls.due(now);
+        if drain_over {
+            let running = self.calls.iter().filter(|(_, c)| c.state != State::Ended);
+            due.extend(running.map(|(k, _)| *k));
+            due.sort_unstable();
+            due.dedup();
+        }
         for key in due {
             let Some(call) = self.calls.get_mut(&key) else {
                 continue;
@@ -1123,7 +1125,7 @@ impl CallControl {
             bytes: info.bytes,
             channels: info.channels,
         };
-        match self.calls.values_mut().find(|c| c.id == call_id) {
+        match self.calls.find_mut(|c| c.id == call_id) {
             Some(call) => call.emit(None, kind, now, out),
             None => out.events.push(Event {
                 call_id: call_id.to_string(),
