@@ -316,6 +316,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         metrics,
         max_message: max,
         prompts: (config.data_dir.join("prompts"), language),
+        bus: bus.clone(),
     };
     if store
         .queues()

@@ -262,10 +262,18 @@ fn check_log(events: &[Value], callers: usize) {
 #[test]
 fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
     let (f, mut phones) = floor("round_robin");
+    // The supervisor's live feed, and the silent operator's own.
+    let mut supervisor = Live::connect(&f.server, &f.auth);
+    let own = format!(
+        "Bearer {}",
+        f.server.cli(&["token", "create", "--user", "u2003"]).trim()
+    );
+    let mut silent = Live::connect(&f.server, &own);
     // 20 callers, 10 a second, each staying 3 s.
     f.callers(20, "10", 3_000, 0);
     let events = f.events();
     check_log(&events, 20);
+    live_feeds_match_the_log(&events, &mut supervisor, &mut silent);
     let answered = of(&events, "answered");
     let abandoned = of(&events, "abandoned");
     assert_eq!(answered.len() + abandoned.len(), 20);
@@ -387,6 +395,7 @@ fn operator_commands_check_who_and_what() {
     });
     let (status, _) = call("POST", "/api/v1/operators/nobody/login", &admin, "");
     assert_eq!(status, 404);
+    assert_eq!(call("GET", "/api/v1/live", "Bearer nope", "").0, 401);
     // An operator changes their own state only.
     let own = format!(
         "Bearer {}",
@@ -512,4 +521,118 @@ fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
         "{abandoned:?}"
     );
     assert_eq!(abandoned[0]["position"], 1);
+}
+
+/// `GET /api/v1/live` read with a blocking WebSocket client.
+struct Live {
+    socket: tokio_tungstenite::tungstenite::WebSocket<
+        tokio_tungstenite::tungstenite::stream::MaybeTlsStream<std::net::TcpStream>,
+    >,
+    received: Vec<Value>,
+}
+
+impl Live {
+    fn connect(server: &Server, auth: &str) -> Live {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("ws://127.0.0.1:{}/api/v1/live", server.http_port);
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Authorization", auth.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::tungstenite::connect(request).expect("live socket");
+        if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref()
+        {
+            tcp.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        Live {
+            socket,
+            received: Vec::new(),
+        }
+    }
+
+    /// Reads until `done` holds for what was received, or fails after `within`.
+    fn until(&mut self, what: &str, within: Duration, done: impl Fn(&[Value]) -> bool) {
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = std::time::Instant::now() + within;
+        while !done(&self.received) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "live feed: {what}; got {} messages",
+                self.received.len()
+            );
+            match self.socket.read() {
+                Ok(Message::Text(text)) => self.received.push(serde_json::from_str(&text).unwrap()),
+                Ok(_) => {}
+                Err(tokio_tungstenite::tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("live socket: {e}"),
+            }
+        }
+    }
+}
+
+/// The supervisor sees every stored queue event as it happened, and the call events; the
+/// silent operator sees only their own offers and what happened to those calls.
+fn live_feeds_match_the_log(log: &[Value], supervisor: &mut Live, silent: &mut Live) {
+    let queue_events = |received: &[Value]| -> Vec<Value> {
+        received
+            .iter()
+            .filter(|r| r["type"] == "queue")
+            .map(|r| r["event"].clone())
+            .collect()
+    };
+    // The log adds its row id to what was published.
+    let published: Vec<Value> = log
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.as_object_mut().unwrap().remove("id");
+            e
+        })
+        .collect();
+    supervisor.until("every stored queue event", Duration::from_secs(10), |r| {
+        let seen = queue_events(r);
+        published.iter().all(|e| seen.contains(e))
+    });
+    let answered: Vec<&Value> = of(log, "answered");
+    supervisor.until(
+        "call events of the answered calls",
+        Duration::from_secs(10),
+        |r| {
+            answered.iter().all(|a| {
+                r.iter().any(|c| {
+                    c["type"] == "call"
+                        && c["event"]["type"] == "ended"
+                        && c["event"]["call_id"] == a["call"]
+                })
+            })
+        },
+    );
+
+    let offers_to_silent = of(log, "offered")
+        .into_iter()
+        .filter(|o| o["operator"] == "u2003")
+        .count();
+    silent.until("the offers to 2003", Duration::from_secs(10), |r| {
+        queue_events(r)
+            .iter()
+            .filter(|e| e["type"] == "offered")
+            .count()
+            >= offers_to_silent
+    });
+    let mut mine = std::collections::HashSet::new();
+    for e in queue_events(&silent.received) {
+        if e["operator"] == "u2003" {
+            mine.insert(e["call"].clone());
+        }
+        assert!(
+            e["operator"] == "u2003" || mine.contains(&e["call"]),
+            "2003 sees another operator's event: {e}"
+        );
+    }
+    assert!(offers_to_silent > 0 && !mine.is_empty());
 }

@@ -36,11 +36,8 @@ pub async fn run(
         }
         match append(&store, &mut batch).await {
             Ok(()) => {
-                // Queue events reach live dashboards with the supervision work.
-                for e in &batch {
-                    if let Record::Call(e) = e {
-                        bus.publish(e);
-                    }
+                for record in &batch {
+                    bus.publish(record);
                 }
             }
             Err(e) => {

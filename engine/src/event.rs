@@ -149,7 +149,9 @@ pub struct Event {
 
 /// What the journal appends: a call's event, or a queue/operator event (operator events
 /// belong to no call).
-#[derive(Debug, Clone, PartialEq)]
+/// As published on the live socket: `{"type": "call" | "queue", "event": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", content = "event", rename_all = "snake_case")]
 pub enum Record {
     Call(Event),
     Queue(crate::queue::QueueEvent),
@@ -158,13 +160,13 @@ pub enum Record {
 /// Where stored events are published. In-process now; NATS JetStream can implement it
 /// when kolokol runs on several nodes.
 pub trait EventBus: Send + Sync {
-    fn publish(&self, event: &Event);
-    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    fn publish(&self, record: &Record);
+    fn subscribe(&self) -> broadcast::Receiver<Record>;
 }
 
 /// The in-process bus: a broadcast channel; slow subscribers miss events (and are told so
 /// by `RecvError::Lagged`) rather than slowing calls down.
-pub struct LocalBus(broadcast::Sender<Event>);
+pub struct LocalBus(broadcast::Sender<Record>);
 
 impl LocalBus {
     pub fn new(capacity: usize) -> Self {
@@ -173,11 +175,11 @@ impl LocalBus {
 }
 
 impl EventBus for LocalBus {
-    fn publish(&self, event: &Event) {
-        let _ = self.0.send(event.clone());
+    fn publish(&self, record: &Record) {
+        let _ = self.0.send(record.clone());
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Event> {
+    fn subscribe(&self) -> broadcast::Receiver<Record> {
         self.0.subscribe()
     }
 }

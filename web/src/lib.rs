@@ -3,6 +3,7 @@
 
 mod api;
 mod calls;
+mod live;
 mod problem;
 mod queues;
 mod sip_ws;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub max_message: usize,
     /// Where spoken prompts are kept (`<dir>/<language>/<phrase>.wav`), and their language.
     pub prompts: (std::path::PathBuf, kolokol_engine::call::Language),
+    /// Stored call, queue and operator events, for the live socket.
+    pub bus: std::sync::Arc<dyn kolokol_engine::event::EventBus>,
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.
@@ -51,6 +54,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         )
         .route("/api/v1/users/{login}/calls", put(calls::set_user_calls))
         .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/live", get(live::upgrade))
         .route("/api/v1/calls/{id}/events", get(calls::call_events))
         .route("/api/v1/recordings/{id}", get(calls::recording))
         .route(
