@@ -24,7 +24,7 @@ cd "$DIR"
 $SIPP -sf "$OLDPWD/tests/sipp/register.xml" -p 5098 -s 1002 -au 1002 -ap bench-bob-1 -key expires 3600 -m 1 >/dev/null
 metric() { curl -sf http://127.0.0.1:8090/metrics | awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}'; }
 rss() { awk '/VmRSS/{print $2}' /proc/$PID/status; }
-(cd "$OLDPWD" && cargo bench -q -p kolokol-media --bench rtp_load --no-run 2>/dev/null)
+(cd "$OLDPWD" && cargo build -q --release -p kolokol-media --example rtp_load)
 RSS0=$(rss)
 RATE=$(( CONCURRENT / 20 > 10 ? CONCURRENT / 20 : 10 ))
 HOLD_MS=$(( (CONCURRENT / RATE + WINDOW + 15) * 1000 ))
@@ -33,7 +33,7 @@ $SIPP -sf "$OLDPWD/benches/sipp/call_uas_pcma.xml" -p 5098 -mp 40000 -m "$CALLS"
 $SIPP -sf "$OLDPWD/benches/sipp/call_uac_media.xml" -s 5550100 -p 5099 -mp 42000 -m "$CALLS" -r "$RATE" -l "$CONCURRENT" \
     -d "$HOLD_MS" -recv_timeout 300s -trace_logs -log_file "$DIR/uac_ports.log" >"$DIR/uac.log" 2>&1 &
 UAC=$!
-(cd "$OLDPWD" && exec cargo bench -q -p kolokol-media --bench rtp_load -- $((2 * CONCURRENT)) 3 "$WINDOW" \
+("$CARGO_TARGET_DIR/release/examples/rtp_load" $((2 * CONCURRENT)) 3 "$WINDOW" \
     "$DIR/uac_ports.log" "$DIR/uas_ports.log") >"$DIR/rtp.log" 2>&1 &
 RTP=$!
 # Wait (bounded) until every call is bridged, then for the generator's warm-up.

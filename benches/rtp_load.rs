@@ -11,7 +11,7 @@
 //! sent in the window must come back in it (plus a short drain). Lost = sent − received.
 //!
 //! `rtp_load STREAMS WARMUP_S WINDOW_S LOG...`
-//! (run by cargo as a bench: `cargo bench -p kolokol-media --bench rtp_load -- ...`)
+//! (`cargo run --release -p kolokol-media --example rtp_load -- ...`)
 
 use std::collections::HashSet;
 use std::io::{self, Read, Seek, SeekFrom};
