@@ -3,7 +3,7 @@
 //!
 //! Supervisors (admins) get everything, for live queue dashboards. Anyone else gets their
 //! own operator events and the events of calls that concern them: from the moment a call
-//! is offered to them or answered by them, every event of that call. A client too slow to
+//! is offered to them or answered by them, every event of that call up to its recording. A client too slow to
 //! keep up gets `{"type": "lagged", "missed": N}` and should reload what it shows.
 
 use crate::api::Caller;
@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::Response;
 use kolokol_crm::User;
 use kolokol_engine::event::{EventKind, Record};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Who asks is checked before the upgrade, so a stranger gets 401, not a socket.
@@ -58,15 +58,21 @@ async fn stream(
 /// What one connection may see.
 struct Audience {
     user: User,
-    /// Calls of a non-admin user that concern them, until they end.
+    /// Calls of a non-admin user that concern them, until their recording is finished.
     calls: HashSet<String>,
+    /// Ended calls still in `calls`, oldest first.
+    ended: VecDeque<String>,
 }
+
+/// Ended calls whose recording event a non-admin may still be waiting for.
+const ENDED_KEPT: usize = 64;
 
 impl Audience {
     fn new(user: User) -> Audience {
         Audience {
             user,
             calls: HashSet::new(),
+            ended: VecDeque::new(),
         }
     }
 
@@ -93,11 +99,110 @@ impl Audience {
                     self.calls.insert(e.call_id.clone());
                 }
                 let admitted = self.calls.contains(&e.call_id);
-                if matches!(e.kind, EventKind::Ended { .. }) {
-                    self.calls.remove(&e.call_id);
+                match e.kind {
+                    // The recording's event follows the end; keep the last ended calls
+                    // until it comes (a bounded number, for calls never recorded).
+                    EventKind::Ended { .. } if admitted => {
+                        self.ended.push_back(e.call_id.clone());
+                        if self.ended.len() > ENDED_KEPT {
+                            let oldest = self.ended.pop_front().expect("not empty");
+                            self.calls.remove(&oldest);
+                        }
+                    }
+                    EventKind::RecordingFinished { .. } => {
+                        self.calls.remove(&e.call_id);
+                    }
+                    _ => {}
                 }
                 admitted
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kolokol_engine::event::{CallDirection, EndCause, Event};
+
+    fn user(login: &str, admin: bool) -> User {
+        User {
+            id: 1,
+            login: login.into(),
+            name: login.into(),
+            extension: None,
+            active: true,
+            admin,
+            created_at: String::new(),
+        }
+    }
+
+    fn event(call: &str, kind: EventKind) -> Record {
+        Record::Call(Event {
+            call_id: call.into(),
+            seq: 1,
+            at_ms: 0,
+            leg: None,
+            kind,
+        })
+    }
+
+    fn offered(call: &str, to: &str) -> Record {
+        event(
+            call,
+            EventKind::Offered {
+                direction: CallDirection::Inbound,
+                from: "74951112233".into(),
+                to: to.into(),
+                user: Some(to.into()),
+                number: None,
+                trunk: None,
+            },
+        )
+    }
+
+    fn ended(call: &str) -> Record {
+        let kind = EventKind::Ended {
+            cause: EndCause::Completed,
+            status: None,
+            by: None,
+        };
+        event(call, kind)
+    }
+
+    fn recorded(call: &str) -> Record {
+        let kind = EventKind::RecordingFinished {
+            path: String::new(),
+            duration_ms: 1,
+            bytes: 1,
+            channels: 2,
+        };
+        event(call, kind)
+    }
+
+    #[test]
+    fn an_operator_follows_their_calls_up_to_the_recording_and_nothing_else() {
+        let mut ann = Audience::new(user("ann", false));
+        assert!(!ann.admits(&offered("c2", "bob")), "bob's call");
+        assert!(ann.admits(&offered("c1", "ann")));
+        assert!(ann.admits(&event("c1", EventKind::Held)));
+        assert!(!ann.admits(&event("c2", EventKind::Held)));
+        assert!(ann.admits(&ended("c1")));
+        assert!(ann.admits(&recorded("c1")), "the recording follows the end");
+        assert!(
+            !ann.admits(&event("c1", EventKind::Resumed)),
+            "forgotten after it"
+        );
+        // Ended calls never recorded are forgotten after a while.
+        for n in 0..=ENDED_KEPT {
+            let call = format!("x{n}");
+            ann.admits(&offered(&call, "ann"));
+            ann.admits(&ended(&call));
+        }
+        assert!(!ann.admits(&recorded("x0")));
+        assert!(ann.calls.len() <= ENDED_KEPT);
+
+        let mut supervisor = Audience::new(user("boss", true));
+        assert!(supervisor.admits(&offered("c2", "bob")));
     }
 }
