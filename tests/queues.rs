@@ -425,6 +425,38 @@ fn operator_commands_check_who_and_what() {
     );
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["field"], "strategy");
+    let (status, v) = call(
+        "POST",
+        "/api/v1/queues",
+        &admin,
+        &json!({"name": "x", "weight": 0}).to_string(),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "weight");
+    // A queue goes only when nothing routes to it any more.
+    for name in ["routed", "spare"] {
+        let q = json!({"name": name, "members": [{"operator": "u2001", "penalty": 0}]});
+        assert_eq!(
+            call("POST", "/api/v1/queues", &admin, &q.to_string()).0,
+            201
+        );
+    }
+    let number = json!({"number": DID, "queue": "routed"}).to_string();
+    assert_eq!(call("POST", "/api/v1/numbers", &admin, &number).0, 201);
+    assert_eq!(call("DELETE", "/api/v1/queues/spare", &own, "").0, 403);
+    let (status, v) = call("DELETE", "/api/v1/queues/routed", &admin, "");
+    assert_eq!(status, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(DID), "{v}");
+    assert_eq!(call("DELETE", "/api/v1/queues/spare", &admin, "").0, 204);
+    assert_eq!(call("DELETE", "/api/v1/queues/spare", &admin, "").0, 404);
+    let (_, v) = call("GET", "/api/v1/queues", &admin, "");
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"spare"), "{names:?}");
     let (status, v) = call("GET", "/api/v1/pause-reasons", &admin, "");
     assert_eq!(status, 200);
     assert_eq!(v, json!(["Перерыв", "Технический сбой", "Пауза"]));

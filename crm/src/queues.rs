@@ -41,6 +41,9 @@ impl Store {
         {
             return Err(invalid("name", "1-64 letters, digits, '-' or '_'"));
         }
+        if q.weight == 0 {
+            return Err(invalid("weight", "must be at least 1"));
+        }
         if q.ring_timeout_ms == 0 {
             return Err(invalid("ring_timeout_ms", "must be positive"));
         }
@@ -77,6 +80,42 @@ impl Store {
         let done = sqlx::query("UPDATE queues SET config = $1 WHERE name = $2")
             .bind(serde_json::to_string(q).expect("serialisable"))
             .bind(&q.name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Fails with [`StoreError::InUse`] while a number routes to the queue or another queue
+    /// overflows into it.
+    pub async fn check_queue_unused(&self, name: &str) -> Result<(), StoreError> {
+        let mut users: Vec<String> = self
+            .numbers()
+            .await?
+            .into_iter()
+            .filter(|n| n.queue.as_deref() == Some(name))
+            .map(|n| format!("number {}", n.number))
+            .collect();
+        users.extend(
+            self.queues()
+                .await?
+                .into_iter()
+                .filter(|q| q.overflow == Overflow::Queue(name.to_string()))
+                .map(|q| format!("queue {} (overflow)", q.name)),
+        );
+        if !users.is_empty() {
+            return Err(StoreError::InUse(users.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// Removes a queue that nothing refers to any more.
+    pub async fn delete_queue(&self, name: &str) -> Result<(), StoreError> {
+        self.check_queue_unused(name).await?;
+        let done = sqlx::query("DELETE FROM queues WHERE name = $1")
+            .bind(name)
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {

@@ -19,6 +19,9 @@ pub enum StoreError {
     Conflict { field: &'static str },
     #[error("not found")]
     NotFound,
+    /// Other objects still refer to the one to be removed.
+    #[error("in use by {0}")]
+    InUse(String),
     #[error("password hashing: {0}")]
     Hash(String),
 }

@@ -61,7 +61,10 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             "/api/v1/queues",
             get(queues::list_queues).post(queues::create_queue),
         )
-        .route("/api/v1/queues/{name}", put(queues::replace_queue))
+        .route(
+            "/api/v1/queues/{name}",
+            put(queues::replace_queue).delete(queues::delete_queue),
+        )
         .route("/api/v1/queue-events", get(queues::list_events))
         .route(
             "/api/v1/pause-reasons",

@@ -92,6 +92,11 @@ impl From<StoreError> for Problem {
                 p.title = "Conflict";
                 p
             }
+            StoreError::InUse(by) => Problem::new(
+                StatusCode::CONFLICT,
+                "In use",
+                format!("still in use by {by}"),
+            ),
             StoreError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "Not found", "no such object")
             }

@@ -7,6 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use kolokol_crm::StoreError;
 use kolokol_engine::clock::now_ms;
 use kolokol_engine::queue::{Acd, AcdError, AcdOutputs, OperatorState, QueueConfig};
 use kolokol_engine::service::CallPlane;
@@ -105,6 +106,28 @@ pub async fn replace_queue(
     st.store.replace_queue(&q).await?;
     reload(&st).await?;
     Ok(Json(q))
+}
+
+/// Removes a queue once nothing routes to it and nobody waits in it.
+pub async fn delete_queue(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    admin(&caller)?;
+    if !st.store.queue_exists(&name).await? {
+        return Err(StoreError::NotFound.into());
+    }
+    st.store.check_queue_unused(&name).await?;
+    plane(&st)?
+        .step(|c, _| c.remove_queue(&name))
+        .or_else(|e| match e {
+            AcdError::UnknownQueue => Ok(()),
+            AcdError::State(why) => Err(Problem::new(StatusCode::CONFLICT, "In use", why)),
+            other => Err(Problem::internal(format!("{other:?}"))),
+        })?;
+    st.store.delete_queue(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_pause_reasons(

@@ -73,6 +73,13 @@ impl CallControl {
         }
     }
 
+    /// Takes a queue out of service once nobody waits in it.
+    pub fn remove_queue(&mut self, name: &str) -> Result<(), AcdError> {
+        self.acd.remove_queue(name)?;
+        self.music.remove(name);
+        Ok(())
+    }
+
     /// The prompts announcements are made of (loaded or generated outside call control).
     pub fn set_prompts(&mut self, prompts: Prompts) {
         self.prompts = Arc::new(prompts);

@@ -76,6 +76,10 @@ pub struct QueueConfig {
     pub auto_pause_after: Option<u32>,
     /// Queues sharing operators: the higher priority's callers are offered first.
     pub priority: i32,
+    /// Between queues of equal priority, a caller's wait counts this many times over
+    /// (at least 1): a weight-2 queue's caller who waited 10 s goes before a weight-1
+    /// queue's caller who waited 15 s.
+    pub weight: u32,
     /// Reach one more penalty tier per this much waiting; none: every tier at once.
     pub tier_step_ms: Option<u64>,
     /// Music on hold for waiting callers: a WAV, MP3, OGG or FLAC file (a path on the
@@ -117,6 +121,7 @@ impl QueueConfig {
             service_level_ms: 20_000,
             auto_pause_after: None,
             priority: 0,
+            weight: 1,
             tier_step_ms: None,
             music: None,
             announce_every_ms: None,
@@ -235,6 +240,18 @@ impl Acd {
                 avg_talk_ms,
             },
         );
+    }
+
+    /// Removes a queue nobody waits in; its members stay known operators.
+    pub fn remove_queue(&mut self, name: &str) -> Result<(), AcdError> {
+        if !self.queues.contains_key(name) {
+            return Err(AcdError::UnknownQueue);
+        }
+        if self.waiting.values().any(|w| w.queue == name) {
+            return Err(AcdError::State("callers are waiting in this queue"));
+        }
+        self.queues.remove(name);
+        Ok(())
     }
 
     /// Puts an operator back in the state the log last had for them (after a restart),
@@ -881,16 +898,25 @@ impl Acd {
     }
 
     /// Offers waiting callers to ready operators: higher-priority queues first, then the
-    /// longest waiting.
+    /// longest waiting, their wait multiplied by their queue's weight.
     fn dispatch(&mut self, now: u64, out: &mut AcdOutputs) {
-        let mut due: Vec<(i32, u64, CallRef)> = self
+        let mut due: Vec<(i32, std::cmp::Reverse<u64>, u64, CallRef)> = self
             .waiting
             .iter()
             .filter(|(_, w)| w.offers.is_empty() && now >= w.next_offer_ms)
-            .map(|(c, w)| (-self.queues[&w.queue].config.priority, w.order, c.clone()))
+            .map(|(c, w)| {
+                let config = &self.queues[&w.queue].config;
+                let weighted = (now - w.joined_ms).saturating_mul(config.weight.max(1) as u64);
+                (
+                    -config.priority,
+                    std::cmp::Reverse(weighted),
+                    w.order,
+                    c.clone(),
+                )
+            })
             .collect();
         due.sort();
-        for (_, _, call) in due {
+        for (_, _, _, call) in due {
             let w = &self.waiting[&call];
             let queue = &self.queues[&w.queue];
             let config = &queue.config;

@@ -159,6 +159,46 @@ fn shared_operators_serve_the_higher_priority_queue_first() {
 }
 
 #[test]
+fn equal_priorities_weigh_each_queues_wait() {
+    let serve = |weight: u32| {
+        let mut acd = Acd::new(1);
+        let support = QueueConfig::new("support", Strategy::Linear, &[("a", 0)]);
+        let mut vip = QueueConfig::new("vip", Strategy::Linear, &[("a", 0)]);
+        vip.weight = weight;
+        acd.set_queue(support, 0);
+        acd.set_queue(vip, 0);
+        let mut out = AcdOutputs::default();
+        acd.join("support", "early", 0, &mut out).unwrap();
+        acd.join("vip", "late", 5_000, &mut out).unwrap();
+        let mut out = AcdOutputs::default();
+        acd.login("a", 15_000, &mut out).unwrap();
+        offers(&out)
+    };
+    // Waits 15 s and 10 s: equal weights keep arrival order, weight 2 makes 10 s count 20 s.
+    assert_eq!(serve(1), [pair("early", "a")]);
+    assert_eq!(serve(2), [pair("late", "a")]);
+}
+
+#[test]
+fn a_queue_is_removed_only_when_nobody_waits_in_it() {
+    let mut acd = floor(linear());
+    let mut out = AcdOutputs::default();
+    acd.pause("a", "Перерыв", 0, &mut out).unwrap();
+    acd.pause("b", "Перерыв", 0, &mut out).unwrap();
+    acd.pause("c", "Перерыв", 0, &mut out).unwrap();
+    acd.join("sales", "c1", 1_000, &mut out).unwrap();
+    assert!(matches!(acd.remove_queue("sales"), Err(AcdError::State(_))));
+    acd.caller_left("c1", 2_000, &mut out);
+    assert_eq!(acd.remove_queue("sales"), Ok(()));
+    assert!(acd.operator("a").is_some(), "members stay operators");
+    assert!(matches!(
+        acd.join("sales", "c2", 3_000, &mut out),
+        Err(AcdError::UnknownQueue)
+    ));
+    assert_eq!(acd.remove_queue("sales"), Err(AcdError::UnknownQueue));
+}
+
+#[test]
 fn logging_out_during_wrap_up_ends_it_and_the_day() {
     let mut q = linear();
     q.wrap_up_ms = 30_000;
