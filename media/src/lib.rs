@@ -9,6 +9,7 @@
 //!   player that sends a sound to an endpoint waiting alone.
 //! - [`sound`]: music on hold and tones, decoded or generated at 8 kHz.
 //! - [`prompts`]: spoken queue announcements (espeak-ng at first run, or files).
+//! - [`webrtc`]: browser legs (ICE-lite, DTLS-SRTP) gatewayed to plain RTP for the relay.
 
 pub mod g711;
 pub mod prompts;
@@ -18,6 +19,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sound;
+pub mod webrtc;
 
 pub use recorder::{repair, Channel, Recorder, RecordingInfo};
 pub use relay::{

@@ -1,0 +1,363 @@
+//! Browser legs: ICE-lite + DTLS-SRTP with `str0m` in RTP mode, all peers on one UDP port.
+//!
+//! A browser leg is a *gateway*: str0m terminates ICE, DTLS and SRTP, and the plain RTP
+//! inside goes to and from a loopback "alias" socket that the relay sees as an ordinary
+//! phone. So a browser is bridged, transcoded, recorded, held and transferred exactly like
+//! a desk phone, and PCMU/PCMA payloads pass through untouched (the relay maps payload
+//! types, since the alias speaks the browser's numbers).
+//!
+//! One thread ([`hub`]) owns the shared socket and every `Rtc`; peers are found by the ICE
+//! ufrag of a STUN request or by the source address ICE confirmed — no scan over peers.
+
+mod hub;
+
+use crate::sdp::{Codec, Direction};
+use hub::{Command, Hub, PeerSetup};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
+use str0m::format::{Codec as RtcCodec, FormatParams};
+use str0m::media::{Frequency, MediaKind, Mid};
+use str0m::{Candidate, Rtc, RtcConfig};
+
+/// Payload type of telephone-event in kolokol's own offers.
+const TELEPHONE_EVENT_PT: u8 = 101;
+
+#[derive(Debug, Clone)]
+pub struct WebRtcConfig {
+    /// The one UDP socket all browsers send to (`0.0.0.0:PORT` is fine).
+    pub bind: SocketAddr,
+    /// The ICE candidate written into SDP: the address browsers reach (public behind NAT).
+    pub candidate: SocketAddr,
+    /// Where alias sockets bind; the relay endpoints must be reachable from here.
+    pub alias_ip: IpAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    #[error("WebRTC SDP: {0}")]
+    Sdp(String),
+    #[error("the browser offers neither PCMU nor PCMA")]
+    NoCommonCodec,
+    #[error("unknown WebRTC peer {0:?}")]
+    UnknownPeer(PeerId),
+    #[error("the WebRTC gateway is not running")]
+    Stopped,
+    #[error("WebRTC socket: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A negotiated browser leg: the SDP to send the browser, and what the relay endpoint
+/// bridged to it must be told about its peer (the alias socket).
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    pub peer: PeerId,
+    /// Our answer (when the browser offered); empty after [`WebRtc::accept_answer`].
+    pub sdp: String,
+    /// The alias socket: the relay endpoint's remote address.
+    pub alias: SocketAddr,
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub telephone_event: Option<u8>,
+    /// As seen from the browser.
+    pub direction: Direction,
+}
+
+/// An offer kolokol made to a browser, waiting for its answer.
+struct Pending {
+    rtc: Rtc,
+    offer: SdpPendingOffer,
+    mid: Mid,
+    relay: SocketAddr,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    waker: mio::Waker,
+    config: WebRtcConfig,
+    cert: DtlsCert,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<PeerId, Pending>>,
+}
+
+/// Handle to the WebRTC gateway thread. Cheap to clone; callable from any thread.
+#[derive(Clone)]
+pub struct WebRtc {
+    inner: Arc<Inner>,
+}
+
+impl WebRtc {
+    /// Binds the shared socket and starts the gateway thread.
+    /// A candidate port of 0 means the port the socket was bound to.
+    pub fn start(mut config: WebRtcConfig) -> Result<WebRtc, WebRtcError> {
+        let socket = UdpSocket::bind(config.bind)?;
+        socket.set_nonblocking(true)?;
+        if config.candidate.port() == 0 {
+            config.candidate.set_port(socket.local_addr()?.port());
+        }
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| io::Error::other("DTLS certificate generation failed"))?;
+        let (commands, receiver) = mpsc::channel();
+        let hub = Hub::new(socket, config.candidate, receiver)?;
+        let waker = hub.waker()?;
+        std::thread::Builder::new()
+            .name("kolokol-webrtc".into())
+            .spawn(move || hub.run())?;
+        Ok(WebRtc {
+            inner: Arc::new(Inner {
+                commands,
+                waker,
+                config,
+                cert,
+                next_id: AtomicU64::new(1),
+                pending: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The address browsers send media to.
+    pub fn candidate(&self) -> SocketAddr {
+        self.inner.config.candidate
+    }
+
+    fn send(&self, command: Command) -> Result<(), WebRtcError> {
+        self.inner
+            .commands
+            .send(command)
+            .map_err(|_| WebRtcError::Stopped)?;
+        self.inner.waker.wake()?;
+        Ok(())
+    }
+
+    fn rtc(&self) -> Result<Rtc, WebRtcError> {
+        let mut config = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .set_dtls_cert(self.inner.cert.clone());
+        config.codec_config().add_config(
+            TELEPHONE_EVENT_PT.into(),
+            None,
+            RtcCodec::Tele,
+            Frequency::EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        );
+        let mut rtc = config.build(Instant::now());
+        let candidate = Candidate::host(self.inner.config.candidate, "udp")
+            .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        Ok(rtc)
+    }
+
+    fn next_id(&self) -> PeerId {
+        PeerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Answers a browser's offer; `relay` is the relay endpoint bridged to this leg.
+    pub fn answer(&self, offer: &str, relay: SocketAddr) -> Result<Negotiated, WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let mut rtc = self.rtc()?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let sdp = answer.to_sdp_string();
+        let mid = audio_mid(&sdp).ok_or(WebRtcError::NoCommonCodec)?;
+        let mut negotiated = describe(&sdp, true)?;
+        negotiated.peer = self.next_id();
+        negotiated.alias = self.add(negotiated.peer, rtc, mid, relay)?;
+        negotiated.sdp = sdp;
+        Ok(negotiated)
+    }
+
+    /// An offer for a call to a browser; finish with [`WebRtc::accept_answer`].
+    pub fn offer(&self, relay: SocketAddr) -> Result<(PeerId, String), WebRtcError> {
+        let mut rtc = self.rtc()?;
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(
+            MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| WebRtcError::Sdp("nothing to offer".into()))?;
+        let peer = self.next_id();
+        let sdp = offer.to_sdp_string();
+        self.inner.pending.lock().expect("pending offers").insert(
+            peer,
+            Pending {
+                rtc,
+                offer: pending,
+                mid,
+                relay,
+            },
+        );
+        Ok((peer, sdp))
+    }
+
+    /// The browser's answer to [`WebRtc::offer`]: ICE and DTLS start.
+    pub fn accept_answer(&self, peer: PeerId, answer: &str) -> Result<Negotiated, WebRtcError> {
+        let pending = self
+            .inner
+            .pending
+            .lock()
+            .expect("pending offers")
+            .remove(&peer)
+            .ok_or(WebRtcError::UnknownPeer(peer))?;
+        let parsed =
+            SdpAnswer::from_sdp_string(answer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let Pending {
+            mut rtc,
+            offer,
+            mid,
+            relay,
+        } = pending;
+        rtc.sdp_api()
+            .accept_answer(offer, parsed)
+            .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let mut negotiated = describe(answer, false)?;
+        negotiated.peer = peer;
+        negotiated.alias = self.add(peer, rtc, mid, relay)?;
+        Ok(negotiated)
+    }
+
+    /// A new offer from the browser on an established leg (hold, resume): our answer.
+    pub fn renegotiate(&self, peer: PeerId, offer: &str) -> Result<Negotiated, WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Renegotiate { peer, offer, reply })?;
+        let sdp = answer
+            .recv_timeout(Duration::from_secs(2))
+            .map_err(|_| WebRtcError::Stopped)??;
+        let mut negotiated = describe(&sdp, true)?;
+        negotiated.peer = peer;
+        negotiated.sdp = sdp;
+        Ok(negotiated)
+    }
+
+    /// Ends a browser leg (or forgets an unanswered offer).
+    pub fn close(&self, peer: PeerId) {
+        if self
+            .inner
+            .pending
+            .lock()
+            .expect("pending offers")
+            .remove(&peer)
+            .is_none()
+        {
+            let _ = self.send(Command::Close(peer));
+        }
+    }
+
+    /// Browser legs being served now.
+    pub fn peers(&self) -> usize {
+        let (reply, count) = mpsc::channel();
+        if self.send(Command::Count(reply)).is_err() {
+            return 0;
+        }
+        count.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
+    }
+
+    fn add(
+        &self,
+        peer: PeerId,
+        rtc: Rtc,
+        mid: Mid,
+        relay: SocketAddr,
+    ) -> Result<SocketAddr, WebRtcError> {
+        let alias = UdpSocket::bind((self.inner.config.alias_ip, 0))?;
+        alias.set_nonblocking(true)?;
+        let addr = alias.local_addr()?;
+        self.send(Command::Add(Box::new(PeerSetup {
+            peer,
+            rtc,
+            mid,
+            alias,
+            relay,
+        })))?;
+        Ok(addr)
+    }
+}
+
+/// The first audio m-line's mid in str0m's SDP.
+fn audio_mid(sdp: &str) -> Option<Mid> {
+    let audio = sdp.split("m=").find(|m| m.starts_with("audio"))?;
+    let mid = audio
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=mid:"))?;
+    Some(Mid::from(mid.trim()))
+}
+
+/// What an SDP (ours as answerer, or the browser's answer) settles for the browser leg:
+/// the first G.711 format listed is the one both sides send.
+fn describe(sdp: &str, ours: bool) -> Result<Negotiated, WebRtcError> {
+    let audio = sdp
+        .split("m=")
+        .find(|m| m.starts_with("audio"))
+        .ok_or(WebRtcError::NoCommonCodec)?;
+    let formats: Vec<u8> = audio
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(3)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let codec = formats
+        .iter()
+        .find_map(|pt| match pt {
+            0 => Some(Codec::Pcmu),
+            8 => Some(Codec::Pcma),
+            _ => None,
+        })
+        .ok_or(WebRtcError::NoCommonCodec)?;
+    let telephone_event = audio.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("a=rtpmap:")?;
+        let (pt, name) = rest.split_once(' ')?;
+        name.eq_ignore_ascii_case("telephone-event/8000")
+            .then(|| pt.parse().ok())
+            .flatten()
+    });
+    let attribute = |a: &str| audio.lines().any(|l| l.trim() == a);
+    let written = if attribute("a=sendonly") {
+        Direction::SendOnly
+    } else if attribute("a=recvonly") {
+        Direction::RecvOnly
+    } else if attribute("a=inactive") {
+        Direction::Inactive
+    } else {
+        Direction::SendRecv
+    };
+    Ok(Negotiated {
+        peer: PeerId(0),
+        sdp: String::new(),
+        alias: SocketAddr::from(([0, 0, 0, 0], 0)),
+        codec,
+        payload_type: codec.payload_type(),
+        telephone_event,
+        // Our own SDP states our direction; the browser's is the reverse of it.
+        direction: if ours { written.reverse() } else { written },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+//! The gateway against a full-ICE str0m peer standing in for a browser, on loopback:
+//! ICE, DTLS-SRTP, then RTP both ways between the browser and a plain "relay" socket.
+
+use super::*;
+use crate::rtp;
+use std::net::UdpSocket;
+use str0m::change::SdpPendingOffer;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Event, Input, Output};
+
+fn gateway() -> WebRtc {
+    WebRtc::start(WebRtcConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        candidate: "127.0.0.1:0".parse().unwrap(),
+        alias_ip: "127.0.0.1".parse().unwrap(),
+    })
+    .unwrap()
+}
+
+/// A browser: a full-ICE str0m with its own socket.
+struct Browser {
+    rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    mid: Option<Mid>,
+    received: Vec<(u8, Vec<u8>)>,
+    connected: bool,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut config = RtcConfig::new()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false);
+        // Chrome's number for telephone-event.
+        config.codec_config().add_config(
+            126.into(),
+            None,
+            RtcCodec::Tele,
+            Frequency::EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        );
+        let mut rtc = config.build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        Browser {
+            rtc,
+            socket,
+            addr,
+            mid: None,
+            received: Vec::new(),
+            connected: false,
+        }
+    }
+
+    fn offer(&mut self) -> (String, SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(
+            MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        self.mid = Some(mid);
+        let (offer, pending) = api.apply().unwrap();
+        (offer.to_sdp_string(), pending)
+    }
+
+    /// Drains outputs, then waits a little for one datagram.
+    fn step(&mut self) {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Transmit(t) => {
+                    self.socket.send_to(&t.contents, t.destination).unwrap();
+                }
+                Output::Event(Event::Connected) => self.connected = true,
+                Output::Event(Event::MediaAdded(m)) => self.mid = Some(m.mid),
+                Output::Event(Event::RtpPacket(p)) => self
+                    .received
+                    .push((*p.header.payload_type, p.payload.to_vec())),
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
+            }
+        }
+        let mut buf = [0u8; 2000];
+        let input = match self.socket.recv_from(&mut buf) {
+            Ok((n, source)) => Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.addr,
+                    contents: buf[..n].try_into().unwrap(),
+                },
+            ),
+            Err(_) => Input::Timeout(Instant::now()),
+        };
+        self.rtc.handle_input(input).unwrap();
+    }
+
+    fn until(&mut self, what: &str, done: impl Fn(&Browser) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.step();
+        }
+    }
+
+    fn send(&mut self, pt: u8, seq: u64, payload: &[u8]) {
+        let mid = self.mid.unwrap();
+        let mut api = self.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).unwrap();
+        tx.write_rtp(RtpWrite::new(
+            pt.into(),
+            SeqNo::from(seq),
+            seq as u32 * 160,
+            Instant::now(),
+            payload.to_vec(),
+        ));
+    }
+}
+
+fn relay_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    s
+}
+
+/// Browser → relay and relay → browser once connected; returns what the relay got.
+fn talk(browser: &mut Browser, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
+    browser.until("DTLS-SRTP", |b| b.connected);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2000];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seq = 0u64;
+    while got.len() < 5 || browser.received.len() < 5 {
+        assert!(Instant::now() < deadline, "RTP did not flow both ways");
+        seq += 1;
+        browser.send(pt, seq, &[0xAB; 160]);
+        browser.step();
+        if let Ok((n, from)) = relay.recv_from(&mut buf) {
+            assert_eq!(from, alias, "plain RTP comes from the alias socket");
+            got.push(buf[..n].to_vec());
+        }
+        // The relay answers with a plain RTP packet of its own.
+        let mut plain = vec![0x80, pt, 0, seq as u8, 0, 0, 1, 0, 0, 0, 0, 7];
+        plain.extend_from_slice(&[0x55; 160]);
+        relay.send_to(&plain, alias).unwrap();
+    }
+    let first = &got[0];
+    assert_eq!(rtp::validate(first).unwrap(), 12..172);
+    assert_eq!(rtp::payload_type(first), pt);
+    assert!(
+        first[12..].iter().all(|b| *b == 0xAB),
+        "payload passes untouched"
+    );
+    assert!(browser
+        .received
+        .iter()
+        .all(|(p, payload)| *p == pt && payload.iter().all(|b| *b == 0x55)));
+}
+
+#[test]
+fn a_browser_offer_is_answered_and_media_flows_both_ways() {
+    let gateway = gateway();
+    let relay = relay_socket();
+    let mut browser = Browser::new();
+    let (offer, pending) = browser.offer();
+    let negotiated = gateway.answer(&offer, relay.local_addr().unwrap()).unwrap();
+    assert!(negotiated.sdp.contains("a=ice-lite"), "{}", negotiated.sdp);
+    assert_eq!(negotiated.codec, Codec::Pcmu);
+    assert_eq!(
+        negotiated.telephone_event,
+        Some(126),
+        "the browser's number"
+    );
+    assert_eq!(negotiated.direction, Direction::SendRecv);
+    browser
+        .rtc
+        .sdp_api()
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&negotiated.sdp).unwrap(),
+        )
+        .unwrap();
+    talk(&mut browser, &relay, negotiated.alias, 0);
+    assert_eq!(gateway.peers(), 1);
+    gateway.close(negotiated.peer);
+    assert_eq!(gateway.peers(), 0);
+}
+
+#[test]
+fn kolokol_offers_to_a_browser_and_two_browsers_share_the_port() {
+    let gateway = gateway();
+    let relays = [relay_socket(), relay_socket()];
+    let mut legs = Vec::new();
+    for relay in &relays {
+        let (peer, offer) = gateway.offer(relay.local_addr().unwrap()).unwrap();
+        assert!(offer.contains("a=setup:actpass") && offer.contains("a=ice-lite"));
+        let mut browser = Browser::new();
+        let answer = browser
+            .rtc
+            .sdp_api()
+            .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
+            .unwrap();
+        let negotiated = gateway
+            .accept_answer(peer, &answer.to_sdp_string())
+            .unwrap();
+        assert_eq!(negotiated.telephone_event, Some(TELEPHONE_EVENT_PT));
+        legs.push((browser, negotiated));
+    }
+    for ((browser, negotiated), relay) in legs.iter_mut().zip(&relays) {
+        let pt = negotiated.payload_type;
+        talk(browser, relay, negotiated.alias, pt);
+    }
+    assert_eq!(gateway.peers(), 2);
+}
+
+#[test]
+fn nonsense_is_refused_and_changes_nothing() {
+    let gateway = gateway();
+    let relay = "127.0.0.1:9".parse().unwrap();
+    assert!(matches!(
+        gateway.answer("v=0\r\nnonsense", relay),
+        Err(WebRtcError::Sdp(_))
+    ));
+    assert!(matches!(
+        gateway.accept_answer(PeerId(999), "v=0"),
+        Err(WebRtcError::UnknownPeer(_))
+    ));
+    assert_eq!(gateway.peers(), 0);
+}
+
+#[test]
+fn sequence_numbers_extend_across_wraps() {
+    assert_eq!(hub_extend(5, 6), 6);
+    assert_eq!(hub_extend(0xFFFF, 0), 0x1_0000);
+    assert_eq!(hub_extend(0x1_0002, 0xFFFE), 0xFFFE);
+    assert_eq!(hub_extend(0x2_0005, 3), 0x2_0003);
+}
+
+fn hub_extend(last: u64, seq: u16) -> u64 {
+    hub::extend(last, seq)
+}
