@@ -31,6 +31,9 @@ pub struct MediaConfig {
     pub advertise: String,
     pub port_min: u16,
     pub port_max: u16,
+    /// The one UDP port every browser's WebRTC media uses (ICE-lite); 0 picks a free one.
+    /// Browsers are told `advertise:webrtc_port`, so behind NAT forward this port too.
+    pub webrtc_port: u16,
 }
 
 impl Default for MediaConfig {
@@ -40,6 +43,7 @@ impl Default for MediaConfig {
             advertise: String::new(),
             port_min: 20000,
             port_max: 39999,
+            webrtc_port: 40000,
         }
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use config::Config;
 use kolokol_crm::queues::StoredState;
 use kolokol_crm::{bindings, journal, NewUser, RoutingTable, Store, UserDirectory};
+use kolokol_engine::browser::BrowserMedia;
 use kolokol_engine::call::leg::LocalAddresses;
 use kolokol_engine::call::{CallControl, Context as CallContext};
 use kolokol_engine::clock::now_ms;
@@ -17,6 +18,7 @@ use kolokol_engine::registrar::{Location, Registrar};
 use kolokol_engine::service::{CallPlane, SipService};
 use kolokol_engine::transport::{self, Connections, Sender, Transport};
 use kolokol_media::relay::{Media, MediaConfig, MediaEvent};
+use kolokol_media::webrtc::{WebRtc, WebRtcConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -247,6 +249,19 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         },
         media_tx,
     )?;
+    let media_bind: IpAddr = config.media.bind.parse()?;
+    let gateway = WebRtc::start(WebRtcConfig {
+        bind: SocketAddr::new(media_bind, config.media.webrtc_port),
+        candidate: SocketAddr::new(media_ip, config.media.webrtc_port),
+        alias_ip: if media_bind.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            media_bind
+        },
+    })
+    .context("starting WebRTC media (media.webrtc_port)")?;
+    tracing::info!(candidate = %gateway.candidate(), "WebRTC media ready");
+    let browser = Arc::new(BrowserMedia::new(gateway, media_bind));
     let port = |a: &str, default: u16| addr(a).ok().flatten().map_or(default, |a| a.port());
     let local = LocalAddresses {
         udp: SocketAddr::new(advertise, port(&config.sip.udp, 5060)),
@@ -272,6 +287,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         dialplan: routing.clone(),
         sender: sender.clone(),
         journal: events_tx,
+        browser: Some(browser),
     }));
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
     let max = config.sip.max_message_size;

@@ -1,6 +1,7 @@
 //! The SIP service: takes one inbound message on a flow and says what to send back.
 //! Sans-IO like the registrar under it: the transports own the sockets and the clock.
 
+use crate::browser::BrowserMedia;
 use crate::call::routing::Dialplan;
 use crate::call::{CallControl, Caller, Outputs};
 use crate::event::Record;
@@ -38,6 +39,8 @@ pub struct CallPlane {
     pub dialplan: Arc<dyn Dialplan>,
     pub sender: Arc<Sender>,
     pub journal: mpsc::UnboundedSender<Record>,
+    /// WebRTC for browser legs; none: browsers' offers are refused as any foreign SDP.
+    pub browser: Option<Arc<BrowserMedia>>,
 }
 
 impl CallPlane {
@@ -58,7 +61,10 @@ impl CallPlane {
             }
             r
         };
-        for m in out.messages {
+        for mut m in out.messages {
+            if let Some(browser) = &self.browser {
+                browser.outbound(&mut m.bytes, m.connection);
+            }
             self.sender.send(m);
         }
         r
@@ -144,6 +150,22 @@ impl SipService {
             counter!("kolokol_sip_dropped_total", "reason" => "banned").increment(1);
             return None;
         }
+        let translated = self
+            .calls
+            .as_ref()
+            .and_then(|p| p.browser.as_ref())
+            .and_then(|b| b.inbound(data, flow));
+        let mut reply = self.handle_plain(translated.as_deref().unwrap_or(data), flow, now_ms);
+        if let (Some(r), Some(browser)) = (
+            reply.as_mut(),
+            self.calls.as_ref().and_then(|p| p.browser.as_ref()),
+        ) {
+            browser.outbound(&mut r.bytes, r.connection);
+        }
+        reply
+    }
+
+    fn handle_plain(&self, data: &[u8], flow: &Flow, now_ms: u64) -> Option<Outgoing> {
         let req = match sip::decode(data) {
             Ok(Inbound::Request(req)) => req,
             Ok(Inbound::KeepAlive) => {
@@ -404,6 +426,9 @@ impl SipService {
     pub fn connection_closed(&self, connection: u64, now_ms: u64) {
         if let Some(plane) = &self.calls {
             plane.step(|c, out| c.connection_closed(connection, now_ms, out));
+            if let Some(browser) = &plane.browser {
+                browser.connection_closed(connection);
+            }
         }
     }
 }

@@ -63,6 +63,8 @@ impl Server {
             ("KOLOKOL_SIP__TCP".into(), format!("127.0.0.1:{sip_port}")),
             ("KOLOKOL_SIP__TLS".into(), format!("127.0.0.1:{tls_port}")),
             ("KOLOKOL_SIP__ADVERTISE".into(), "127.0.0.1".into()),
+            // Parallel servers: each browser gateway on a port of its own.
+            ("KOLOKOL_MEDIA__WEBRTC_PORT".into(), "0".into()),
             (
                 "KOLOKOL_HTTP__LISTEN".into(),
                 format!("127.0.0.1:{http_port}"),

@@ -30,7 +30,7 @@ pub(super) struct PeerSetup {
     pub rtc: Rtc,
     pub mid: Mid,
     pub alias: UdpSocket,
-    pub relay: SocketAddr,
+    pub relay: Option<SocketAddr>,
 }
 
 pub(super) enum Command {
@@ -40,6 +40,7 @@ pub(super) enum Command {
         offer: SdpOffer,
         reply: mpsc::Sender<Result<String, WebRtcError>>,
     },
+    SetRelay(PeerId, SocketAddr),
     Close(PeerId),
     Count(mpsc::Sender<usize>),
 }
@@ -48,7 +49,8 @@ struct Peer {
     rtc: Rtc,
     mid: Mid,
     alias: MioSocket,
-    relay: SocketAddr,
+    /// The relay endpoint bridged to this leg; media waits until it is known.
+    relay: Option<SocketAddr>,
     ufrag: String,
     /// Where the browser's media comes from, once ICE has seen it.
     remote: Option<SocketAddr>,
@@ -146,6 +148,11 @@ impl Hub {
                         self.drive(peer);
                     }
                     let _ = reply.send(answer);
+                }
+                Ok(Command::SetRelay(peer, relay)) => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.relay = Some(relay);
+                    }
                 }
                 Ok(Command::Close(peer)) => {
                     if let Some(p) = self.peers.get_mut(&peer) {
@@ -352,6 +359,9 @@ impl Hub {
                     }
                 }
                 Ok(Output::Event(Event::RtpPacket(packet))) => {
+                    let Some(relay) = p.relay else {
+                        continue;
+                    };
                     let mut out = [0u8; 1500];
                     let h = &packet.header;
                     let len = rtp::HEADER_LEN + packet.payload.len();
@@ -364,7 +374,7 @@ impl Hub {
                     out[4..8].copy_from_slice(&h.timestamp.to_be_bytes());
                     out[8..12].copy_from_slice(&(*h.ssrc).to_be_bytes());
                     out[12..len].copy_from_slice(&packet.payload);
-                    let _ = p.alias.send_to(&out[..len], p.relay);
+                    let _ = p.alias.send_to(&out[..len], relay);
                 }
                 Ok(Output::Event(Event::IceConnectionStateChange(state))) => {
                     tracing::debug!(?peer, ?state, "WebRTC ICE");

@@ -167,8 +167,13 @@ impl WebRtc {
         PeerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Answers a browser's offer; `relay` is the relay endpoint bridged to this leg.
-    pub fn answer(&self, offer: &str, relay: SocketAddr) -> Result<Negotiated, WebRtcError> {
+    /// Answers a browser's offer; `relay` is the relay endpoint bridged to this leg (or
+    /// none until [`WebRtc::set_relay`]: media waits for it).
+    pub fn answer(
+        &self,
+        offer: &str,
+        relay: Option<SocketAddr>,
+    ) -> Result<Negotiated, WebRtcError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let mut rtc = self.rtc()?;
@@ -235,7 +240,7 @@ impl WebRtc {
             .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let mut negotiated = describe(answer, false)?;
         negotiated.peer = peer;
-        negotiated.alias = self.add(peer, rtc, mid, relay)?;
+        negotiated.alias = self.add(peer, rtc, mid, Some(relay))?;
         Ok(negotiated)
     }
 
@@ -252,6 +257,11 @@ impl WebRtc {
         negotiated.peer = peer;
         negotiated.sdp = sdp;
         Ok(negotiated)
+    }
+
+    /// Where the leg's plain RTP goes: the relay endpoint it is bridged to.
+    pub fn set_relay(&self, peer: PeerId, relay: SocketAddr) {
+        let _ = self.send(Command::SetRelay(peer, relay));
     }
 
     /// Ends a browser leg (or forgets an unanswered offer).
@@ -282,7 +292,7 @@ impl WebRtc {
         peer: PeerId,
         rtc: Rtc,
         mid: Mid,
-        relay: SocketAddr,
+        relay: Option<SocketAddr>,
     ) -> Result<SocketAddr, WebRtcError> {
         let alias = UdpSocket::bind((self.inner.config.alias_ip, 0))?;
         alias.set_nonblocking(true)?;

@@ -175,7 +175,8 @@ fn a_browser_offer_is_answered_and_media_flows_both_ways() {
     let relay = relay_socket();
     let mut browser = Browser::new();
     let (offer, pending) = browser.offer();
-    let negotiated = gateway.answer(&offer, relay.local_addr().unwrap()).unwrap();
+    let negotiated = gateway.answer(&offer, None).unwrap();
+    gateway.set_relay(negotiated.peer, relay.local_addr().unwrap());
     assert!(negotiated.sdp.contains("a=ice-lite"), "{}", negotiated.sdp);
     assert_eq!(negotiated.codec, Codec::Pcmu);
     assert_eq!(
@@ -230,7 +231,7 @@ fn nonsense_is_refused_and_changes_nothing() {
     let gateway = gateway();
     let relay = "127.0.0.1:9".parse().unwrap();
     assert!(matches!(
-        gateway.answer("v=0\r\nnonsense", relay),
+        gateway.answer("v=0\r\nnonsense", Some(relay)),
         Err(WebRtcError::Sdp(_))
     ));
     assert!(matches!(
