@@ -8,9 +8,9 @@ use kolokol_engine::registrar::digest::{ha1, Algorithm, Credentials};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, FormatParams};
-use str0m::media::{Frequency, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -40,8 +40,52 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A response's start line and the headers it copies from the request (RFC 3261 §8.2.6);
+/// To is copied too unless the caller adds it with a tag.
+fn reply_head(request: &str, status: &str, copy_to: bool) -> String {
+    let mut head = format!("SIP/2.0 {status}\r\n");
+    let copied: &[&str] = if copy_to {
+        &["Via", "From", "To", "Call-ID", "CSeq", "Record-Route"]
+    } else {
+        &["Via", "From", "Call-ID", "CSeq", "Record-Route"]
+    };
+    for line in request.lines() {
+        let name = line.split(':').next().unwrap_or_default();
+        if copied.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            head.push_str(line);
+            head.push_str("\r\n");
+        }
+    }
+    head
+}
+
 fn body(msg: &str) -> &str {
     msg.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// A SHA-256 digest answer to the challenge in `challenge` (401 or 407).
+fn digest(challenge: &str, user: &str, password: &str, method: &str, uri: &str) -> String {
+    let nonce = challenge
+        .lines()
+        .find(|l| l.contains("algorithm=SHA-256"))
+        .and_then(|l| l.split("nonce=\"").nth(1))
+        .and_then(|n| n.split('"').next())
+        .unwrap_or_else(|| panic!("a SHA-256 challenge: {challenge}"))
+        .to_string();
+    let creds = Credentials {
+        username: user,
+        realm: "kolokol",
+        nonce: &nonce,
+        uri,
+        response: "",
+        algorithm: Algorithm::Sha256,
+        qop: Some("auth"),
+        nc: Some(1),
+        cnonce: Some("abc"),
+    };
+    let response =
+        creds.expected_response(&ha1(Algorithm::Sha256, user, "kolokol", password), method);
+    format!("Digest username=\"{user}\", realm=\"kolokol\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\"")
 }
 
 impl Browser {
@@ -112,6 +156,16 @@ impl Browser {
         }
     }
 
+    /// The next SIP message for which `wanted` holds (others are skipped).
+    fn sip_until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let m = self.sip(what);
+            if wanted(&m) {
+                return m;
+            }
+        }
+    }
+
     fn sip(&mut self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -131,31 +185,19 @@ impl Browser {
         };
         self.send(register(1, None));
         let challenge = self.sip("401");
-        let nonce = challenge
-            .lines()
-            .find(|l| l.contains("algorithm=SHA-256"))
-            .and_then(|l| l.split("nonce=\"").nth(1))
-            .and_then(|n| n.split('"').next())
-            .expect("a SHA-256 challenge")
-            .to_string();
-        let creds = Credentials {
-            username: user,
-            realm: "kolokol",
-            nonce: &nonce,
-            uri: "sip:127.0.0.1",
-            response: "",
-            algorithm: Algorithm::Sha256,
-            qop: Some("auth"),
-            nc: Some(1),
-            cnonce: Some("abc"),
-        };
-        let response = creds.expected_response(
-            &ha1(Algorithm::Sha256, user, "kolokol", password),
-            "REGISTER",
-        );
-        self.send(register(2, Some(format!("Digest username=\"{user}\", realm=\"kolokol\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", response=\"{response}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\""))));
+        let auth = digest(&challenge, user, password, "REGISTER", "sip:127.0.0.1");
+        self.send(register(2, Some(auth)));
         let ok = self.sip("200 to REGISTER");
         assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    }
+
+    /// A WebRTC offer for a call the browser places.
+    fn offer(&mut self) -> (String, SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        self.mid = Some(mid);
+        let (offer, pending) = api.apply().unwrap();
+        (offer.to_sdp_string(), pending)
     }
 
     /// Answers an INVITE from kolokol with str0m's answer to its WebRTC offer.
@@ -171,17 +213,7 @@ impl Browser {
             .accept_offer(SdpOffer::from_sdp_string(offer).unwrap())
             .unwrap()
             .to_sdp_string();
-        let mut ok = String::from("SIP/2.0 200 OK\r\n");
-        for line in invite.lines() {
-            let name = line.split(':').next().unwrap_or_default();
-            if ["Via", "From", "Call-ID", "CSeq", "Record-Route"]
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-            {
-                ok.push_str(line);
-                ok.push_str("\r\n");
-            }
-        }
+        let mut ok = reply_head(invite, "200 OK", false);
         ok.push_str(&format!(
             "To: {};tag=br-answer\r\nContact: {CONTACT}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
             header(invite, "To").unwrap(),
@@ -261,81 +293,8 @@ impl Provider {
     }
 }
 
-#[test]
-fn a_provider_call_reaches_a_browser_and_both_hear_each_other() {
-    let server = Server::start(&[("2005", "browser-secret")], &[]);
-    let auth = format!("Bearer {}", server.admin_token());
-    let api = |method: &str, path: &str, body: Value| {
-        let (status, _, text) =
-            server.http(method, path, &[("Authorization", &auth)], &body.to_string());
-        assert!(status < 300, "{method} {path}: {status} {text}");
-    };
-    let provider_port = free_port();
-    api(
-        "POST",
-        "/api/v1/trunks",
-        json!({"name": "provider", "address": format!("127.0.0.1:{}", free_port()),
-               "inbound_ip": "127.0.0.1", "inbound_port": provider_port}),
-    );
-    api(
-        "POST",
-        "/api/v1/numbers",
-        json!({"number": DID, "user": "u2005"}),
-    );
-    let mut browser = Browser::connect(&server, "2005", "browser-secret");
-    let provider = Provider::new(provider_port);
-
-    // The provider calls; kolokol offers WebRTC to the browser, which answers.
-    let sdp = format!(
-        "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        provider.rtp.local_addr().unwrap().port()
-    );
-    let p = provider_port;
-    let invite = format!(
-        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKpb1\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=pb\r\nTo: <sip:{DID}@127.0.0.1>\r\nCall-ID: provider-to-browser@test\r\nCSeq: 1 INVITE\r\nContact: <sip:74951112233@127.0.0.1:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    provider
-        .sip
-        .send_to(invite.as_bytes(), server.sip_addr())
-        .unwrap();
-    let to_browser = loop {
-        let m = browser.sip("INVITE to the browser");
-        if m.starts_with("INVITE ") {
-            break m;
-        }
-    };
-    browser.answer(&to_browser);
-    let ok = loop {
-        let m = provider.recv();
-        match status_of(&m) {
-            Some(200) => break m,
-            Some(s) if s < 200 => continue,
-            other => panic!("the browser's answer reaches the provider, got {other:?}: {m}"),
-        }
-    };
-    let theirs = body(&ok);
-    assert!(
-        theirs.contains("RTP/AVP") && !theirs.contains("fingerprint"),
-        "the provider gets plain RTP: {theirs}"
-    );
-    let port: u16 = theirs
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
-    let kolokol_rtp: SocketAddr = ([127, 0, 0, 1], port).into();
-    let to = header(&ok, "To").unwrap().to_string();
-    let ack = format!(
-        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKpb2\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=pb\r\nTo: {to}\r\nCall-ID: provider-to-browser@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
-    provider
-        .sip
-        .send_to(ack.as_bytes(), server.sip_addr())
-        .unwrap();
-
-    // Both talk: the browser's frames reach the provider as plain PCMU, and back.
+/// Both talk: the browser's frames reach the provider as plain PCMU, and back, untouched.
+fn talk(browser: &mut Browser, provider: &Provider, kolokol_rtp: SocketAddr) {
     let mut heard_by_provider = 0;
     let mut seq: u16 = 0;
     let mut next_frame = Instant::now();
@@ -374,6 +333,116 @@ fn a_provider_call_reaches_a_browser_and_both_hear_each_other() {
             .all(|p| p.len() == 160 && p.iter().all(|b| *b == 0x22)),
         "the browser hears the provider's payload untouched"
     );
+}
+
+/// kolokol's plain-RTP port in an SDP body.
+fn audio_port(sdp: &str) -> SocketAddr {
+    assert!(
+        sdp.contains("RTP/AVP") && !sdp.contains("fingerprint"),
+        "the provider gets plain RTP: {sdp}"
+    );
+    let port: u16 = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    ([127, 0, 0, 1], port).into()
+}
+
+/// A provider's plain SDP for its RTP socket.
+fn provider_sdp(provider: &Provider) -> String {
+    format!(
+        "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        provider.rtp.local_addr().unwrap().port()
+    )
+}
+
+/// A server with user 2005 (the browser), a provider trunk and a DID to 2005: (server,
+/// admin authorization, the provider's source port, the trunk's port).
+fn office() -> (Server, String, u16, u16) {
+    let server = Server::start(&[("2005", "browser-secret")], &[]);
+    let auth = format!("Bearer {}", server.admin_token());
+    let (provider_port, trunk_port) = (free_port(), free_port());
+    let api = |method: &str, path: &str, body: Value| {
+        let (status, _, text) =
+            server.http(method, path, &[("Authorization", &auth)], &body.to_string());
+        assert!(status < 300, "{method} {path}: {status} {text}");
+    };
+    api(
+        "POST",
+        "/api/v1/trunks",
+        json!({"name": "provider", "address": format!("127.0.0.1:{trunk_port}"),
+               "inbound_ip": "127.0.0.1", "inbound_port": provider_port}),
+    );
+    api(
+        "POST",
+        "/api/v1/numbers",
+        json!({"number": DID, "user": "u2005"}),
+    );
+    api(
+        "PUT",
+        "/api/v1/users/u2005/calls",
+        json!({"record": true, "trunk_id": 1}),
+    );
+    (server, auth, provider_port, trunk_port)
+}
+
+/// The first recorded call's WAV carries both voices.
+fn assert_recorded_both_ways(server: &Server, auth: &str) {
+    let path = wait_for("the recording", Duration::from_secs(10), || {
+        let (_, _, text) = server.http("GET", "/api/v1/calls", &[("Authorization", auth)], "");
+        let calls: Value = serde_json::from_str(&text).ok()?;
+        calls[0]["recording"].as_str().map(|p| server.dir.join(p))
+    });
+    let mut wav = hound::WavReader::open(&path).expect("a readable WAV");
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    for channel in 0..2 {
+        assert!(
+            samples.chunks(2).filter(|f| f[channel] != 0).count() > 8_000 / 5,
+            "channel {channel} carries the voice"
+        );
+    }
+}
+
+#[test]
+fn a_provider_call_reaches_a_browser_and_both_hear_each_other() {
+    let (server, auth, provider_port, _) = office();
+    let mut browser = Browser::connect(&server, "2005", "browser-secret");
+    let provider = Provider::new(provider_port);
+
+    // The provider calls; kolokol offers WebRTC to the browser, which answers.
+    let sdp = provider_sdp(&provider);
+    let p = provider_port;
+    let invite = format!(
+        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKpb1\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=pb\r\nTo: <sip:{DID}@127.0.0.1>\r\nCall-ID: provider-to-browser@test\r\nCSeq: 1 INVITE\r\nContact: <sip:74951112233@127.0.0.1:{p}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    provider
+        .sip
+        .send_to(invite.as_bytes(), server.sip_addr())
+        .unwrap();
+    let to_browser = browser.sip_until("INVITE to the browser", |m| m.starts_with("INVITE "));
+    browser.answer(&to_browser);
+    let ok = loop {
+        let m = provider.recv();
+        match status_of(&m) {
+            Some(200) => break m,
+            Some(s) if s < 200 => continue,
+            other => panic!("the browser's answer reaches the provider, got {other:?}: {m}"),
+        }
+    };
+    let kolokol_rtp = audio_port(body(&ok));
+    let to = header(&ok, "To").unwrap().to_string();
+    let ack = format!(
+        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKpb2\r\nMax-Forwards: 70\r\nFrom: <sip:74951112233@127.0.0.1>;tag=pb\r\nTo: {to}\r\nCall-ID: provider-to-browser@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    provider
+        .sip
+        .send_to(ack.as_bytes(), server.sip_addr())
+        .unwrap();
+
+    talk(&mut browser, &provider, kolokol_rtp);
 
     // The browser hangs up; the provider gets the BYE.
     let bye = format!(
@@ -398,17 +467,91 @@ fn a_provider_call_reaches_a_browser_and_both_hear_each_other() {
         (Some(DID), Some("u2005")),
         "{call}"
     );
-    let path = wait_for("the recording", Duration::from_secs(10), || {
-        let (_, _, text) = server.http("GET", "/api/v1/calls", &[("Authorization", &auth)], "");
-        let calls: Value = serde_json::from_str(&text).ok()?;
-        calls[0]["recording"].as_str().map(|p| server.dir.join(p))
-    });
-    let mut wav = hound::WavReader::open(&path).expect("a readable WAV");
-    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
-    for channel in 0..2 {
-        assert!(
-            samples.chunks(2).filter(|f| f[channel] != 0).count() > 8_000 / 5,
-            "channel {channel} carries the voice"
-        );
-    }
+    assert_recorded_both_ways(&server, &auth);
+}
+
+#[test]
+fn a_browser_calls_out_through_the_trunk_and_the_provider_hangs_up() {
+    let (server, auth, _, trunk_port) = office();
+    let mut browser = Browser::connect(&server, "2005", "browser-secret");
+    let provider = Provider::new(trunk_port);
+    let (offer, pending) = browser.offer();
+    let uri = "sip:74950001122@127.0.0.1";
+    let invite = |cseq: u32, auth: String| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKbo{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:2005@127.0.0.1>;tag=bo\r\nTo: <{uri}>\r\nCall-ID: browser-out@test\r\nCSeq: {cseq} INVITE\r\nContact: {CONTACT}\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        )
+    };
+    browser.send(invite(1, String::new()));
+    let challenge = browser.sip_until("407", |m| status_of(m) != Some(100));
+    assert_eq!(status_of(&challenge), Some(407), "{challenge}");
+    browser.send(format!(
+        "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKbo1\r\nMax-Forwards: 70\r\nFrom: <sip:2005@127.0.0.1>;tag=bo\r\nTo: {}\r\nCall-ID: browser-out@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        header(&challenge, "To").unwrap()
+    ));
+    let auth_header = format!(
+        "Proxy-Authorization: {}\r\n",
+        digest(&challenge, "2005", "browser-secret", "INVITE", uri)
+    );
+    browser.send(invite(2, auth_header));
+
+    // The provider gets plain RTP SDP and answers.
+    let to_provider = loop {
+        let m = provider.recv();
+        if m.starts_with("INVITE ") {
+            break m;
+        }
+    };
+    let kolokol_rtp = audio_port(body(&to_provider));
+    let sdp = provider_sdp(&provider);
+    let mut ok = reply_head(&to_provider, "200 OK", false);
+    let provider_to = format!("{};tag=prov", header(&to_provider, "To").unwrap());
+    ok.push_str(&format!(
+        "To: {provider_to}\r\nContact: <sip:74950001122@127.0.0.1:{trunk_port}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ));
+    provider
+        .sip
+        .send_to(ok.as_bytes(), server.sip_addr())
+        .unwrap();
+
+    // The browser gets kolokol's WebRTC answer, takes it and ACKs.
+    let answered = loop {
+        let m = browser.sip("200 to the browser's INVITE");
+        match status_of(&m) {
+            Some(200) => break m,
+            Some(s) if s < 200 => continue,
+            other => panic!("the call is answered, got {other:?}: {m}"),
+        }
+    };
+    let answer = body(&answered);
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    browser
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
+        .unwrap();
+    browser.send(format!(
+        "ACK {} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKbo3\r\nMax-Forwards: 70\r\nFrom: <sip:2005@127.0.0.1>;tag=bo\r\nTo: {}\r\nCall-ID: browser-out@test\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+        header(&answered, "Contact").unwrap().trim_matches(|c| c == '<' || c == '>'),
+        header(&answered, "To").unwrap()
+    ));
+    talk(&mut browser, &provider, kolokol_rtp);
+
+    // The provider hangs up; the browser hears the BYE.
+    let bye = format!(
+        "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{trunk_port};branch=z9hG4bKprbye\r\nMax-Forwards: 70\r\nFrom: {provider_to}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        header(&to_provider, "Contact").unwrap().trim_matches(|c| c == '<' || c == '>'),
+        header(&to_provider, "From").unwrap(),
+        header(&to_provider, "Call-ID").unwrap(),
+    );
+    provider
+        .sip
+        .send_to(bye.as_bytes(), server.sip_addr())
+        .unwrap();
+    let browser_bye = browser.sip_until("BYE at the browser", |m| m.starts_with("BYE "));
+    assert_eq!(header(&browser_bye, "Call-ID"), Some("browser-out@test"));
+    browser.send(reply_head(&browser_bye, "200 OK", true) + "Content-Length: 0\r\n\r\n");
+    assert_recorded_both_ways(&server, &auth);
 }
