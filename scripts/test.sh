@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3, sox, baresip, espeak-ng) from Debian's
-# packages when they are missing. Usage: scripts/test.sh [extra cargo test args]
+# Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3, sox, baresip, espeak-ng, chromium,
+# Node.js/npm for the softphone build and Playwright) from Debian's packages when they are missing.
+# Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v sox >/dev/null || need+=(sox)
 command -v baresip >/dev/null || need+=(baresip-core)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing test peers: ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -34,6 +34,9 @@ pub struct MediaConfig {
     /// The one UDP port every browser's WebRTC media uses (ICE-lite); 0 picks a free one.
     /// Browsers are told `advertise:webrtc_port`, so behind NAT forward this port too.
     pub webrtc_port: u16,
+    /// STUN/TURN servers for browsers behind restrictive NAT (`[[media.ice_servers]]` with
+    /// `urls`, `username`, `credential`); kolokol itself is ICE-lite and needs none.
+    pub ice_servers: Vec<kolokol_web::IceServer>,
 }
 
 impl Default for MediaConfig {
@@ -44,6 +47,7 @@ impl Default for MediaConfig {
             port_min: 20000,
             port_max: 39999,
             webrtc_port: 40000,
+            ice_servers: Vec::new(),
         }
     }
 }

@@ -333,6 +333,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         max_message: max,
         prompts: (config.data_dir.join("prompts"), language),
         bus: bus.clone(),
+        ice_servers: config.media.ice_servers.clone(),
     };
     if store
         .queues()

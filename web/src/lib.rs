@@ -7,6 +7,7 @@ mod live;
 mod problem;
 mod queues;
 mod sip_ws;
+mod softphone;
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use problem::Problem;
 pub use queues::prepare_prompts;
+pub use softphone::IceServer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -33,11 +35,16 @@ pub struct AppState {
     pub prompts: (std::path::PathBuf, kolokol_engine::call::Language),
     /// Stored call, queue and operator events, for the live socket.
     pub bus: std::sync::Arc<dyn kolokol_engine::event::EventBus>,
+    /// STUN/TURN servers the softphone passes to its RTCPeerConnection.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.
 pub fn router(state: AppState, ws_transport: Transport) -> Router {
     Router::new()
+        .route("/", get(softphone::page))
+        .route("/softphone.js", get(softphone::script))
+        .route("/api/v1/me/softphone", get(softphone::credentials))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))

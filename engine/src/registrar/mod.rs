@@ -6,7 +6,7 @@ pub mod location;
 pub mod pike;
 
 use crate::sip::{grammar, Request};
-use crate::transport::Flow;
+use crate::transport::{Flow, Transport};
 use digest::{Algorithm, Credentials, NonceCheck, Nonces};
 pub use location::{Binding, BindingSink, Location, LocationChange};
 use pike::{Pike, PikeConfig, Verdict};
@@ -189,13 +189,21 @@ impl Registrar {
         self.location.sweep(now_ms)
     }
 
-    fn challenge(&self, role: AuthRole, now_ms: u64, stale: bool) -> Reply {
+    /// One challenge per algorithm, preferred first — except on WebSocket, where JsSIP and
+    /// SIP.js keep only the *last* WWW-/Proxy-Authenticate header and know only MD5, so
+    /// the order is reversed there (a client that reads the first still gets the strongest).
+    fn challenge(&self, role: AuthRole, flow: &Flow, now_ms: u64, stale: bool) -> Reply {
         let nonce = self.nonces.issue(now_ms);
         let mut reply = match role {
             AuthRole::Registrar => Reply::new(401, "Unauthorized"),
             AuthRole::Proxy => Reply::new(407, "Proxy Authentication Required"),
         };
-        for alg in &self.algorithms {
+        let browser = matches!(flow.transport, Transport::Ws | Transport::Wss);
+        let mut algorithms: Vec<&Algorithm> = self.algorithms.iter().collect();
+        if browser {
+            algorithms.reverse();
+        }
+        for alg in algorithms {
             let stale = if stale { ", stale=true" } else { "" };
             reply = reply.with(
                 role.challenge_header(),
@@ -261,10 +269,10 @@ impl Registrar {
             .find(|c| c.realm == self.config.realm);
         // Other schemes (RFC 4475 regaut01) or another realm's credentials: challenge.
         let Some(creds) = header else {
-            return Err(Self::done(self.challenge(role, now_ms, false)));
+            return Err(Self::done(self.challenge(role, flow, now_ms, false)));
         };
         if !self.algorithms.contains(&creds.algorithm) {
-            return Err(Self::done(self.challenge(role, now_ms, false)));
+            return Err(Self::done(self.challenge(role, flow, now_ms, false)));
         }
         let account = self.directory.account(creds.username);
         let ha1 = match &account {
@@ -284,7 +292,7 @@ impl Registrar {
             .check(creds.nonce, creds.nc.unwrap_or(1), now_ms)
         {
             NonceCheck::Fresh => Ok(creds.username.to_string()),
-            NonceCheck::Stale => Err(Self::done(self.challenge(role, now_ms, true))),
+            NonceCheck::Stale => Err(Self::done(self.challenge(role, flow, now_ms, true))),
             NonceCheck::Replayed => {
                 Err(self.failure(flow, creds.username, "replayed-nonce-count", now_ms))
             }

@@ -98,7 +98,14 @@ impl WebRtc {
     /// Binds the shared socket and starts the gateway thread.
     /// A candidate port of 0 means the port the socket was bound to.
     pub fn start(mut config: WebRtcConfig) -> Result<WebRtc, WebRtcError> {
-        let socket = UdpSocket::bind(config.bind)?;
+        // ICE answers must leave from the address the browser sent to: a wildcard socket
+        // would answer from the route's source address and the browser drops the answer.
+        // So bind the candidate's own address when it is local (behind NAT it is not).
+        let specific = SocketAddr::new(config.candidate.ip(), config.bind.port());
+        let socket = match config.bind.ip().is_unspecified() {
+            true => UdpSocket::bind(specific).or_else(|_| UdpSocket::bind(config.bind))?,
+            false => UdpSocket::bind(config.bind)?,
+        };
         socket.set_nonblocking(true)?;
         if config.candidate.port() == 0 {
             config.candidate.set_port(socket.local_addr()?.port());

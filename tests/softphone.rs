@@ -1,0 +1,311 @@
+//! The browser softphone in Debian's Chromium, driven by Playwright (tests/softphone/):
+//! an operator signs in with the web account, registers over WebSocket with JsSIP, and
+//! talks to sipp through kolokol with audio both ways, recorded.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const DID: &str = "5550400";
+/// The tone Chromium's fake microphone plays.
+const TONE_HZ: f64 = 1000.0;
+
+static NPM: Mutex<bool> = Mutex::new(false);
+
+fn driver_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/softphone")
+}
+
+/// playwright-core from npm, once per test run.
+fn install_driver() {
+    let mut done = NPM.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return;
+    }
+    let status = Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
+        .current_dir(driver_dir())
+        .status()
+        .expect("npm (Node.js) is needed for the browser tests");
+    assert!(status.success(), "npm ci in tests/softphone failed");
+    *done = true;
+}
+
+/// Chromium under Playwright: one JSON command per line, one JSON answer per line.
+struct Chromium {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Chromium {
+    fn start(dir: &Path) -> Chromium {
+        install_driver();
+        assert!(
+            Path::new("/usr/bin/chromium").exists(),
+            "Chromium is missing: run the README test command, it installs Debian's chromium"
+        );
+        let wav = dir.join("microphone.wav");
+        let made = Command::new("sox")
+            .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
+            .arg(&wav)
+            .args(["synth", "60", "sine", &TONE_HZ.to_string(), "vol", "0.5"])
+            .status()
+            .expect("sox");
+        assert!(made.success());
+        let mut child = Command::new("node")
+            .arg(driver_dir().join("drive.mjs"))
+            .arg(&wav)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node");
+        Chromium {
+            input: child.stdin.take().unwrap(),
+            output: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    fn run(&mut self, command: Value) -> Value {
+        writeln!(self.input, "{command}").unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        let answer: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the driver ended or said {line:?} to {command}"));
+        assert_eq!(answer["ok"], true, "{command}: {}", answer["error"]);
+        answer["value"].clone()
+    }
+
+    fn click(&mut self, selector: &str) {
+        self.run(json!({"cmd": "click", "page": "op", "selector": selector}));
+    }
+
+    fn wait(&mut self, js: &str, timeout_ms: u64) {
+        self.run(json!({"cmd": "wait", "page": "op", "js": js, "timeout_ms": timeout_ms}));
+    }
+
+    fn eval(&mut self, js: &str) -> Value {
+        self.run(json!({"cmd": "eval", "page": "op", "js": js}))
+    }
+}
+
+impl Drop for Chromium {
+    /// Asks the driver to close Chromium; kills it if it has not within 10 s.
+    fn drop(&mut self) {
+        let _ = writeln!(self.input, r#"{{"cmd":"quit"}}"#);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The office: an operator with a browser account, a provider trunk (calls in from
+/// `provider_port`, out to `trunk_port`) and a DID to the operator.
+struct Office {
+    server: Server,
+    auth: String,
+    provider_port: u16,
+    trunk_port: u16,
+}
+
+impl Office {
+    fn new() -> Office {
+        let server = Server::start(&[], &[]);
+        let auth = format!("Bearer {}", server.admin_token());
+        let o = Office {
+            server,
+            auth,
+            provider_port: free_port(),
+            trunk_port: free_port(),
+        };
+        o.api(
+            "POST",
+            "/api/v1/users",
+            json!({"login": "ivanova", "name": "Ирина Иванова",
+            "extension": "2005", "sip_password": "browser-sip-1", "password": "ivanova-web-1"}),
+        );
+        o.api(
+            "POST",
+            "/api/v1/trunks",
+            json!({"name": "provider",
+            "address": format!("127.0.0.1:{}", o.trunk_port),
+            "inbound_ip": "127.0.0.1", "inbound_port": o.provider_port}),
+        );
+        o.api(
+            "POST",
+            "/api/v1/numbers",
+            json!({"number": DID, "user": "ivanova"}),
+        );
+        o.api(
+            "PUT",
+            "/api/v1/users/ivanova/calls",
+            json!({"record": true, "trunk_id": 1}),
+        );
+        o
+    }
+
+    fn api(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, _, text) = self.server.http(
+            method,
+            path,
+            &[("Authorization", &self.auth)],
+            &body.to_string(),
+        );
+        assert!(status < 300, "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The softphone page signed in as the operator and registered.
+    fn browser(&self) -> Chromium {
+        let mut chromium = Chromium::start(&self.server.dir);
+        chromium.run(json!({"cmd": "open", "page": "op",
+            "url": format!("http://127.0.0.1:{}/", self.server.http_port),
+            "login": "ivanova", "password": "ivanova-web-1"}));
+        chromium
+    }
+
+    /// The newest call's recording, once it is finished.
+    fn recording(&self) -> Vec<i16> {
+        let path = wait_for("the recording", Duration::from_secs(10), || {
+            let calls = self.api("GET", "/api/v1/calls", Value::Null);
+            calls[0]["recording"]
+                .as_str()
+                .map(|p| self.server.dir.join(p))
+        });
+        let mut wav = hound::WavReader::open(&path).expect("a readable WAV");
+        wav.samples::<i16>().map(Result::unwrap).collect()
+    }
+}
+
+/// Power of `hz` in one channel of 8 kHz stereo samples (Goertzel).
+fn power_at(samples: &[i16], channel: usize, hz: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * hz / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for frame in samples.chunks(2) {
+        let s0 = f64::from(frame[channel]) + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// The operator's channel carries the microphone's tone, not just energy.
+fn assert_tone(samples: &[i16], channel: usize) {
+    let tone = power_at(samples, channel, TONE_HZ);
+    for other in [600.0, 1400.0, 2000.0] {
+        let off = power_at(samples, channel, other);
+        assert!(
+            tone > 20.0 * off,
+            "channel {channel}: {TONE_HZ} Hz power {tone:e} is not well above {other} Hz {off:e}"
+        );
+    }
+}
+
+#[test]
+fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
+    let o = Office::new();
+    std::fs::copy(
+        "/usr/share/sip-tester/g711a.pcap",
+        o.server.dir.join("g711a.pcap"),
+    )
+    .expect("sipp's sample pcap (package sip-tester)");
+    let mut chrome = o.browser();
+    // A steady tone is what noise suppression removes: switch processing off (KAW 12.2).
+    for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
+        chrome.click(&format!("#{id}"));
+    }
+    let port = o.provider_port.to_string();
+    let caller = sipp_spawn(
+        &o.server,
+        "call_uac.xml",
+        &[
+            "-s",
+            DID,
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "4000",
+            "-recv_timeout",
+            "20s",
+        ],
+    );
+    chrome.wait("!document.getElementById('incoming').hidden", 10000);
+    chrome.click("#answer");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    // The caller's pcap reaches the browser: WebRTC's own counters say it is heard.
+    chrome.wait(
+        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
+        10000,
+    );
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the caller's call completes: {out}");
+    chrome.wait("!window.kolokol.inCall()", 10000);
+
+    let samples = o.recording();
+    // Right: the operator (callee) — the browser microphone's tone, through DTLS-SRTP.
+    assert_tone(&samples, 1);
+    // Left: the caller's pcap.
+    assert!(
+        samples.chunks(2).filter(|f| f[0] != 0).count() > 8000,
+        "the caller's channel carries the pcap"
+    );
+}
+
+#[test]
+fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
+    let o = Office::new();
+    let trunk = o.trunk_port.to_string();
+    let callee = sipp_spawn(
+        &o.server,
+        "call_uas.xml",
+        &["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"],
+    );
+    let mut chrome = o.browser();
+    chrome.run(json!({"cmd": "fill", "page": "op", "selector": "#number", "value": "74950001122"}));
+    chrome.click("#call");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    // sipp echoes the browser's own tone back: audio went out and came back.
+    chrome.wait(
+        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
+        10000,
+    );
+    chrome.click("#hangup");
+    let (ok, out) = sipp_wait(callee);
+    assert!(ok, "the callee gets the browser's BYE: {out}");
+    assert_eq!(chrome.eval("window.kolokol.inCall()"), false);
+    let call = &o.api("GET", "/api/v1/calls", Value::Null)[0];
+    assert_eq!(call["to"], "74950001122", "{call}");
+    assert_eq!(call["user"], "ivanova", "{call}");
+
+    // Leaving the page unregisters the browser at once.
+    let token = o.server.admin_token();
+    o.server
+        .wait_registrations(&token, Duration::from_secs(5), |v| {
+            v.as_array().unwrap().len() == 1
+        });
+    chrome.run(json!({"cmd": "close", "page": "op"}));
+    o.server
+        .wait_registrations(&token, Duration::from_secs(5), |v| {
+            v.as_array().unwrap().is_empty()
+        });
+}

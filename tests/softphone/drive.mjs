@@ -1,0 +1,75 @@
+// Drives Debian's Chromium for tests/softphone.rs: one JSON command per stdin line, one
+// JSON answer per stdout line. Pages are softphones: open (and sign in), click, evaluate,
+// wait for a condition, close. Media is Chromium's fake devices: the microphone plays
+// the WAV given as argv[2].
+import { chromium } from "playwright-core";
+import readline from "node:readline";
+
+const [, , wav] = process.argv;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`,
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-sandbox",
+  ],
+});
+const pages = new Map();
+
+async function run(c) {
+  switch (c.cmd) {
+    case "open": {
+      const context = await browser.newContext({ permissions: ["microphone"] });
+      const page = await context.newPage();
+      page.on("console", (m) => process.stderr.write(`[${c.page}] ${m.text()}\n`));
+      page.on("pageerror", (e) => process.stderr.write(`[${c.page}] page error: ${e.message}\n`));
+      await page.goto(c.url);
+      await page.fill("input[name=login]", c.login);
+      await page.fill("input[name=password]", c.password);
+      await page.click("form#login button");
+      await page.waitForFunction(() => window.kolokol?.registered(), null, { timeout: 15000 });
+      pages.set(c.page, page);
+      return true;
+    }
+    case "click":
+      await pages.get(c.page).click(c.selector);
+      return true;
+    case "fill":
+      await pages.get(c.page).fill(c.selector, c.value);
+      return true;
+    case "eval":
+      return await pages.get(c.page).evaluate(c.js);
+    case "wait":
+      await pages.get(c.page).waitForFunction(c.js, null, { timeout: c.timeout_ms ?? 10000 });
+      return true;
+    case "close": {
+      const page = pages.get(c.page);
+      pages.delete(c.page);
+      await page.close({ runBeforeUnload: true });
+      await page.context().close();
+      return true;
+    }
+    default:
+      throw new Error(`unknown command ${c.cmd}`);
+  }
+}
+
+const lines = readline.createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  const c = JSON.parse(line);
+  if (c.cmd === "quit") break;
+  try {
+    const value = await run(c);
+    process.stdout.write(JSON.stringify({ ok: true, value: value ?? null }) + "\n");
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ ok: false, error: String(e?.message ?? e) }) + "\n");
+  }
+}
+await browser.close();

@@ -1,0 +1,80 @@
+//! The browser softphone: its page and script (built from `ui/` by the build script and
+//! embedded), and what it needs to register — taken from the signed-in web account.
+
+use crate::api::Caller;
+use crate::{AppState, Problem};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use kolokol_engine::registrar::Directory;
+use serde::Serialize;
+
+const PAGE: &str = include_str!("../ui/index.html");
+const SCRIPT: &str = include_str!(concat!(env!("OUT_DIR"), "/softphone.js"));
+
+pub async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+}
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
+}
+
+/// An ICE server handed to browsers (STUN/TURN), as `RTCIceServer` wants it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Softphone {
+    login: String,
+    name: String,
+    extension: String,
+    realm: String,
+    /// MD5(extension:realm:password): JsSIP answers digest challenges with it, so the
+    /// operator never types or sees a SIP password.
+    ha1: String,
+    ice_servers: Vec<IceServer>,
+}
+
+/// The signed-in user's SIP identity for the softphone.
+pub async fn credentials(
+    State(st): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Softphone>, Problem> {
+    let no_phone = || {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "No telephony account",
+            "this user has no extension with a SIP password",
+        )
+    };
+    let extension = user.extension.clone().ok_or_else(no_phone)?;
+    let account = st.directory.account(&extension).ok_or_else(no_phone)?;
+    Ok(Json(Softphone {
+        login: user.login,
+        name: user.name,
+        extension,
+        realm: st.realm.clone(),
+        ha1: account.ha1_md5,
+        ice_servers: st.ice_servers.clone(),
+    }))
+}
