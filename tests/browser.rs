@@ -5,15 +5,14 @@
 mod common;
 use common::*;
 use kolokol_engine::registrar::digest::{ha1, Algorithm, Credentials};
+use kolokol_media::webrtc::{audio_config, datagram};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::{Codec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 
 const DID: &str = "5550300";
@@ -106,20 +105,7 @@ impl Browser {
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
-        let mut config = RtcConfig::new()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false);
-        config.codec_config().add_config(
-            126.into(),
-            None,
-            Codec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            FormatParams::default(),
-        );
-        let mut rtc = config.build(Instant::now());
+        let mut rtc = audio_config(126).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut b = Browser {
             ws,
@@ -238,15 +224,7 @@ impl Browser {
         }
         let mut buf = [0u8; 2000];
         let input = match self.socket.recv_from(&mut buf) {
-            Ok((n, source)) => Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.addr,
-                    contents: buf[..n].try_into().unwrap(),
-                },
-            ),
+            Ok((n, source)) => datagram(&buf[..n], source, self.addr).expect("a WebRTC datagram"),
             Err(_) => Input::Timeout(Instant::now()),
         };
         self.rtc.handle_input(input).unwrap();

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::ice::StunMessage;
 use str0m::media::Mid;
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
@@ -255,18 +254,9 @@ impl Hub {
             let Some(peer) = peer else {
                 continue;
             };
-            let Ok(contents) = data.try_into() else {
+            let Some(input) = super::datagram(data, source, self.candidate) else {
                 continue;
             };
-            let input = Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.candidate,
-                    contents,
-                },
-            );
             let Some(p) = self.peers.get_mut(&peer) else {
                 continue;
             };

@@ -23,7 +23,8 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec as RtcCodec, FormatParams};
 use str0m::media::{Frequency, MediaKind, Mid};
-use str0m::{Candidate, Rtc, RtcConfig};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc, RtcConfig};
 
 /// Payload type of telephone-event in kolokol's own offers.
 const TELEPHONE_EVENT_PT: u8 = 101;
@@ -148,22 +149,10 @@ impl WebRtc {
     }
 
     fn rtc(&self) -> Result<Rtc, WebRtcError> {
-        let mut config = RtcConfig::new()
+        let mut rtc = audio_config(TELEPHONE_EVENT_PT)
             .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false)
-            .set_dtls_cert(self.inner.cert.clone());
-        config.codec_config().add_config(
-            TELEPHONE_EVENT_PT.into(),
-            None,
-            RtcCodec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            FormatParams::default(),
-        );
-        let mut rtc = config.build(Instant::now());
+            .set_dtls_cert(self.inner.cert.clone())
+            .build(Instant::now());
         let candidate = Candidate::host(self.inner.config.candidate, "udp")
             .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -313,6 +302,38 @@ impl WebRtc {
         })))?;
         Ok(addr)
     }
+}
+
+/// A UDP datagram as str0m input; none when it is not STUN, DTLS, RTP or RTCP.
+pub fn datagram(data: &[u8], source: SocketAddr, destination: SocketAddr) -> Option<Input<'_>> {
+    Some(Input::Receive(
+        Instant::now(),
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents: data.try_into().ok()?,
+        },
+    ))
+}
+
+/// str0m in RTP mode speaking only PCMU, PCMA and telephone-event (at `telephone_event`):
+/// the gateway's peers, and the str0m "browsers" of tests and load tools.
+pub fn audio_config(telephone_event: u8) -> RtcConfig {
+    let mut config = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_pcmu(true, false)
+        .enable_pcma(true, false);
+    config.codec_config().add_config(
+        telephone_event.into(),
+        None,
+        RtcCodec::Tele,
+        Frequency::EIGHT_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    config
 }
 
 /// The first audio m-line's mid in str0m's SDP.

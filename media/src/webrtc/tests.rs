@@ -5,7 +5,6 @@ use super::*;
 use crate::rtp;
 use std::net::UdpSocket;
 use str0m::change::SdpPendingOffer;
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, Input, Output};
 
@@ -35,21 +34,8 @@ impl Browser {
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
-        let mut config = RtcConfig::new()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false);
-        // Chrome's number for telephone-event.
-        config.codec_config().add_config(
-            126.into(),
-            None,
-            RtcCodec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            FormatParams::default(),
-        );
-        let mut rtc = config.build(Instant::now());
+        // 126: Chrome's number for telephone-event.
+        let mut rtc = audio_config(126).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Browser {
             rtc,
@@ -93,15 +79,7 @@ impl Browser {
         }
         let mut buf = [0u8; 2000];
         let input = match self.socket.recv_from(&mut buf) {
-            Ok((n, source)) => Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.addr,
-                    contents: buf[..n].try_into().unwrap(),
-                },
-            ),
+            Ok((n, source)) => datagram(&buf[..n], source, self.addr).expect("a WebRTC datagram"),
             Err(_) => Input::Timeout(Instant::now()),
         };
         self.rtc.handle_input(input).unwrap();
