@@ -309,3 +309,77 @@ fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
             v.as_array().unwrap().is_empty()
         });
 }
+
+#[test]
+fn a_queue_offers_its_call_to_the_operator_in_the_browser() {
+    let o = Office::new();
+    o.api(
+        "POST",
+        "/api/v1/queues",
+        json!({"name": "support", "strategy": "longest_idle",
+               "members": [{"operator": "ivanova", "penalty": 0}]}),
+    );
+    o.api(
+        "POST",
+        "/api/v1/numbers",
+        json!({"number": "5550401", "queue": "support"}),
+    );
+    std::fs::copy(
+        "/usr/share/sip-tester/g711a.pcap",
+        o.server.dir.join("g711a.pcap"),
+    )
+    .expect("sipp's sample pcap (package sip-tester)");
+    let mut chrome = o.browser();
+    // "In work" starts the operator's day from the page.
+    chrome.click("#work");
+    chrome.wait(
+        "document.getElementById('operator-state').textContent.startsWith('ready')",
+        10000,
+    );
+    let port = o.provider_port.to_string();
+    let caller = sipp_spawn(
+        &o.server,
+        "call_uac.xml",
+        &[
+            "-s",
+            "5550401",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "3000",
+            "-recv_timeout",
+            "20s",
+        ],
+    );
+    chrome.wait("!document.getElementById('incoming').hidden", 10000);
+    chrome.click("#answer");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    chrome.wait(
+        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 20 && a.totalAudioEnergy > 0)",
+        10000,
+    );
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the queue caller's call completes: {out}");
+    // The journal stores events as they come: wait for the call's last one.
+    let events = wait_for("the queue call's events", Duration::from_secs(5), || {
+        let events = o.api("GET", "/api/v1/queue-events?queue=support", Value::Null);
+        let kinds: Vec<String> = events
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(String::from))
+            .collect();
+        ["entered", "offered", "answered", "completed"]
+            .iter()
+            .all(|k| kinds.iter().any(|have| have == k))
+            .then_some(events)
+    });
+    let answered = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "answered")
+        .unwrap();
+    assert_eq!(answered["operator"], "ivanova", "{answered}");
+}
