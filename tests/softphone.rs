@@ -219,6 +219,34 @@ fn assert_tone(samples: &[i16], channel: usize) {
     }
 }
 
+/// sipp calls `number` from the provider with its pcap for 4 s; the browser answers and
+/// WebRTC's own counters say the caller is heard; the caller then hangs up.
+fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: &str) {
+    let port = o.provider_port.to_string();
+    let args = [
+        "-s",
+        number,
+        "-p",
+        &port,
+        "-m",
+        "1",
+        "-d",
+        "4000",
+        "-recv_timeout",
+        "20s",
+    ];
+    let caller = sipp_spawn(&o.server, "call_uac.xml", &args);
+    chrome.wait("!document.getElementById('incoming').hidden", 10000);
+    chrome.click("#answer");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    chrome.wait(
+        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
+        10000,
+    );
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the caller's call completes: {out}");
+}
+
 #[test]
 fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
     let o = Office::new();
@@ -232,33 +260,7 @@ fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
     for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
         chrome.click(&format!("#{id}"));
     }
-    let port = o.provider_port.to_string();
-    let caller = sipp_spawn(
-        &o.server,
-        "call_uac.xml",
-        &[
-            "-s",
-            DID,
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-d",
-            "4000",
-            "-recv_timeout",
-            "20s",
-        ],
-    );
-    chrome.wait("!document.getElementById('incoming').hidden", 10000);
-    chrome.click("#answer");
-    chrome.wait("window.kolokol.inCall()", 10000);
-    // The caller's pcap reaches the browser: WebRTC's own counters say it is heard.
-    chrome.wait(
-        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
-        10000,
-    );
-    let (ok, out) = sipp_wait(caller);
-    assert!(ok, "the caller's call completes: {out}");
+    provider_call_answered_in_browser(&o, &mut chrome, DID);
     chrome.wait("!window.kolokol.inCall()", 10000);
 
     let samples = o.recording();
@@ -336,32 +338,7 @@ fn a_queue_offers_its_call_to_the_operator_in_the_browser() {
         "document.getElementById('operator-state').textContent.startsWith('ready')",
         10000,
     );
-    let port = o.provider_port.to_string();
-    let caller = sipp_spawn(
-        &o.server,
-        "call_uac.xml",
-        &[
-            "-s",
-            "5550401",
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-d",
-            "3000",
-            "-recv_timeout",
-            "20s",
-        ],
-    );
-    chrome.wait("!document.getElementById('incoming').hidden", 10000);
-    chrome.click("#answer");
-    chrome.wait("window.kolokol.inCall()", 10000);
-    chrome.wait(
-        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 20 && a.totalAudioEnergy > 0)",
-        10000,
-    );
-    let (ok, out) = sipp_wait(caller);
-    assert!(ok, "the queue caller's call completes: {out}");
+    provider_call_answered_in_browser(&o, &mut chrome, "5550401");
     // The journal stores events as they come: wait for the call's last one.
     let events = wait_for("the queue call's events", Duration::from_secs(5), || {
         let events = o.api("GET", "/api/v1/queue-events?queue=support", Value::Null);
