@@ -273,19 +273,23 @@ fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
     );
 }
 
-#[test]
-fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
-    let o = Office::new();
+/// A phone behind the trunk runs `scenario` (with -rtp_echo); the signed-in browser dials
+/// it and the call connects.
+fn call_from_browser(o: &Office, scenario: &str) -> (Chromium, Child) {
     let trunk = o.trunk_port.to_string();
-    let callee = sipp_spawn(
-        &o.server,
-        "call_uas.xml",
-        &["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"],
-    );
+    let args = ["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"];
+    let callee = sipp_spawn(&o.server, scenario, &args);
     let mut chrome = o.browser();
     chrome.run(json!({"cmd": "fill", "page": "op", "selector": "#number", "value": "74950001122"}));
     chrome.click("#call");
     chrome.wait("window.kolokol.inCall()", 10000);
+    (chrome, callee)
+}
+
+#[test]
+fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
+    let o = Office::new();
+    let (mut chrome, callee) = call_from_browser(&o, "call_uas.xml");
     // sipp echoes the browser's own tone back: audio went out and came back.
     chrome.wait(
         "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
@@ -359,4 +363,30 @@ fn a_queue_offers_its_call_to_the_operator_in_the_browser() {
         .find(|e| e["type"] == "answered")
         .unwrap();
     assert_eq!(answered["operator"], "ivanova", "{answered}");
+}
+
+#[test]
+fn the_browser_holds_and_resumes_and_the_far_phone_follows() {
+    let o = Office::new();
+    // The far phone checks kolokol's re-INVITEs: sendonly, then sendrecv.
+    let (mut chrome, callee) = call_from_browser(&o, "uas_held.xml");
+    chrome.click("#hold");
+    chrome.wait(
+        "document.getElementById('call-state').textContent === 'На удержании'",
+        10000,
+    );
+    chrome.click("#hold");
+    chrome.wait(
+        "document.getElementById('call-state').textContent === 'Разговор'",
+        10000,
+    );
+    // Audio flows again after the resume: the echo comes back.
+    let before = chrome.eval("window.kolokol.inboundAudio().then(a => a.packetsReceived)");
+    chrome.wait(
+        &format!("window.kolokol.inboundAudio().then(a => a.packetsReceived > {before} + 25)"),
+        10000,
+    );
+    chrome.click("#hangup");
+    let (ok, out) = sipp_wait(callee);
+    assert!(ok, "the far phone saw hold, resume and the BYE: {out}");
 }

@@ -28,6 +28,12 @@ async function run(c) {
       const context = await browser.newContext({ permissions: ["microphone"] });
       const page = await context.newPage();
       page.on("console", (m) => process.stderr.write(`[${c.page}] ${m.text()}\n`));
+      if (process.env.SIP_TRACE) {
+        page.on("websocket", (ws) => {
+          ws.on("framesent", (f) => process.stderr.write(`[${c.page}] >> ${f.payload}\n`));
+          ws.on("framereceived", (f) => process.stderr.write(`[${c.page}] << ${f.payload}\n`));
+        });
+      }
       page.on("pageerror", (e) => process.stderr.write(`[${c.page}] page error: ${e.message}\n`));
       await page.goto(c.url);
       await page.fill("input[name=login]", c.login);

@@ -37,7 +37,8 @@ pub(super) enum Command {
     Renegotiate {
         peer: PeerId,
         offer: SdpOffer,
-        reply: mpsc::Sender<Result<String, WebRtcError>>,
+        /// Our answer, and the leg's alias address.
+        reply: mpsc::Sender<Result<(String, SocketAddr), WebRtcError>>,
     },
     SetRelay(PeerId, SocketAddr),
     Close(PeerId),
@@ -134,12 +135,14 @@ impl Hub {
                 Ok(Command::Add(setup)) => self.add(*setup),
                 Ok(Command::Renegotiate { peer, offer, reply }) => {
                     let answer = match self.peers.get_mut(&peer) {
-                        Some(p) => p
-                            .rtc
-                            .sdp_api()
-                            .accept_offer(offer)
-                            .map(|a| a.to_sdp_string())
-                            .map_err(|e| WebRtcError::Sdp(e.to_string())),
+                        Some(p) => {
+                            let alias = p.alias.local_addr().map_err(WebRtcError::from);
+                            p.rtc
+                                .sdp_api()
+                                .accept_offer(offer)
+                                .map_err(|e| WebRtcError::Sdp(e.to_string()))
+                                .and_then(|a| Ok((a.to_sdp_string(), alias?)))
+                        }
                         None => Err(WebRtcError::UnknownPeer(peer)),
                     };
                     if answer.is_ok() {

@@ -246,12 +246,13 @@ impl WebRtc {
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let (reply, answer) = mpsc::channel();
         self.send(Command::Renegotiate { peer, offer, reply })?;
-        let sdp = answer
+        let (sdp, alias) = answer
             .recv_timeout(Duration::from_secs(2))
             .map_err(|_| WebRtcError::Stopped)??;
         let mut negotiated = describe(&sdp, true)?;
         negotiated.peer = peer;
         negotiated.sdp = sdp;
+        negotiated.alias = alias;
         Ok(negotiated)
     }
 

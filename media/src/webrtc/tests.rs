@@ -61,6 +61,13 @@ impl Browser {
         (offer.to_sdp_string(), pending)
     }
 
+    fn take_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
+            .unwrap();
+    }
+
     /// Drains outputs, then waits a little for one datagram.
     fn step(&mut self) {
         loop {
@@ -147,14 +154,23 @@ fn talk(browser: &mut Browser, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
         .all(|(p, payload)| *p == pt && payload.iter().all(|b| *b == 0x55)));
 }
 
-#[test]
-fn a_browser_offer_is_answered_and_media_flows_both_ways() {
-    let gateway = gateway();
-    let relay = relay_socket();
+/// A browser that offered, got the gateway's answer (the relay made known afterwards, as
+/// the SIP edge does) and talked both ways.
+fn answered_browser(gateway: &WebRtc, relay: &UdpSocket) -> (Browser, Negotiated) {
     let mut browser = Browser::new();
     let (offer, pending) = browser.offer();
     let negotiated = gateway.answer(&offer, None).unwrap();
     gateway.set_relay(negotiated.peer, relay.local_addr().unwrap());
+    browser.take_answer(pending, &negotiated.sdp);
+    talk(&mut browser, relay, negotiated.alias, 0);
+    (browser, negotiated)
+}
+
+#[test]
+fn a_browser_offer_is_answered_and_media_flows_both_ways() {
+    let gateway = gateway();
+    let relay = relay_socket();
+    let (_browser, negotiated) = answered_browser(&gateway, &relay);
     assert!(negotiated.sdp.contains("a=ice-lite"), "{}", negotiated.sdp);
     assert_eq!(negotiated.codec, Codec::Pcmu);
     assert_eq!(
@@ -163,15 +179,6 @@ fn a_browser_offer_is_answered_and_media_flows_both_ways() {
         "the browser's number"
     );
     assert_eq!(negotiated.direction, Direction::SendRecv);
-    browser
-        .rtc
-        .sdp_api()
-        .accept_answer(
-            pending,
-            SdpAnswer::from_sdp_string(&negotiated.sdp).unwrap(),
-        )
-        .unwrap();
-    talk(&mut browser, &relay, negotiated.alias, 0);
     assert_eq!(gateway.peers(), 1);
     gateway.close(negotiated.peer);
     assert_eq!(gateway.peers(), 0);
@@ -229,4 +236,29 @@ fn sequence_numbers_extend_across_wraps() {
 
 fn hub_extend(last: u64, seq: u16) -> u64 {
     hub::extend(last, seq)
+}
+
+#[test]
+fn a_browser_holds_and_resumes_by_renegotiating() {
+    let gateway = gateway();
+    let relay = relay_socket();
+    let (mut browser, negotiated) = answered_browser(&gateway, &relay);
+    let mid = browser.mid.unwrap();
+    for (direction, expected) in [
+        (str0m::media::Direction::SendOnly, Direction::SendOnly),
+        (str0m::media::Direction::SendRecv, Direction::SendRecv),
+    ] {
+        let mut api = browser.rtc.sdp_api();
+        api.set_direction(mid, direction);
+        let (offer, pending) = api.apply().unwrap();
+        let again = gateway
+            .renegotiate(negotiated.peer, &offer.to_sdp_string())
+            .unwrap();
+        assert_eq!(again.direction, expected, "{}", again.sdp);
+        assert_eq!(
+            again.alias, negotiated.alias,
+            "the plain side stays where it was"
+        );
+        browser.take_answer(pending, &again.sdp);
+    }
 }
