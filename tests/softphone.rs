@@ -275,9 +275,10 @@ fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
 
 /// A phone behind the trunk runs `scenario` (with -rtp_echo); the signed-in browser dials
 /// it and the call connects.
-fn call_from_browser(o: &Office, scenario: &str) -> (Chromium, Child) {
+fn call_from_browser(o: &Office, scenario: &str, extra: &[&str]) -> (Chromium, Child) {
     let trunk = o.trunk_port.to_string();
-    let args = ["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"];
+    let mut args = vec!["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"];
+    args.extend_from_slice(extra);
     let callee = sipp_spawn(&o.server, scenario, &args);
     let mut chrome = o.browser();
     chrome.run(json!({"cmd": "fill", "page": "op", "selector": "#number", "value": "74950001122"}));
@@ -289,7 +290,7 @@ fn call_from_browser(o: &Office, scenario: &str) -> (Chromium, Child) {
 #[test]
 fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
     let o = Office::new();
-    let (mut chrome, callee) = call_from_browser(&o, "call_uas.xml");
+    let (mut chrome, callee) = call_from_browser(&o, "call_uas.xml", &[]);
     // sipp echoes the browser's own tone back: audio went out and came back.
     chrome.wait(
         "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
@@ -369,7 +370,7 @@ fn a_queue_offers_its_call_to_the_operator_in_the_browser() {
 fn the_browser_holds_and_resumes_and_the_far_phone_follows() {
     let o = Office::new();
     // The far phone checks kolokol's re-INVITEs: sendonly, then sendrecv.
-    let (mut chrome, callee) = call_from_browser(&o, "uas_held.xml");
+    let (mut chrome, callee) = call_from_browser(&o, "uas_held.xml", &[]);
     chrome.click("#hold");
     chrome.wait(
         "document.getElementById('call-state').textContent === 'На удержании'",
@@ -389,4 +390,23 @@ fn the_browser_holds_and_resumes_and_the_far_phone_follows() {
     chrome.click("#hangup");
     let (ok, out) = sipp_wait(callee);
     assert!(ok, "the far phone saw hold, resume and the BYE: {out}");
+}
+
+#[test]
+fn the_far_phone_holds_and_resumes_the_browser() {
+    let o = Office::new();
+    // The phone answers, holds (re-INVITE sendonly), resumes and hangs up, 1.5 s apart:
+    // kolokol re-offers WebRTC to the browser each time.
+    let (mut chrome, callee) = call_from_browser(&o, "uas_hold.xml", &["-d", "1500"]);
+    chrome.wait(
+        "document.getElementById('call-state').textContent === 'На удержании'",
+        10000,
+    );
+    chrome.wait(
+        "document.getElementById('call-state').textContent === 'Разговор'",
+        10000,
+    );
+    let (ok, out) = sipp_wait(callee);
+    assert!(ok, "the phone's hold and resume were answered: {out}");
+    chrome.wait("!window.kolokol.inCall()", 10000);
 }

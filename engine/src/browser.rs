@@ -27,8 +27,17 @@ struct BrowserDialog {
     /// The gateway's answer to the browser's last offer: what goes out in place of call
     /// control's plain answer (in a 183 and again in the 200).
     answer: Option<String>,
-    /// We offered; the browser's answer is awaited.
-    offered: bool,
+    /// Our offer awaiting the browser's answer.
+    offered: Offered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    No,
+    /// The INVITE that set the leg up.
+    Initial,
+    /// A re-INVITE (the other party holds or resumes).
+    Again,
 }
 
 pub struct BrowserMedia {
@@ -177,21 +186,25 @@ impl BrowserMedia {
                     BrowserDialog {
                         peer: negotiated.peer,
                         answer: Some(negotiated.sdp),
-                        offered: false,
+                        offered: Offered::No,
                     },
                 );
                 Some(with_body(data, &body))
             }
-            (None, Some(d)) if d.offered => match self.gateway.accept_answer(d.peer, &offer) {
-                Ok(negotiated) => {
-                    d.offered = false;
-                    Some(with_body(data, &plain_sdp(&negotiated)))
+            (None, Some(d)) if d.offered != Offered::No => {
+                let accepted = match d.offered {
+                    Offered::Initial => self.gateway.accept_answer(d.peer, &offer),
+                    _ => self.gateway.accept_reanswer(d.peer, &offer),
+                };
+                d.offered = Offered::No;
+                match accepted {
+                    Ok(negotiated) => Some(with_body(data, &plain_sdp(&negotiated))),
+                    Err(e) => {
+                        tracing::info!(error = %e, "browser answer refused");
+                        None
+                    }
                 }
-                Err(e) => {
-                    tracing::info!(error = %e, "browser answer refused");
-                    None
-                }
-            },
+            }
             _ => None,
         }
     }
@@ -242,11 +255,18 @@ impl BrowserMedia {
                         BrowserDialog {
                             peer,
                             answer: None,
-                            offered: true,
+                            offered: Offered::Initial,
                         },
                     );
                 }
                 Err(e) => tracing::warn!(error = %e, "no WebRTC offer for a browser"),
+            },
+            (Some("INVITE"), Some(d)) => match self.gateway.reoffer(d.peer, desc.direction) {
+                Ok(offer) => {
+                    *bytes = with_body(bytes, &offer);
+                    d.offered = Offered::Again;
+                }
+                Err(e) => tracing::warn!(error = %e, "no WebRTC re-offer for a browser"),
             },
             _ => {}
         }

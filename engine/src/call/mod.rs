@@ -1767,7 +1767,14 @@ impl CallControl {
             return;
         };
         let answer = message::sdp(scan).and_then(|s| sdp::parse(s).ok());
-        let Some(rx) = call.leg(origin).relayed.take() else {
+        // A provisional answer (JsSIP sends 100 to every re-INVITE) is passed on, and the
+        // relayed request stays open for the final one.
+        let rx = if status < 200 {
+            call.leg(origin).relayed.clone()
+        } else {
+            call.leg(origin).relayed.take()
+        };
+        let Some(rx) = rx else {
             return;
         };
         let mut body = None;

@@ -664,6 +664,26 @@ fn hold_is_relayed_and_glare_gets_491() {
 }
 
 #[test]
+fn a_trying_to_a_relayed_reinvite_keeps_it_open_for_the_final_answer() {
+    let (mut b, _, ok) = answered_call();
+    let hold = OFFER.replace("a=sendrecv", "a=sendonly");
+    let (_, out) = b.request(&from_alice(&ok, "INVITE", 2, Some(&hold)), b.alice);
+    let reinvite = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    // Browsers (JsSIP) answer every re-INVITE with 100 first.
+    b.response(&reply(&reinvite, 100, "b1", None));
+    let out = b.response(&reply(
+        &reinvite,
+        200,
+        "b1",
+        Some(&ANSWER.replace("a=sendrecv", "a=recvonly")),
+    ));
+    let final_answer = sent(&out, ALICE, "SIP/2.0 200");
+    assert_eq!(final_answer.len(), 1, "the hold's 200 reaches the holder");
+    assert!(text(final_answer[0]).contains("a=recvonly"));
+    assert_eq!(event_names(&out), ["held"]);
+}
+
+#[test]
 fn info_is_relayed_and_answered_with_the_far_status() {
     let (mut b, inv, _) = answered_call();
     let dtmf = from_device(&inv, "INFO", 7, "b1", None);

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::ice::StunMessage;
 use str0m::media::Mid;
 use str0m::rtp::{RtpWrite, SeqNo};
@@ -32,12 +32,22 @@ pub(super) struct PeerSetup {
     pub relay: Option<SocketAddr>,
 }
 
+/// An SDP exchange on an established leg.
+pub(super) enum SdpChange {
+    /// The browser offers (hold, resume): we answer.
+    Offer(SdpOffer),
+    /// We offer this direction (the other party holds or resumes).
+    Reoffer(str0m::media::Direction),
+    /// The browser's answer to our re-offer.
+    Answer(SdpAnswer),
+}
+
 pub(super) enum Command {
     Add(Box<PeerSetup>),
-    Renegotiate {
+    Sdp {
         peer: PeerId,
-        offer: SdpOffer,
-        /// Our answer, and the leg's alias address.
+        change: SdpChange,
+        /// Our SDP (none after an answer), and the leg's alias address.
         reply: mpsc::Sender<Result<(String, SocketAddr), WebRtcError>>,
     },
     SetRelay(PeerId, SocketAddr),
@@ -57,6 +67,43 @@ struct Peer {
     /// Extended sequence number of the last packet sent to the browser.
     sent_seq: Option<u64>,
     deadline: Instant,
+    /// Our re-offer, until the browser answers it.
+    reoffer: Option<SdpPendingOffer>,
+}
+
+impl Peer {
+    fn sdp(&mut self, change: SdpChange) -> Result<(String, SocketAddr), WebRtcError> {
+        let alias = self.alias.local_addr()?;
+        let failed = |e: str0m::RtcError| WebRtcError::Sdp(e.to_string());
+        let ours = match change {
+            SdpChange::Offer(offer) => {
+                self.reoffer = None;
+                let answer = self.rtc.sdp_api().accept_offer(offer).map_err(failed)?;
+                answer.to_sdp_string()
+            }
+            SdpChange::Reoffer(direction) => {
+                let mut api = self.rtc.sdp_api();
+                api.set_direction(self.mid, direction);
+                let (offer, pending) = api
+                    .apply()
+                    .ok_or_else(|| WebRtcError::Sdp("nothing to offer".into()))?;
+                self.reoffer = Some(pending);
+                offer.to_sdp_string()
+            }
+            SdpChange::Answer(answer) => {
+                let pending = self
+                    .reoffer
+                    .take()
+                    .ok_or_else(|| WebRtcError::Sdp("an answer without our offer".into()))?;
+                self.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(failed)?;
+                String::new()
+            }
+        };
+        Ok((ours, alias))
+    }
 }
 
 pub(super) struct Hub {
@@ -133,23 +180,20 @@ impl Hub {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Add(setup)) => self.add(*setup),
-                Ok(Command::Renegotiate { peer, offer, reply }) => {
-                    let answer = match self.peers.get_mut(&peer) {
-                        Some(p) => {
-                            let alias = p.alias.local_addr().map_err(WebRtcError::from);
-                            p.rtc
-                                .sdp_api()
-                                .accept_offer(offer)
-                                .map_err(|e| WebRtcError::Sdp(e.to_string()))
-                                .and_then(|a| Ok((a.to_sdp_string(), alias?)))
-                        }
+                Ok(Command::Sdp {
+                    peer,
+                    change,
+                    reply,
+                }) => {
+                    let done = match self.peers.get_mut(&peer) {
+                        Some(p) => p.sdp(change),
                         None => Err(WebRtcError::UnknownPeer(peer)),
                     };
-                    if answer.is_ok() {
+                    if done.is_ok() {
                         self.reindex(peer);
                         self.drive(peer);
                     }
-                    let _ = reply.send(answer);
+                    let _ = reply.send(done);
                 }
                 Ok(Command::SetRelay(peer, relay)) => {
                     if let Some(p) = self.peers.get_mut(&peer) {
@@ -202,6 +246,7 @@ impl Hub {
                 remote: None,
                 sent_seq: None,
                 deadline: Instant::now(),
+                reoffer: None,
             },
         );
         self.drive(peer);

@@ -12,7 +12,7 @@
 mod hub;
 
 use crate::sdp::{Codec, Direction};
-use hub::{Command, Hub, PeerSetup};
+use hub::{Command, Hub, PeerSetup, SdpChange};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -240,18 +240,53 @@ impl WebRtc {
         Ok(negotiated)
     }
 
+    /// An SDP exchange on an established leg, done on the gateway thread.
+    fn exchange(
+        &self,
+        peer: PeerId,
+        change: SdpChange,
+    ) -> Result<(String, SocketAddr), WebRtcError> {
+        let (reply, done) = mpsc::channel();
+        self.send(Command::Sdp {
+            peer,
+            change,
+            reply,
+        })?;
+        done.recv_timeout(Duration::from_secs(2))
+            .map_err(|_| WebRtcError::Stopped)?
+    }
+
     /// A new offer from the browser on an established leg (hold, resume): our answer.
     pub fn renegotiate(&self, peer: PeerId, offer: &str) -> Result<Negotiated, WebRtcError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
-        let (reply, answer) = mpsc::channel();
-        self.send(Command::Renegotiate { peer, offer, reply })?;
-        let (sdp, alias) = answer
-            .recv_timeout(Duration::from_secs(2))
-            .map_err(|_| WebRtcError::Stopped)??;
+        let (sdp, alias) = self.exchange(peer, SdpChange::Offer(offer))?;
         let mut negotiated = describe(&sdp, true)?;
         negotiated.peer = peer;
         negotiated.sdp = sdp;
+        negotiated.alias = alias;
+        Ok(negotiated)
+    }
+
+    /// Our new offer on an established leg, in the direction kolokol wants (the other
+    /// party held or resumed); finish with [`WebRtc::accept_reanswer`].
+    pub fn reoffer(&self, peer: PeerId, direction: Direction) -> Result<String, WebRtcError> {
+        let direction = match direction {
+            Direction::SendRecv => str0m::media::Direction::SendRecv,
+            Direction::SendOnly => str0m::media::Direction::SendOnly,
+            Direction::RecvOnly => str0m::media::Direction::RecvOnly,
+            Direction::Inactive => str0m::media::Direction::Inactive,
+        };
+        Ok(self.exchange(peer, SdpChange::Reoffer(direction))?.0)
+    }
+
+    /// The browser's answer to [`WebRtc::reoffer`].
+    pub fn accept_reanswer(&self, peer: PeerId, answer: &str) -> Result<Negotiated, WebRtcError> {
+        let parsed =
+            SdpAnswer::from_sdp_string(answer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let (_, alias) = self.exchange(peer, SdpChange::Answer(parsed))?;
+        let mut negotiated = describe(answer, false)?;
+        negotiated.peer = peer;
         negotiated.alias = alias;
         Ok(negotiated)
     }

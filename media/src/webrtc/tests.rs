@@ -262,3 +262,25 @@ fn a_browser_holds_and_resumes_by_renegotiating() {
         browser.take_answer(pending, &again.sdp);
     }
 }
+
+#[test]
+fn kolokol_reoffers_hold_and_resume_to_a_browser() {
+    let gateway = gateway();
+    let relay = relay_socket();
+    let (mut browser, negotiated) = answered_browser(&gateway, &relay);
+    for (ours, browsers) in [
+        (Direction::SendOnly, Direction::RecvOnly),
+        (Direction::SendRecv, Direction::SendRecv),
+    ] {
+        let offer = gateway.reoffer(negotiated.peer, ours).unwrap();
+        let answer = browser
+            .rtc
+            .sdp_api()
+            .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
+            .unwrap()
+            .to_sdp_string();
+        let again = gateway.accept_reanswer(negotiated.peer, &answer).unwrap();
+        assert_eq!(again.direction, browsers, "{answer}");
+        assert_eq!(again.alias, negotiated.alias);
+    }
+}
