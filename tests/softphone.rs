@@ -182,6 +182,52 @@ impl Office {
         chromium
     }
 
+    /// Queue "support"'s events once every one of `kinds` is stored (the journal writes
+    /// them as they come).
+    fn queue_events(&self, kinds: &[&str]) -> Value {
+        wait_for("the queue's events", Duration::from_secs(5), || {
+            let events = self.api("GET", "/api/v1/queue-events?queue=support", Value::Null);
+            let stored = events.as_array()?;
+            kinds
+                .iter()
+                .all(|k| stored.iter().any(|e| e["type"] == *k))
+                .then_some(events)
+        })
+    }
+
+    /// Queue "support" with the operator as its member, `number` routed to it, and the
+    /// operator's day started from the page ("In work").
+    fn support_queue(&self, number: &str, strategy: &str) -> Chromium {
+        self.api(
+            "POST",
+            "/api/v1/queues",
+            json!({"name": "support", "strategy": strategy, "ring_timeout_ms": 30000,
+                   "members": [{"operator": "ivanova", "penalty": 0}]}),
+        );
+        self.api(
+            "POST",
+            "/api/v1/numbers",
+            json!({"number": number, "queue": "support"}),
+        );
+        self.caller_pcap();
+        let mut chrome = self.browser();
+        chrome.click("#work");
+        chrome.wait(
+            "document.getElementById('operator-state').textContent.startsWith('ready')",
+            10000,
+        );
+        chrome
+    }
+
+    /// sipp's G.711 sample, which the caller scenarios play, in the server's directory.
+    fn caller_pcap(&self) {
+        std::fs::copy(
+            "/usr/share/sip-tester/g711a.pcap",
+            self.server.dir.join("g711a.pcap"),
+        )
+        .expect("sipp's sample pcap (package sip-tester)");
+    }
+
     /// The newest call's recording, once it is finished.
     fn recording(&self) -> Vec<i16> {
         let path = wait_for("the recording", Duration::from_secs(10), || {
@@ -221,8 +267,10 @@ fn assert_tone(samples: &[i16], channel: usize) {
 
 /// sipp calls `number` from the provider with its pcap for 4 s; the browser answers and
 /// WebRTC's own counters say the caller is heard; the caller then hangs up.
-fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: &str) {
-    let port = o.provider_port.to_string();
+/// sipp calls `number` from the provider, playing its pcap and hanging up `hold_ms` after
+/// the answer; returns once the browser rings.
+fn provider_calls(o: &Office, chrome: &mut Chromium, number: &str, hold_ms: u64) -> Child {
+    let (port, hold) = (o.provider_port.to_string(), hold_ms.to_string());
     let args = [
         "-s",
         number,
@@ -231,12 +279,17 @@ fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: 
         "-m",
         "1",
         "-d",
-        "4000",
+        &hold,
         "-recv_timeout",
         "20s",
     ];
     let caller = sipp_spawn(&o.server, "call_uac.xml", &args);
     chrome.wait("!document.getElementById('incoming').hidden", 10000);
+    caller
+}
+
+fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: &str) {
+    let caller = provider_calls(o, chrome, number, 4000);
     chrome.click("#answer");
     chrome.wait("window.kolokol.inCall()", 10000);
     chrome.wait(
@@ -250,11 +303,7 @@ fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: 
 #[test]
 fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
     let o = Office::new();
-    std::fs::copy(
-        "/usr/share/sip-tester/g711a.pcap",
-        o.server.dir.join("g711a.pcap"),
-    )
-    .expect("sipp's sample pcap (package sip-tester)");
+    o.caller_pcap();
     let mut chrome = o.browser();
     // A steady tone is what noise suppression removes: switch processing off (KAW 12.2).
     for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
@@ -320,43 +369,9 @@ fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
 #[test]
 fn a_queue_offers_its_call_to_the_operator_in_the_browser() {
     let o = Office::new();
-    o.api(
-        "POST",
-        "/api/v1/queues",
-        json!({"name": "support", "strategy": "longest_idle",
-               "members": [{"operator": "ivanova", "penalty": 0}]}),
-    );
-    o.api(
-        "POST",
-        "/api/v1/numbers",
-        json!({"number": "5550401", "queue": "support"}),
-    );
-    std::fs::copy(
-        "/usr/share/sip-tester/g711a.pcap",
-        o.server.dir.join("g711a.pcap"),
-    )
-    .expect("sipp's sample pcap (package sip-tester)");
-    let mut chrome = o.browser();
-    // "In work" starts the operator's day from the page.
-    chrome.click("#work");
-    chrome.wait(
-        "document.getElementById('operator-state').textContent.startsWith('ready')",
-        10000,
-    );
+    let mut chrome = o.support_queue("5550401", "longest_idle");
     provider_call_answered_in_browser(&o, &mut chrome, "5550401");
-    // The journal stores events as they come: wait for the call's last one.
-    let events = wait_for("the queue call's events", Duration::from_secs(5), || {
-        let events = o.api("GET", "/api/v1/queue-events?queue=support", Value::Null);
-        let kinds: Vec<String> = events
-            .as_array()?
-            .iter()
-            .filter_map(|e| e["type"].as_str().map(String::from))
-            .collect();
-        ["entered", "offered", "answered", "completed"]
-            .iter()
-            .all(|k| kinds.iter().any(|have| have == k))
-            .then_some(events)
-    });
+    let events = o.queue_events(&["entered", "offered", "answered", "completed"]);
     let answered = events
         .as_array()
         .unwrap()
@@ -382,9 +397,9 @@ fn the_browser_holds_and_resumes_and_the_far_phone_follows() {
         10000,
     );
     // Audio flows again after the resume: the echo comes back.
-    let before = chrome.eval("window.kolokol.inboundAudio().then(a => a.packetsReceived)");
+    let before = chrome.eval("window.kolokol.inboundAudio().then(a => a ? a.packetsReceived : 0)");
     chrome.wait(
-        &format!("window.kolokol.inboundAudio().then(a => a.packetsReceived > {before} + 25)"),
+        &format!("window.kolokol.inboundAudio().then(a => a && a.packetsReceived > {before} + 25)"),
         10000,
     );
     chrome.click("#hangup");
@@ -409,4 +424,38 @@ fn the_far_phone_holds_and_resumes_the_browser() {
     let (ok, out) = sipp_wait(callee);
     assert!(ok, "the phone's hold and resume were answered: {out}");
     chrome.wait("!window.kolokol.inCall()", 10000);
+}
+
+#[test]
+fn closing_the_page_while_a_queue_call_rings_moves_the_call_on() {
+    let o = Office::new();
+    let mut chrome = o.support_queue("5550402", "linear");
+    // The caller waits in the queue (answered with music) for 8 s, then hangs up.
+    let caller = provider_calls(&o, &mut chrome, "5550402", 8000);
+    chrome.run(json!({"cmd": "close", "page": "op"}));
+    // The operator is unreachable at once: not left ringing, the offer counted as missed.
+    let operator = wait_for("the operator to drop out", Duration::from_secs(5), || {
+        let ops = o.api("GET", "/api/v1/operators", Value::Null);
+        let me = ops
+            .as_array()?
+            .iter()
+            .find(|op| op["id"] == "ivanova")?
+            .clone();
+        (me["registered"] == false && me["state"] != "ringing").then_some(me)
+    });
+    assert_eq!(operator["missed"], 1, "{operator}");
+    let (ok, out) = sipp_wait(caller);
+    assert!(
+        ok,
+        "the caller stays in the queue until they hang up: {out}"
+    );
+    let events = o.queue_events(&["offered", "abandoned"]);
+    assert!(
+        !events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "answered"),
+        "{events}"
+    );
 }
