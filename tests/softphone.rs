@@ -459,3 +459,123 @@ fn closing_the_page_while_a_queue_call_rings_moves_the_call_on() {
         "{events}"
     );
 }
+
+/// A phone behind the trunk made of two sockets: answers kolokol's INVITE with PCMU and
+/// telephone-event 101, and keeps what RTP arrives.
+struct RawPhone {
+    sip: std::net::UdpSocket,
+    rtp: std::net::UdpSocket,
+}
+
+impl RawPhone {
+    fn new(o: &Office) -> RawPhone {
+        let sip = std::net::UdpSocket::bind(("127.0.0.1", o.trunk_port)).unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        RawPhone { sip, rtp }
+    }
+
+    fn recv(&self) -> (String, std::net::SocketAddr) {
+        let mut buf = [0u8; 8192];
+        let (n, from) = self.sip.recv_from(&mut buf).expect("SIP from kolokol");
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+    }
+
+    /// Waits for the INVITE and answers it.
+    fn pick_up(&self) -> String {
+        let (invite, from) = loop {
+            let (m, from) = self.recv();
+            if m.starts_with("INVITE ") {
+                break (m, from);
+            }
+        };
+        let sdp = format!(
+            "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+            self.rtp.local_addr().unwrap().port()
+        );
+        let mut ok = String::from("SIP/2.0 200 OK\r\n");
+        for line in invite.lines() {
+            let name = line.split(':').next().unwrap_or_default();
+            if ["Via", "From", "Call-ID", "CSeq"]
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+            {
+                ok.push_str(line);
+                ok.push_str("\r\n");
+            }
+            if name.eq_ignore_ascii_case("To") {
+                ok.push_str(&format!("{line};tag=raw\r\n"));
+            }
+        }
+        ok.push_str(&format!(
+            "Contact: <sip:phone@127.0.0.1:{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            self.sip.local_addr().unwrap().port(),
+            sdp.len()
+        ));
+        self.sip.send_to(ok.as_bytes(), from).unwrap();
+        invite
+    }
+
+    /// Waits for the first audio packet: the media path through the gateway is up.
+    fn hears_audio(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 2000];
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no audio reached the phone"
+            );
+            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7F == 0 {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// RFC 4733 events received (event code of each packet), waiting until `until` holds.
+    fn events_until(&self, until: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let mut events = Vec::new();
+        let mut types = std::collections::BTreeMap::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 2000];
+        while !until(&events) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "DTMF events so far: {events:?}; packets by payload type: {types:?}"
+            );
+            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
+                *types.entry(buf[1] & 0x7F).or_insert(0) += 1;
+                if n >= 16 && buf[1] & 0x7F == 101 {
+                    events.push(buf[12]);
+                }
+            }
+        }
+        events
+    }
+}
+
+#[test]
+fn dtmf_from_the_dialpad_reaches_the_far_phone_as_rfc_4733() {
+    let o = Office::new();
+    let phone = RawPhone::new(&o);
+    let mut chrome = o.browser();
+    chrome.run(json!({"cmd": "fill", "page": "op", "selector": "#number", "value": "74950001122"}));
+    chrome.click("#call");
+    phone.pick_up();
+    chrome.wait("window.kolokol.inCall()", 10000);
+    phone.hears_audio();
+    // Keys 1..9 are the dialpad's first nine buttons: press 5, then 9.
+    chrome.click("#dialpad button:nth-child(5)");
+    let events = phone.events_until(|e| e.contains(&5));
+    chrome.click("#dialpad button:nth-child(9)");
+    let later = phone.events_until(|e| e.contains(&9));
+    assert!(
+        events.iter().chain(&later).all(|e| *e == 5 || *e == 9),
+        "only the pressed keys: {events:?} {later:?}"
+    );
+    chrome.click("#hangup");
+    while !phone.recv().0.starts_with("BYE ") {}
+}
