@@ -672,63 +672,6 @@ fn blind_transfer_moves_the_caller_to_a_third_phone_in_the_same_recording() {
     );
 }
 
-/// baresip as Bob's desk phone: registers with digest, answers automatically and sends a
-/// sine tone; its output goes to ALSA's null device. Killed when dropped.
-struct Baresip(std::process::Child, std::path::PathBuf);
-
-impl Baresip {
-    fn start(o: &Office, commands: &[&str]) -> Baresip {
-        let dir = o.server.dir.join(format!("baresip-{}", free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{}\naudio_player alsa,null\naudio_alert alsa,null\naudio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nrtp_ports 40000-40999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule alsa.so\nmodule_tmp account.so\nmodule_app menu.so\n",
-            o.bob_port
-        );
-        std::fs::write(dir.join("config"), config).unwrap();
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<sip:1002@127.0.0.1:{};transport=udp>;auth_pass={BOB_PASSWORD};answermode=auto;regint=600;audio_codecs=PCMU,PCMA\n",
-                o.server.sip_port
-            ),
-        )
-        .unwrap();
-        let mut cmd = Command::new("baresip");
-        // SIP bound to the loopback keeps its SDP and RTP there too (127.0.0.1 only).
-        cmd.arg("-4").arg("-f").arg(&dir).args(["-t", "60"]);
-        for c in commands {
-            cmd.args(["-e", c]);
-        }
-        let phone = cmd
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("baresip is not installed: run the README test command, it installs it");
-        let phone = Baresip(phone, dir.join("out.log"));
-        let token = o.token.clone();
-        o.server
-            .wait_registrations(&token, Duration::from_secs(10), |v| {
-                v.as_array()
-                    .is_some_and(|a| a.iter().any(|r| r["aor"] == "1002"))
-            });
-        phone
-    }
-}
-
-impl Baresip {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.1).unwrap_or_default()
-    }
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Both channels of a finished call's recording carry sound between `from` and `to`.
 fn assert_two_way_audio(o: &Office, call: &Value, from: f64, to: f64) {
     let (_, samples) = o.finished_recording(call);
@@ -746,7 +689,7 @@ fn baresip_desk_phone_answers_hears_dtmf_and_calls_out_through_the_trunk() {
         r#"{"record":true,"trunk_id":1}"#,
     );
     assert_eq!(status, 200, "{v}");
-    let phone = Baresip::start(&o, &[]);
+    let phone = Baresip::start(&o.server, &o.token, ("1002", BOB_PASSWORD), o.bob_port, &[]);
     let (ok, out) = o.provider_call("call_uac.xml", &["-d", "3000"]);
     assert!(
         ok,
@@ -778,7 +721,13 @@ fn baresip_desk_phone_answers_hears_dtmf_and_calls_out_through_the_trunk() {
         "call_uas_hangup.xml",
         &["-rtp_echo", "-d", "2000"],
     );
-    let _phone = Baresip::start(&o, &["/dial 74950001122"]);
+    let _phone = Baresip::start(
+        &o.server,
+        &o.token,
+        ("1002", BOB_PASSWORD),
+        o.bob_port,
+        &["/dial 74950001122"],
+    );
     let (ok, out) = sipp_wait(provider);
     assert!(ok, "the provider gets the call: {out}\n{}", o.server.log());
     let call = o.last_ended_call(3);

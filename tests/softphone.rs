@@ -96,6 +96,14 @@ impl Chromium {
         self.run(json!({"cmd": "wait", "page": "op", "js": js, "timeout_ms": timeout_ms}));
     }
 
+    /// A steady tone is what noise suppression removes: the page's processing switches
+    /// (KAW 12.2) off, so the recording can be checked for the microphone's frequency.
+    fn raw_microphone(&mut self) {
+        for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
+            self.click(&format!("#{id}"));
+        }
+    }
+
     fn eval(&mut self, js: &str) -> Value {
         self.run(json!({"cmd": "eval", "page": "op", "js": js}))
     }
@@ -128,7 +136,11 @@ struct Office {
 
 impl Office {
     fn new() -> Office {
-        let server = Server::start(&[], &[]);
+        Office::with(&[])
+    }
+
+    fn with(settings: &[(&str, &str)]) -> Office {
+        let server = Server::start(&[], settings);
         let auth = format!("Bearer {}", server.admin_token());
         let o = Office {
             server,
@@ -305,10 +317,7 @@ fn a_browser_operator_answers_a_provider_call_and_both_are_heard() {
     let o = Office::new();
     o.caller_pcap();
     let mut chrome = o.browser();
-    // A steady tone is what noise suppression removes: switch processing off (KAW 12.2).
-    for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
-        chrome.click(&format!("#{id}"));
-    }
+    chrome.raw_microphone();
     provider_call_answered_in_browser(&o, &mut chrome, DID);
     chrome.wait("!window.kolokol.inCall()", 10000);
 
@@ -578,4 +587,44 @@ fn dtmf_from_the_dialpad_reaches_the_far_phone_as_rfc_4733() {
     );
     chrome.click("#hangup");
     while !phone.recv().0.starts_with("BYE ") {}
+}
+
+#[test]
+fn a_browser_and_a_baresip_desk_phone_hear_each_other() {
+    // libre 1.0 (baresip) takes only MD5 challenges.
+    let o = Office::with(&[("KOLOKOL_REGISTRAR__DIGEST_ALGORITHMS", r#"["MD5"]"#)]);
+    o.api(
+        "POST",
+        "/api/v1/users",
+        json!({"login": "petrov", "name": "Пётр Петров",
+        "extension": "1003", "sip_password": "desk-phone-1", "password": "petrov-web-1"}),
+    );
+    let token = o.server.admin_token();
+    let desk = Baresip::start(
+        &o.server,
+        &token,
+        ("1003", "desk-phone-1"),
+        free_port(),
+        &[],
+    );
+    let mut chrome = o.browser();
+    chrome.raw_microphone();
+    chrome.run(json!({"cmd": "fill", "page": "op", "selector": "#number", "value": "1003"}));
+    chrome.click("#call");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    // baresip's 440 Hz reaches the browser…
+    chrome.wait(
+        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 100 && a.totalAudioEnergy > 0.01)",
+        10000,
+    );
+    chrome.click("#hangup");
+    chrome.wait("!window.kolokol.inCall()", 10000);
+    // …and the recording has both: the browser's 1 kHz (caller, left), baresip's 440 Hz.
+    let samples = o.recording();
+    assert_tone(&samples, 0);
+    assert!(
+        power_at(&samples, 1, 440.0) > 20.0 * power_at(&samples, 1, 1000.0),
+        "the desk phone's channel carries its 440 Hz: {}",
+        desk.log()
+    );
 }

@@ -453,3 +453,64 @@ pub fn sipp_as(
     args.extend_from_slice(extra);
     sipp(server, scenario, &args)
 }
+
+/// baresip as a desk phone: registers `(user, password)` with digest from `port`, answers
+/// automatically and sends a 440 Hz sine; its output goes to ALSA's null device; runs the
+/// given menu commands (`/dial …`). Returns once registered; killed when dropped. libre
+/// 1.0 rejects a 401 in which any challenge is not MD5: run the server with
+/// `KOLOKOL_REGISTRAR__DIGEST_ALGORITHMS=["MD5"]`.
+pub struct Baresip(Child, PathBuf);
+
+impl Baresip {
+    pub fn start(
+        server: &Server,
+        token: &str,
+        (user, password): (&str, &str),
+        port: u16,
+        commands: &[&str],
+    ) -> Baresip {
+        let dir = server.dir.join(format!("baresip-{}", free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player alsa,null\naudio_alert alsa,null\naudio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nrtp_ports 40000-40999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule alsa.so\nmodule_tmp account.so\nmodule_app menu.so\n"
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@127.0.0.1:{};transport=udp>;auth_pass={password};answermode=auto;regint=600;audio_codecs=PCMU,PCMA\n",
+                server.sip_port
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("baresip");
+        // SIP bound to the loopback keeps its SDP and RTP there too (127.0.0.1 only).
+        cmd.arg("-4").arg("-f").arg(&dir).args(["-t", "60"]);
+        for c in commands {
+            cmd.args(["-e", c]);
+        }
+        let phone = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("baresip is not installed: run the README test command, it installs it");
+        let phone = Baresip(phone, dir.join("out.log"));
+        server.wait_registrations(token, Duration::from_secs(10), |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|r| r["aor"] == user))
+        });
+        phone
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
