@@ -39,6 +39,23 @@ fn install_driver() {
         .status()
         .expect("npm (Node.js) is needed for the browser tests");
     assert!(status.success(), "npm ci in tests/softphone failed");
+    // The SIP.js client, bundled for the page.
+    let status = Command::new("node")
+        .args([
+            "node_modules/esbuild/bin/esbuild",
+            "sipjs.mjs",
+            "--bundle",
+            "--format=iife",
+            "--outfile=dist/sipjs.js",
+            "--log-level=warning",
+        ])
+        .current_dir(driver_dir())
+        .status()
+        .expect("node");
+    assert!(
+        status.success(),
+        "bundling tests/softphone/sipjs.mjs failed"
+    );
     *done = true;
 }
 
@@ -94,6 +111,14 @@ impl Chromium {
 
     fn wait(&mut self, js: &str, timeout_ms: u64) {
         self.run(json!({"cmd": "wait", "page": "op", "js": js, "timeout_ms": timeout_ms}));
+    }
+
+    /// WebRTC's own counters in the page's client (`kolokol` or `sipjs`) show audio coming in.
+    fn hears(&mut self, client: &str) {
+        self.wait(
+            &format!("window.{client}.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)"),
+            10000,
+        );
     }
 
     /// A steady tone is what noise suppression removes: the page's processing switches
@@ -240,6 +265,15 @@ impl Office {
         .expect("sipp's sample pcap (package sip-tester)");
     }
 
+    /// SIP.js instead of JsSIP, signed in as the operator and registered.
+    fn sipjs(&self) -> Chromium {
+        let mut chromium = Chromium::start(&self.server.dir);
+        chromium.run(json!({"cmd": "open-sipjs", "page": "op",
+            "url": format!("http://127.0.0.1:{}/healthz", self.server.http_port),
+            "login": "ivanova", "password": "ivanova-web-1"}));
+        chromium
+    }
+
     /// The newest call's recording, once it is finished.
     fn recording(&self) -> Vec<i16> {
         let path = wait_for("the recording", Duration::from_secs(10), || {
@@ -304,10 +338,7 @@ fn provider_call_answered_in_browser(o: &Office, chrome: &mut Chromium, number: 
     let caller = provider_calls(o, chrome, number, 4000);
     chrome.click("#answer");
     chrome.wait("window.kolokol.inCall()", 10000);
-    chrome.wait(
-        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
-        10000,
-    );
+    chrome.hears("kolokol");
     let (ok, out) = sipp_wait(caller);
     assert!(ok, "the caller's call completes: {out}");
 }
@@ -350,10 +381,7 @@ fn a_browser_operator_calls_out_hangs_up_and_leaving_the_page_unregisters() {
     let o = Office::new();
     let (mut chrome, callee) = call_from_browser(&o, "call_uas.xml", &[]);
     // sipp echoes the browser's own tone back: audio went out and came back.
-    chrome.wait(
-        "window.kolokol.inboundAudio().then(a => a && a.packetsReceived > 50 && a.totalAudioEnergy > 0)",
-        10000,
-    );
+    chrome.hears("kolokol");
     chrome.click("#hangup");
     let (ok, out) = sipp_wait(callee);
     assert!(ok, "the callee gets the browser's BYE: {out}");
@@ -627,4 +655,43 @@ fn a_browser_and_a_baresip_desk_phone_hear_each_other() {
         "the desk phone's channel carries its 440 Hz: {}",
         desk.log()
     );
+}
+
+#[test]
+fn sip_js_as_a_second_client_answers_calls_out_and_hangs_up() {
+    let o = Office::new();
+    o.caller_pcap();
+    let mut sipjs = o.sipjs();
+    // A provider call: SIP.js answers and hears the caller.
+    let port = o.provider_port.to_string();
+    let args = [
+        "-s",
+        DID,
+        "-p",
+        &port,
+        "-m",
+        "1",
+        "-d",
+        "3000",
+        "-recv_timeout",
+        "20s",
+    ];
+    let caller = sipp_spawn(&o.server, "call_uac.xml", &args);
+    sipjs.wait("window.sipjs.ringing()", 10000);
+    sipjs.eval("window.sipjs.answer()");
+    sipjs.wait("window.sipjs.inCall()", 10000);
+    sipjs.hears("sipjs");
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the caller's call completes: {out}");
+    sipjs.wait("!window.sipjs.inCall()", 10000);
+    // A call out through the trunk to an echoing sipp phone; SIP.js hangs up.
+    let trunk = o.trunk_port.to_string();
+    let args = ["-p", &trunk, "-m", "1", "-rtp_echo", "-recv_timeout", "30s"];
+    let callee = sipp_spawn(&o.server, "call_uas.xml", &args);
+    sipjs.eval("window.sipjs.call('74950001122')");
+    sipjs.wait("window.sipjs.inCall()", 10000);
+    sipjs.hears("sipjs");
+    sipjs.eval("window.sipjs.hangup()");
+    let (ok, out) = sipp_wait(callee);
+    assert!(ok, "the callee gets SIP.js's BYE: {out}");
 }

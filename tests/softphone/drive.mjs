@@ -43,6 +43,21 @@ async function run(c) {
       pages.set(c.page, page);
       return true;
     }
+    case "open-sipjs": {
+      // SIP.js on kolokol's origin (a secure context for the microphone): a blank page
+      // from the server, the bundled client, then sign-in and registration.
+      const context = await browser.newContext({ permissions: ["microphone"] });
+      const page = await context.newPage();
+      page.on("console", (m) => process.stderr.write(`[${c.page}] ${m.text()}\n`));
+      page.on("pageerror", (e) => process.stderr.write(`[${c.page}] page error: ${e.message}\n`));
+      await page.goto(c.url);
+      await page.setContent("<!doctype html><title>SIP.js</title>");
+      await page.addScriptTag({ path: new URL("dist/sipjs.js", import.meta.url).pathname });
+      await page.evaluate(([l, p]) => window.sipjs.start(l, p), [c.login, c.password]);
+      await page.waitForFunction(() => window.sipjs.registered, null, { timeout: 15000 });
+      pages.set(c.page, page);
+      return true;
+    }
     case "click":
       await pages.get(c.page).click(c.selector);
       return true;
