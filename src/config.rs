@@ -74,6 +74,9 @@ pub struct SipConfig {
     pub max_message_size: usize,
     /// The IP phones and trunks reach kolokol at (Via, Contact, SDP); empty: detected.
     pub advertise: String,
+    /// WebSocket clients (browsers) are pinged this often, and dropped — unregistered,
+    /// their calls ended — after three silent periods.
+    pub ws_keepalive_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +119,7 @@ impl Default for SipConfig {
             tls: "0.0.0.0:5061".into(),
             max_message_size: 65535,
             advertise: String::new(),
+            ws_keepalive_s: 15,
         }
     }
 }

@@ -334,6 +334,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         prompts: (config.data_dir.join("prompts"), language),
         bus: bus.clone(),
         ice_servers: config.media.ice_servers.clone(),
+        ws_keepalive: std::time::Duration::from_secs(config.sip.ws_keepalive_s.max(1)),
     };
     if store
         .queues()

@@ -378,3 +378,35 @@ fn registrations_survive_a_restart() {
     assert_eq!(regs[0]["aor"], "2001");
     assert!(server.log().contains("restored=1"), "{}", server.log());
 }
+
+/// A WebSocket client that stops answering (its network is gone) is dropped after three
+/// silent ping periods: its registration goes, as if it had closed the socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_websocket_client_is_dropped_by_the_keepalive() {
+    let server = tokio::task::spawn_blocking(|| {
+        Server::start(
+            &[("2006", "browser-secret")],
+            &[("KOLOKOL_SIP__WS_KEEPALIVE_S", "1")],
+        )
+    })
+    .await
+    .unwrap();
+    let token = server.admin_token();
+    // Registered, then never read again: pings go unanswered.
+    let (ok, _silent) = ws_register(server.http_port, "2006", "browser-secret").await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let server = std::sync::Arc::new(server);
+    let started = std::time::Instant::now();
+    let s = server.clone();
+    tokio::task::spawn_blocking(move || {
+        s.wait_registrations(&token, Duration::from_secs(10), |v| {
+            v.as_array().unwrap().is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "dropped only after silent periods, not at once"
+    );
+}

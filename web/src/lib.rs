@@ -37,6 +37,8 @@ pub struct AppState {
     pub bus: std::sync::Arc<dyn kolokol_engine::event::EventBus>,
     /// STUN/TURN servers the softphone passes to its RTCPeerConnection.
     pub ice_servers: Vec<IceServer>,
+    /// How often SIP WebSocket clients are pinged (silent for three periods: dropped).
+    pub ws_keepalive: std::time::Duration,
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.

@@ -34,15 +34,26 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
         local,
         connection: Some(id),
     };
+    let keepalive = st.ws_keepalive;
     let writer = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if sink.send(Message::Text(text.into())).await.is_err() {
+        // Pings keep NATs open and prove the browser is there (it answers with pongs).
+        let mut ping = tokio::time::interval(keepalive);
+        loop {
+            let message = tokio::select! {
+                bytes = rx.recv() => match bytes {
+                    Some(bytes) => Message::Text(String::from_utf8_lossy(&bytes).into_owned().into()),
+                    None => break,
+                },
+                _ = ping.tick() => Message::Ping(Bytes::new()),
+            };
+            if sink.send(message).await.is_err() {
                 break;
             }
         }
     });
-    while let Some(Ok(msg)) = stream.next().await {
+    // A client silent for three ping periods is gone (a closed laptop, a lost network):
+    // it is dropped like a closed socket, so the operator shows offline at once.
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(keepalive * 3, stream.next()).await {
         let data: Vec<u8> = match msg {
             Message::Text(t) => t.as_bytes().to_vec(),
             Message::Binary(b) => b.to_vec(),
@@ -57,5 +68,6 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
     st.sip.registrar.location.connection_closed(id);
     st.sip.connection_closed(id, now_ms());
     drop(tx);
-    let _ = writer.await;
+    // A peer that stopped reading must not hold the task: give the writer a moment.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
 }
