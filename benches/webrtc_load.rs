@@ -3,10 +3,12 @@
 //! SECONDS; a plain socket per leg stands in for the relay and echoes what the gateway
 //! delivers, so every packet is decrypted, passed through the alias, and encrypted back.
 //!
-//!   cargo run --release -p kolokol-media --example webrtc_load -- [LEGS] [SECONDS]
+//!   cargo run --release -p kolokol-media --example webrtc_load -- [LEGS] [SECONDS] [THREADS]
+//!
+//! THREADS: gateway threads (0, the default: one per core).
 //!
 //! Prints the handshake rate (all legs offered at once, until the last is connected), the
-//! gateway thread's CPU per leg and per packet (from /proc, that thread only), and loss.
+//! gateway threads' CPU per leg and per packet (from /proc, those threads only), and loss.
 
 use kolokol_media::webrtc::{audio_config, datagram, WebRtc, WebRtcConfig};
 use mio::net::UdpSocket;
@@ -28,7 +30,7 @@ struct Browser {
     received: u64,
 }
 
-/// utime+stime ticks of this process's thread named `name` (which names itself once it
+/// utime+stime ticks of this process's threads whose names start with `name` (which names itself once it
 /// runs: wait a little for it).
 fn thread_ticks(name: &str) -> u64 {
     for _ in 0..100 {
@@ -41,9 +43,10 @@ fn thread_ticks(name: &str) -> u64 {
 }
 
 fn find_thread_ticks(name: &str) -> Option<u64> {
+    let mut found = None;
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
+        if comm.trim().starts_with(name) {
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
             let fields: Vec<&str> = stat
                 .rsplit(')')
@@ -51,10 +54,11 @@ fn find_thread_ticks(name: &str) -> Option<u64> {
                 .unwrap()
                 .split_whitespace()
                 .collect();
-            return Some(fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?);
+            let ticks = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+            found = Some(found.unwrap_or(0) + ticks);
         }
     }
-    None
+    found
 }
 
 /// Drains a browser's outputs; counts connections and echoed packets.
@@ -76,11 +80,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let legs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let ticks_per_s = 100.0; // CLK_TCK on Linux
     let gateway = WebRtc::start(WebRtcConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         candidate: "127.0.0.1:0".parse().unwrap(),
         alias_ip: "127.0.0.1".parse().unwrap(),
+        threads,
     })
     .expect("gateway");
 
@@ -205,7 +211,7 @@ fn main() {
             let gateway_connected = thread_ticks("kolokol-webrtc") - gateway_start;
             let took = at - started;
             println!(
-                "{legs} legs connected (ICE + DTLS) in {:.2} s: {:.0} handshakes/s; gateway thread {:.2} s CPU, {:.2} ms per handshake",
+                "{legs} legs connected (ICE + DTLS) in {:.2} s: {:.0} handshakes/s; gateway threads {:.2} s CPU, {:.2} ms per handshake",
                 took.as_secs_f64(),
                 legs as f64 / took.as_secs_f64(),
                 gateway_connected as f64 / ticks_per_s,
@@ -226,7 +232,7 @@ fn main() {
                 let cpu = ticks as f64 / ticks_per_s;
                 // Each echoed packet crosses the gateway twice (decrypt in, encrypt out).
                 println!(
-                    "{seconds} s of 50 packets/s per leg each way: sent {sent}, echoed back {received} ({:.3} % lost); gateway thread {:.1} % of a core, {:.2} ms CPU per leg-second, {:.2} µs per packet",
+                    "{seconds} s of 50 packets/s per leg each way: sent {sent}, echoed back {received} ({:.3} % lost); gateway threads {:.1} % of a core, {:.2} ms CPU per leg-second, {:.2} µs per packet",
                     100.0 * (sent.saturating_sub(received)) as f64 / sent.max(1) as f64,
                     100.0 * cpu / seconds as f64,
                     cpu * 1000.0 / (legs as u64 * seconds) as f64,

@@ -31,8 +31,8 @@ pub struct MediaConfig {
     pub advertise: String,
     pub port_min: u16,
     pub port_max: u16,
-    /// The one UDP port every browser's WebRTC media uses (ICE-lite); 0 picks a free one.
-    /// Browsers are told `advertise:webrtc_port`, so behind NAT forward this port too.
+    /// The first UDP port of browsers' WebRTC media (ICE-lite): one gateway thread per
+    /// core, thread `i` on `webrtc_port + i`, announced at `advertise`; 0 picks free ports.
     pub webrtc_port: u16,
     /// STUN/TURN servers for browsers behind restrictive NAT (`[[media.ice_servers]]` with
     /// `urls`, `username`, `credential`); kolokol itself is ICE-lite and needs none.

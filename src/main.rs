@@ -258,9 +258,10 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         } else {
             media_bind
         },
+        threads: 0,
     })
     .context("starting WebRTC media (media.webrtc_port)")?;
-    tracing::info!(candidate = %gateway.candidate(), "WebRTC media ready");
+    tracing::info!(candidates = ?gateway.candidates(), "WebRTC media ready");
     let browser = Arc::new(BrowserMedia::new(gateway, media_bind));
     let port = |a: &str, default: u16| addr(a).ok().flatten().map_or(default, |a| a.port());
     let local = LocalAddresses {

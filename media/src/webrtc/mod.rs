@@ -1,4 +1,5 @@
-//! Browser legs: ICE-lite + DTLS-SRTP with `str0m` in RTP mode, all peers on one UDP port.
+//! Browser legs: ICE-lite + DTLS-SRTP with `str0m` in RTP mode, on one UDP port per
+//! gateway thread.
 //!
 //! A browser leg is a *gateway*: str0m terminates ICE, DTLS and SRTP, and the plain RTP
 //! inside goes to and from a loopback "alias" socket that the relay sees as an ordinary
@@ -6,8 +7,9 @@
 //! a desk phone, and PCMU/PCMA payloads pass through untouched (the relay maps payload
 //! types, since the alias speaks the browser's numbers).
 //!
-//! One thread ([`hub`]) owns the shared socket and every `Rtc`; peers are found by the ICE
-//! ufrag of a STUN request or by the source address ICE confirmed — no scan over peers.
+//! Each gateway thread ([`hub`], one per core by default) owns a socket shared by its
+//! browsers and their `Rtc`s; peers are assigned to threads round-robin and found by the
+//! ICE ufrag of a STUN request or by the source address ICE confirmed — no scan.
 
 mod hub;
 
@@ -31,12 +33,16 @@ const TELEPHONE_EVENT_PT: u8 = 101;
 
 #[derive(Debug, Clone)]
 pub struct WebRtcConfig {
-    /// The one UDP socket all browsers send to (`0.0.0.0:PORT` is fine).
+    /// Where the gateway listens (`0.0.0.0:PORT` is fine): gateway thread `i` takes
+    /// `PORT + i`, and browsers are spread over the threads (port 0: free ports).
     pub bind: SocketAddr,
-    /// The ICE candidate written into SDP: the address browsers reach (public behind NAT).
+    /// The ICE candidate written into SDP: the address browsers reach (public behind NAT);
+    /// thread `i`'s candidate port is this port + `i` (0: the port bound).
     pub candidate: SocketAddr,
     /// Where alias sockets bind; the relay endpoints must be reachable from here.
     pub alias_ip: IpAddr,
+    /// Gateway threads; 0: one per core.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,9 +86,15 @@ struct Pending {
     relay: SocketAddr,
 }
 
-struct Inner {
+/// One gateway thread: its commands, how to wake it, the candidate its socket serves.
+struct Lane {
     commands: mpsc::Sender<Command>,
     waker: mio::Waker,
+    candidate: SocketAddr,
+}
+
+struct Inner {
+    lanes: Vec<Lane>,
     config: WebRtcConfig,
     cert: DtlsCert,
     next_id: AtomicU64,
@@ -96,36 +108,23 @@ pub struct WebRtc {
 }
 
 impl WebRtc {
-    /// Binds the shared socket and starts the gateway thread.
-    /// A candidate port of 0 means the port the socket was bound to.
-    pub fn start(mut config: WebRtcConfig) -> Result<WebRtc, WebRtcError> {
-        // ICE answers must leave from the address the browser sent to: a wildcard socket
-        // would answer from the route's source address and the browser drops the answer.
-        // So bind the candidate's own address when it is local (behind NAT it is not).
-        let specific = SocketAddr::new(config.candidate.ip(), config.bind.port());
-        let socket = match config.bind.ip().is_unspecified() {
-            true => UdpSocket::bind(specific).or_else(|_| UdpSocket::bind(config.bind))?,
-            false => UdpSocket::bind(config.bind)?,
-        };
-        socket.set_nonblocking(true)?;
-        if config.candidate.port() == 0 {
-            config.candidate.set_port(socket.local_addr()?.port());
-        }
+    /// Binds the gateway's sockets and starts its threads.
+    pub fn start(config: WebRtcConfig) -> Result<WebRtc, WebRtcError> {
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider
             .dtls_provider
             .generate_certificate()
             .ok_or_else(|| io::Error::other("DTLS certificate generation failed"))?;
-        let (commands, receiver) = mpsc::channel();
-        let hub = Hub::new(socket, config.candidate, receiver)?;
-        let waker = hub.waker()?;
-        std::thread::Builder::new()
-            .name("kolokol-webrtc".into())
-            .spawn(move || hub.run())?;
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let lanes = (0..threads)
+            .map(|i| Self::start_lane(&config, i as u16))
+            .collect::<Result<Vec<Lane>, WebRtcError>>()?;
         Ok(WebRtc {
             inner: Arc::new(Inner {
-                commands,
-                waker,
+                lanes,
                 config,
                 cert,
                 next_id: AtomicU64::new(1),
@@ -134,26 +133,62 @@ impl WebRtc {
         })
     }
 
-    /// The address browsers send media to.
-    pub fn candidate(&self) -> SocketAddr {
-        self.inner.config.candidate
+    /// Gateway thread `i` on its own socket.
+    fn start_lane(config: &WebRtcConfig, i: u16) -> Result<Lane, WebRtcError> {
+        let offset = |port: u16| if port == 0 { 0 } else { port + i };
+        // ICE answers must leave from the address the browser sent to: a wildcard socket
+        // would answer from the route's source address and the browser drops the answer.
+        // So bind the candidate's own address when it is local (behind NAT it is not).
+        let bind = SocketAddr::new(config.bind.ip(), offset(config.bind.port()));
+        let specific = SocketAddr::new(config.candidate.ip(), bind.port());
+        let socket = match bind.ip().is_unspecified() {
+            true => UdpSocket::bind(specific).or_else(|_| UdpSocket::bind(bind))?,
+            false => UdpSocket::bind(bind)?,
+        };
+        socket.set_nonblocking(true)?;
+        let port = match config.candidate.port() {
+            0 => socket.local_addr()?.port(),
+            p => offset(p),
+        };
+        let candidate = SocketAddr::new(config.candidate.ip(), port);
+        let (commands, receiver) = mpsc::channel();
+        let hub = Hub::new(socket, candidate, receiver)?;
+        let waker = hub.waker()?;
+        std::thread::Builder::new()
+            .name(format!("kolokol-webrtc{i}"))
+            .spawn(move || hub.run())?;
+        Ok(Lane {
+            commands,
+            waker,
+            candidate,
+        })
     }
 
-    fn send(&self, command: Command) -> Result<(), WebRtcError> {
-        self.inner
-            .commands
+    /// The addresses browsers send media to, one per gateway thread.
+    pub fn candidates(&self) -> Vec<SocketAddr> {
+        self.inner.lanes.iter().map(|l| l.candidate).collect()
+    }
+
+    /// The gateway thread that serves `peer`.
+    fn lane(&self, peer: PeerId) -> &Lane {
+        &self.inner.lanes[peer.0 as usize % self.inner.lanes.len()]
+    }
+
+    fn send(&self, peer: PeerId, command: Command) -> Result<(), WebRtcError> {
+        let lane = self.lane(peer);
+        lane.commands
             .send(command)
             .map_err(|_| WebRtcError::Stopped)?;
-        self.inner.waker.wake()?;
+        lane.waker.wake()?;
         Ok(())
     }
 
-    fn rtc(&self) -> Result<Rtc, WebRtcError> {
+    fn rtc(&self, peer: PeerId) -> Result<Rtc, WebRtcError> {
         let mut rtc = audio_config(TELEPHONE_EVENT_PT)
             .set_ice_lite(true)
             .set_dtls_cert(self.inner.cert.clone())
             .build(Instant::now());
-        let candidate = Candidate::host(self.inner.config.candidate, "udp")
+        let candidate = Candidate::host(self.lane(peer).candidate, "udp")
             .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         Ok(rtc)
@@ -172,7 +207,8 @@ impl WebRtc {
     ) -> Result<Negotiated, WebRtcError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
-        let mut rtc = self.rtc()?;
+        let peer = self.next_id();
+        let mut rtc = self.rtc(peer)?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -180,15 +216,16 @@ impl WebRtc {
         let sdp = answer.to_sdp_string();
         let mid = audio_mid(&sdp).ok_or(WebRtcError::NoCommonCodec)?;
         let mut negotiated = describe(&sdp, true)?;
-        negotiated.peer = self.next_id();
-        negotiated.alias = self.add(negotiated.peer, rtc, mid, relay)?;
+        negotiated.peer = peer;
+        negotiated.alias = self.add(peer, rtc, mid, relay)?;
         negotiated.sdp = sdp;
         Ok(negotiated)
     }
 
     /// An offer for a call to a browser; finish with [`WebRtc::accept_answer`].
     pub fn offer(&self, relay: SocketAddr) -> Result<(PeerId, String), WebRtcError> {
-        let mut rtc = self.rtc()?;
+        let peer = self.next_id();
+        let mut rtc = self.rtc(peer)?;
         let mut api = rtc.sdp_api();
         let mid = api.add_media(
             MediaKind::Audio,
@@ -200,7 +237,6 @@ impl WebRtc {
         let (offer, pending) = api
             .apply()
             .ok_or_else(|| WebRtcError::Sdp("nothing to offer".into()))?;
-        let peer = self.next_id();
         let sdp = offer.to_sdp_string();
         self.inner.pending.lock().expect("pending offers").insert(
             peer,
@@ -247,11 +283,14 @@ impl WebRtc {
         change: SdpChange,
     ) -> Result<(String, SocketAddr), WebRtcError> {
         let (reply, done) = mpsc::channel();
-        self.send(Command::Sdp {
+        self.send(
             peer,
-            change,
-            reply,
-        })?;
+            Command::Sdp {
+                peer,
+                change,
+                reply,
+            },
+        )?;
         done.recv_timeout(Duration::from_secs(2))
             .map_err(|_| WebRtcError::Stopped)?
     }
@@ -293,7 +332,7 @@ impl WebRtc {
 
     /// Where the leg's plain RTP goes: the relay endpoint it is bridged to.
     pub fn set_relay(&self, peer: PeerId, relay: SocketAddr) {
-        let _ = self.send(Command::SetRelay(peer, relay));
+        let _ = self.send(peer, Command::SetRelay(peer, relay));
     }
 
     /// Ends a browser leg (or forgets an unanswered offer).
@@ -306,17 +345,26 @@ impl WebRtc {
             .remove(&peer)
             .is_none()
         {
-            let _ = self.send(Command::Close(peer));
+            let _ = self.send(peer, Command::Close(peer));
         }
     }
 
     /// Browser legs being served now.
     pub fn peers(&self) -> usize {
-        let (reply, count) = mpsc::channel();
-        if self.send(Command::Count(reply)).is_err() {
-            return 0;
-        }
-        count.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
+        self.inner
+            .lanes
+            .iter()
+            .map(|lane| {
+                let (reply, count) = mpsc::channel();
+                let asked =
+                    lane.commands.send(Command::Count(reply)).is_ok() && lane.waker.wake().is_ok();
+                if asked {
+                    count.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     fn add(
@@ -329,13 +377,16 @@ impl WebRtc {
         let alias = UdpSocket::bind((self.inner.config.alias_ip, 0))?;
         alias.set_nonblocking(true)?;
         let addr = alias.local_addr()?;
-        self.send(Command::Add(Box::new(PeerSetup {
+        self.send(
             peer,
-            rtc,
-            mid,
-            alias,
-            relay,
-        })))?;
+            Command::Add(Box::new(PeerSetup {
+                peer,
+                rtc,
+                mid,
+                alias,
+                relay,
+            })),
+        )?;
         Ok(addr)
     }
 }

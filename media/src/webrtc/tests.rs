@@ -13,6 +13,7 @@ fn gateway() -> WebRtc {
         bind: "127.0.0.1:0".parse().unwrap(),
         candidate: "127.0.0.1:0".parse().unwrap(),
         alias_ip: "127.0.0.1".parse().unwrap(),
+        threads: 2,
     })
     .unwrap()
 }
@@ -185,13 +186,23 @@ fn a_browser_offer_is_answered_and_media_flows_both_ways() {
 }
 
 #[test]
-fn kolokol_offers_to_a_browser_and_two_browsers_share_the_port() {
+fn kolokol_offers_to_browsers_spread_over_the_gateway_threads() {
     let gateway = gateway();
-    let relays = [relay_socket(), relay_socket()];
+    let candidates = gateway.candidates();
+    assert_eq!(candidates.len(), 2, "two gateway threads, a port each");
+    // Three browsers on two threads: two of them share a thread and its port.
+    let relays = [relay_socket(), relay_socket(), relay_socket()];
     let mut legs = Vec::new();
+    let mut ports = Vec::new();
     for relay in &relays {
         let (peer, offer) = gateway.offer(relay.local_addr().unwrap()).unwrap();
         assert!(offer.contains("a=setup:actpass") && offer.contains("a=ice-lite"));
+        let port = candidates
+            .iter()
+            .find(|c| offer.contains(&format!("127.0.0.1 {} typ host", c.port())))
+            .expect("the offer names one of the gateway's candidates")
+            .port();
+        ports.push(port);
         let mut browser = Browser::new();
         let answer = browser
             .rtc
@@ -208,7 +219,10 @@ fn kolokol_offers_to_a_browser_and_two_browsers_share_the_port() {
         let pt = negotiated.payload_type;
         talk(browser, relay, negotiated.alias, pt);
     }
-    assert_eq!(gateway.peers(), 2);
+    assert_eq!(gateway.peers(), 3);
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 2, "both threads serve browsers");
 }
 
 #[test]
