@@ -10,13 +10,13 @@
 //! Prints the handshake rate (all legs offered at once, until the last is connected), the
 //! gateway threads' CPU per leg and per packet (from /proc, those threads only), and loss.
 
-use kolokol_media::webrtc::{audio_config, datagram, WebRtc, WebRtcConfig};
+use kolokol_media::webrtc::{audio_config, audio_offer, datagram, WebRtc, WebRtcConfig};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::Mid;
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -136,12 +136,8 @@ fn main() {
         let addr = socket.local_addr().unwrap();
         let mut rtc = audio_config(126).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        let answer = gateway
-            .answer(&offer.to_sdp_string(), Some(*relay))
-            .expect("answer");
+        let (mid, offer, pending) = audio_offer(&mut rtc).unwrap();
+        let answer = gateway.answer(&offer, Some(*relay)).expect("answer");
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer.sdp).unwrap())
             .unwrap();

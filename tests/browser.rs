@@ -5,14 +5,10 @@
 mod common;
 use common::*;
 use kolokol_engine::registrar::digest::{ha1, Algorithm, Credentials};
-use kolokol_media::webrtc::{audio_config, datagram};
+use kolokol_media::webrtc::BrowserPeer;
 use serde_json::{json, Value};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid};
-use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 
 const DID: &str = "5550300";
@@ -23,13 +19,7 @@ type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::T
 /// A softphone: SIP over WebSocket, media by str0m.
 struct Browser {
     ws: Ws,
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
-    mid: Option<Mid>,
-    connected: bool,
-    received: Vec<Vec<u8>>,
-    sent: u64,
+    media: BrowserPeer,
 }
 
 fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
@@ -100,22 +90,9 @@ impl Browser {
             tcp.set_read_timeout(Some(Duration::from_millis(5)))
                 .unwrap();
         }
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(5)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let mut rtc = audio_config(126).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut b = Browser {
             ws,
-            rtc,
-            socket,
-            addr,
-            mid: None,
-            connected: false,
-            received: Vec::new(),
-            sent: 0,
+            media: BrowserPeer::new().unwrap(),
         };
         b.register(user, password);
         b
@@ -177,15 +154,6 @@ impl Browser {
         assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     }
 
-    /// A WebRTC offer for a call the browser places.
-    fn offer(&mut self) -> (String, SdpPendingOffer) {
-        let mut api = self.rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        self.mid = Some(mid);
-        let (offer, pending) = api.apply().unwrap();
-        (offer.to_sdp_string(), pending)
-    }
-
     /// Answers an INVITE from kolokol with str0m's answer to its WebRTC offer.
     fn answer(&mut self, invite: &str) {
         let offer = body(invite);
@@ -193,12 +161,7 @@ impl Browser {
             offer.contains("a=fingerprint:") && offer.contains("UDP/TLS/RTP/SAVPF"),
             "a browser gets a WebRTC offer: {offer}"
         );
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(SdpOffer::from_sdp_string(offer).unwrap())
-            .unwrap()
-            .to_sdp_string();
+        let answer = self.media.answer(offer).unwrap();
         let mut ok = reply_head(invite, "200 OK", false);
         ok.push_str(&format!(
             "To: {};tag=br-answer\r\nContact: {CONTACT}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
@@ -206,46 +169,6 @@ impl Browser {
             answer.len()
         ));
         self.send(ok);
-    }
-
-    /// Drains str0m, then reads one datagram (or lets a little time pass).
-    fn media(&mut self) {
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    self.socket.send_to(&t.contents, t.destination).unwrap();
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaAdded(m)) => self.mid = Some(m.mid),
-                Output::Event(Event::RtpPacket(p)) => self.received.push(p.payload.to_vec()),
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
-            }
-        }
-        let mut buf = [0u8; 2000];
-        let input = match self.socket.recv_from(&mut buf) {
-            Ok((n, source)) => datagram(&buf[..n], source, self.addr).expect("a WebRTC datagram"),
-            Err(_) => Input::Timeout(Instant::now()),
-        };
-        self.rtc.handle_input(input).unwrap();
-    }
-
-    /// One 20 ms PCMU frame of `byte`.
-    fn speak(&mut self, byte: u8) {
-        let Some(mid) = self.mid else {
-            return;
-        };
-        self.sent += 1;
-        let mut api = self.rtc.direct_api();
-        if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-            tx.write_rtp(RtpWrite::new(
-                0.into(),
-                SeqNo::from(self.sent),
-                self.sent as u32 * 160,
-                Instant::now(),
-                vec![byte; 160],
-            ));
-        }
     }
 }
 
@@ -277,18 +200,18 @@ fn talk(browser: &mut Browser, provider: &Provider, kolokol_rtp: SocketAddr) {
     let mut seq: u16 = 0;
     let mut next_frame = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while heard_by_provider < 25 || browser.received.len() < 25 {
+    while heard_by_provider < 25 || browser.media.received.len() < 25 {
         assert!(
             Instant::now() < deadline,
             "media did not flow both ways: provider heard {heard_by_provider}, browser {} (connected: {})",
-            browser.received.len(),
-            browser.connected
+            browser.media.received.len(),
+            browser.media.connected
         );
-        browser.media();
+        browser.media.step().unwrap();
         if Instant::now() >= next_frame {
             next_frame += Duration::from_millis(20);
-            if browser.connected {
-                browser.speak(0x11);
+            if browser.media.connected {
+                browser.media.send(0, &[0x11; 160]);
             }
             seq += 1;
             let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
@@ -306,9 +229,10 @@ fn talk(browser: &mut Browser, provider: &Provider, kolokol_rtp: SocketAddr) {
     }
     assert!(
         browser
+            .media
             .received
             .iter()
-            .all(|p| p.len() == 160 && p.iter().all(|b| *b == 0x22)),
+            .all(|(_, p)| p.len() == 160 && p.iter().all(|b| *b == 0x22)),
         "the browser hears the provider's payload untouched"
     );
 }
@@ -453,7 +377,7 @@ fn a_browser_calls_out_through_the_trunk_and_the_provider_hangs_up() {
     let (server, auth, _, trunk_port) = office();
     let mut browser = Browser::connect(&server, "2005", "browser-secret");
     let provider = Provider::new(trunk_port);
-    let (offer, pending) = browser.offer();
+    let (offer, pending) = browser.media.offer().unwrap();
     let uri = "sip:74950001122@127.0.0.1";
     let invite = |cseq: u32, auth: String| {
         format!(
@@ -505,11 +429,7 @@ fn a_browser_calls_out_through_the_trunk_and_the_provider_hangs_up() {
     };
     let answer = body(&answered);
     assert!(answer.contains("a=ice-lite"), "{answer}");
-    browser
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
-        .unwrap();
+    browser.media.take_answer(pending, answer).unwrap();
     browser.send(format!(
         "ACK {} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKbo3\r\nMax-Forwards: 70\r\nFrom: <sip:2005@127.0.0.1>;tag=bo\r\nTo: {}\r\nCall-ID: browser-out@test\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
         header(&answered, "Contact").unwrap().trim_matches(|c| c == '<' || c == '>'),

@@ -81,7 +81,7 @@ impl Direction {
         matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
 
-    fn from_attribute(attr: &str) -> Option<Direction> {
+    pub(crate) fn from_attribute(attr: &str) -> Option<Direction> {
         match attr {
             "sendrecv" => Some(Direction::SendRecv),
             "sendonly" => Some(Direction::SendOnly),

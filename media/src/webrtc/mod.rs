@@ -12,9 +12,11 @@
 //! ICE ufrag of a STUN request or by the source address ICE confirmed — no scan.
 
 mod hub;
+mod peer;
 
 use crate::sdp::{Codec, Direction};
 use hub::{Command, Hub, PeerSetup, SdpChange};
+pub use peer::BrowserPeer;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -71,11 +73,31 @@ pub struct Negotiated {
     pub sdp: String,
     /// The alias socket: the relay endpoint's remote address.
     pub alias: SocketAddr,
+    /// What the SDP settled: codec (at its static payload type), telephone-event, and
+    /// the direction as seen from the browser.
     pub codec: Codec,
-    pub payload_type: u8,
     pub telephone_event: Option<u8>,
-    /// As seen from the browser.
     pub direction: Direction,
+}
+
+/// What an SDP settles for a browser leg; see [`describe`].
+struct Settled {
+    codec: Codec,
+    telephone_event: Option<u8>,
+    direction: Direction,
+}
+
+impl Negotiated {
+    fn new(peer: PeerId, sdp: String, alias: SocketAddr, settled: Settled) -> Negotiated {
+        Negotiated {
+            peer,
+            sdp,
+            alias,
+            codec: settled.codec,
+            telephone_event: settled.telephone_event,
+            direction: settled.direction,
+        }
+    }
 }
 
 /// An offer kolokol made to a browser, waiting for its answer.
@@ -215,29 +237,16 @@ impl WebRtc {
             .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let sdp = answer.to_sdp_string();
         let mid = audio_mid(&sdp).ok_or(WebRtcError::NoCommonCodec)?;
-        let mut negotiated = describe(&sdp, true)?;
-        negotiated.peer = peer;
-        negotiated.alias = self.add(peer, rtc, mid, relay)?;
-        negotiated.sdp = sdp;
-        Ok(negotiated)
+        let settled = describe(&sdp, true)?;
+        let alias = self.add(peer, rtc, mid, relay)?;
+        Ok(Negotiated::new(peer, sdp, alias, settled))
     }
 
     /// An offer for a call to a browser; finish with [`WebRtc::accept_answer`].
     pub fn offer(&self, relay: SocketAddr) -> Result<(PeerId, String), WebRtcError> {
         let peer = self.next_id();
         let mut rtc = self.rtc(peer)?;
-        let mut api = rtc.sdp_api();
-        let mid = api.add_media(
-            MediaKind::Audio,
-            str0m::media::Direction::SendRecv,
-            None,
-            None,
-            None,
-        );
-        let (offer, pending) = api
-            .apply()
-            .ok_or_else(|| WebRtcError::Sdp("nothing to offer".into()))?;
-        let sdp = offer.to_sdp_string();
+        let (mid, sdp, pending) = audio_offer(&mut rtc)?;
         self.inner.pending.lock().expect("pending offers").insert(
             peer,
             Pending {
@@ -270,10 +279,9 @@ impl WebRtc {
         rtc.sdp_api()
             .accept_answer(offer, parsed)
             .map_err(|e| WebRtcError::Sdp(e.to_string()))?;
-        let mut negotiated = describe(answer, false)?;
-        negotiated.peer = peer;
-        negotiated.alias = self.add(peer, rtc, mid, Some(relay))?;
-        Ok(negotiated)
+        let settled = describe(answer, false)?;
+        let alias = self.add(peer, rtc, mid, Some(relay))?;
+        Ok(Negotiated::new(peer, String::new(), alias, settled))
     }
 
     /// An SDP exchange on an established leg, done on the gateway thread.
@@ -300,11 +308,8 @@ impl WebRtc {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let (sdp, alias) = self.exchange(peer, SdpChange::Offer(offer))?;
-        let mut negotiated = describe(&sdp, true)?;
-        negotiated.peer = peer;
-        negotiated.sdp = sdp;
-        negotiated.alias = alias;
-        Ok(negotiated)
+        let settled = describe(&sdp, true)?;
+        Ok(Negotiated::new(peer, sdp, alias, settled))
     }
 
     /// Our new offer on an established leg, in the direction kolokol wants (the other
@@ -324,10 +329,12 @@ impl WebRtc {
         let parsed =
             SdpAnswer::from_sdp_string(answer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let (_, alias) = self.exchange(peer, SdpChange::Answer(parsed))?;
-        let mut negotiated = describe(answer, false)?;
-        negotiated.peer = peer;
-        negotiated.alias = alias;
-        Ok(negotiated)
+        Ok(Negotiated::new(
+            peer,
+            String::new(),
+            alias,
+            describe(answer, false)?,
+        ))
     }
 
     /// Where the leg's plain RTP goes: the relay endpoint it is bridged to.
@@ -404,6 +411,22 @@ pub fn datagram(data: &[u8], source: SocketAddr, destination: SocketAddr) -> Opt
     ))
 }
 
+/// Adds one send-and-receive audio m-line: (its mid, the offer, what takes the answer).
+pub fn audio_offer(rtc: &mut Rtc) -> Result<(Mid, String, SdpPendingOffer), WebRtcError> {
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(
+        MediaKind::Audio,
+        str0m::media::Direction::SendRecv,
+        None,
+        None,
+        None,
+    );
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| WebRtcError::Sdp("nothing to offer".into()))?;
+    Ok((mid, offer.to_sdp_string(), pending))
+}
+
 /// str0m in RTP mode speaking only PCMU, PCMA and telephone-event (at `telephone_event`):
 /// the gateway's peers, and the str0m "browsers" of tests and load tools.
 pub fn audio_config(telephone_event: u8) -> RtcConfig {
@@ -434,7 +457,7 @@ fn audio_mid(sdp: &str) -> Option<Mid> {
 
 /// What an SDP (ours as answerer, or the browser's answer) settles for the browser leg:
 /// the first G.711 format listed is the one both sides send.
-fn describe(sdp: &str, ours: bool) -> Result<Negotiated, WebRtcError> {
+fn describe(sdp: &str, ours: bool) -> Result<Settled, WebRtcError> {
     let audio = sdp
         .split("m=")
         .find(|m| m.starts_with("audio"))
@@ -462,22 +485,12 @@ fn describe(sdp: &str, ours: bool) -> Result<Negotiated, WebRtcError> {
             .then(|| pt.parse().ok())
             .flatten()
     });
-    let attribute = |a: &str| audio.lines().any(|l| l.trim() == a);
-    let written = if attribute("a=sendonly") {
-        Direction::SendOnly
-    } else if attribute("a=recvonly") {
-        Direction::RecvOnly
-    } else if attribute("a=inactive") {
-        Direction::Inactive
-    } else {
-        Direction::SendRecv
-    };
-    Ok(Negotiated {
-        peer: PeerId(0),
-        sdp: String::new(),
-        alias: SocketAddr::from(([0, 0, 0, 0], 0)),
+    let written = audio
+        .lines()
+        .find_map(|l| Direction::from_attribute(l.trim().strip_prefix("a=")?))
+        .unwrap_or(Direction::SendRecv);
+    Ok(Settled {
         codec,
-        payload_type: codec.payload_type(),
         telephone_event,
         // Our own SDP states our direction; the browser's is the reverse of it.
         direction: if ours { written.reverse() } else { written },

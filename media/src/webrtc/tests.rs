@@ -4,9 +4,6 @@
 use super::*;
 use crate::rtp;
 use std::net::UdpSocket;
-use str0m::change::SdpPendingOffer;
-use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Event, Input, Output};
 
 fn gateway() -> WebRtc {
     WebRtc::start(WebRtcConfig {
@@ -18,100 +15,16 @@ fn gateway() -> WebRtc {
     .unwrap()
 }
 
-/// A browser: a full-ICE str0m with its own socket.
-struct Browser {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
-    mid: Option<Mid>,
-    received: Vec<(u8, Vec<u8>)>,
-    connected: bool,
+fn browser() -> BrowserPeer {
+    BrowserPeer::new().unwrap()
 }
 
-impl Browser {
-    fn new() -> Browser {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(5)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        // 126: Chrome's number for telephone-event.
-        let mut rtc = audio_config(126).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        Browser {
-            rtc,
-            socket,
-            addr,
-            mid: None,
-            received: Vec::new(),
-            connected: false,
-        }
-    }
-
-    fn offer(&mut self) -> (String, SdpPendingOffer) {
-        let mut api = self.rtc.sdp_api();
-        let mid = api.add_media(
-            MediaKind::Audio,
-            str0m::media::Direction::SendRecv,
-            None,
-            None,
-            None,
-        );
-        self.mid = Some(mid);
-        let (offer, pending) = api.apply().unwrap();
-        (offer.to_sdp_string(), pending)
-    }
-
-    fn take_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
-            .unwrap();
-    }
-
-    /// Drains outputs, then waits a little for one datagram.
-    fn step(&mut self) {
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    self.socket.send_to(&t.contents, t.destination).unwrap();
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaAdded(m)) => self.mid = Some(m.mid),
-                Output::Event(Event::RtpPacket(p)) => self
-                    .received
-                    .push((*p.header.payload_type, p.payload.to_vec())),
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
-            }
-        }
-        let mut buf = [0u8; 2000];
-        let input = match self.socket.recv_from(&mut buf) {
-            Ok((n, source)) => datagram(&buf[..n], source, self.addr).expect("a WebRTC datagram"),
-            Err(_) => Input::Timeout(Instant::now()),
-        };
-        self.rtc.handle_input(input).unwrap();
-    }
-
-    fn until(&mut self, what: &str, done: impl Fn(&Browser) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.step();
-        }
-    }
-
-    fn send(&mut self, pt: u8, seq: u64, payload: &[u8]) {
-        let mid = self.mid.unwrap();
-        let mut api = self.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).unwrap();
-        tx.write_rtp(RtpWrite::new(
-            pt.into(),
-            SeqNo::from(seq),
-            seq as u32 * 160,
-            Instant::now(),
-            payload.to_vec(),
-        ));
+/// Steps the browser until `done` holds (10 s at most).
+fn until(browser: &mut BrowserPeer, what: &str, done: impl Fn(&BrowserPeer) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(browser) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        browser.step().unwrap();
     }
 }
 
@@ -122,8 +35,8 @@ fn relay_socket() -> UdpSocket {
 }
 
 /// Browser → relay and relay → browser once connected; returns what the relay got.
-fn talk(browser: &mut Browser, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
-    browser.until("DTLS-SRTP", |b| b.connected);
+fn talk(browser: &mut BrowserPeer, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
+    until(browser, "DTLS-SRTP", |b| b.connected);
     let mut got = Vec::new();
     let mut buf = [0u8; 2000];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -131,8 +44,8 @@ fn talk(browser: &mut Browser, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
     while got.len() < 5 || browser.received.len() < 5 {
         assert!(Instant::now() < deadline, "RTP did not flow both ways");
         seq += 1;
-        browser.send(pt, seq, &[0xAB; 160]);
-        browser.step();
+        browser.send(pt, &[0xAB; 160]);
+        browser.step().unwrap();
         if let Ok((n, from)) = relay.recv_from(&mut buf) {
             assert_eq!(from, alias, "plain RTP comes from the alias socket");
             got.push(buf[..n].to_vec());
@@ -157,12 +70,12 @@ fn talk(browser: &mut Browser, relay: &UdpSocket, alias: SocketAddr, pt: u8) {
 
 /// A browser that offered, got the gateway's answer (the relay made known afterwards, as
 /// the SIP edge does) and talked both ways.
-fn answered_browser(gateway: &WebRtc, relay: &UdpSocket) -> (Browser, Negotiated) {
-    let mut browser = Browser::new();
-    let (offer, pending) = browser.offer();
+fn answered_browser(gateway: &WebRtc, relay: &UdpSocket) -> (BrowserPeer, Negotiated) {
+    let mut browser = browser();
+    let (offer, pending) = browser.offer().unwrap();
     let negotiated = gateway.answer(&offer, None).unwrap();
     gateway.set_relay(negotiated.peer, relay.local_addr().unwrap());
-    browser.take_answer(pending, &negotiated.sdp);
+    browser.take_answer(pending, &negotiated.sdp).unwrap();
     talk(&mut browser, relay, negotiated.alias, 0);
     (browser, negotiated)
 }
@@ -203,20 +116,14 @@ fn kolokol_offers_to_browsers_spread_over_the_gateway_threads() {
             .expect("the offer names one of the gateway's candidates")
             .port();
         ports.push(port);
-        let mut browser = Browser::new();
-        let answer = browser
-            .rtc
-            .sdp_api()
-            .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
-            .unwrap();
-        let negotiated = gateway
-            .accept_answer(peer, &answer.to_sdp_string())
-            .unwrap();
+        let mut browser = browser();
+        let answer = browser.answer(&offer).unwrap();
+        let negotiated = gateway.accept_answer(peer, &answer).unwrap();
         assert_eq!(negotiated.telephone_event, Some(TELEPHONE_EVENT_PT));
         legs.push((browser, negotiated));
     }
     for ((browser, negotiated), relay) in legs.iter_mut().zip(&relays) {
-        let pt = negotiated.payload_type;
+        let pt = negotiated.codec.payload_type();
         talk(browser, relay, negotiated.alias, pt);
     }
     assert_eq!(gateway.peers(), 3);
@@ -273,7 +180,7 @@ fn a_browser_holds_and_resumes_by_renegotiating() {
             again.alias, negotiated.alias,
             "the plain side stays where it was"
         );
-        browser.take_answer(pending, &again.sdp);
+        browser.take_answer(pending, &again.sdp).unwrap();
     }
 }
 
@@ -287,12 +194,7 @@ fn kolokol_reoffers_hold_and_resume_to_a_browser() {
         (Direction::SendRecv, Direction::SendRecv),
     ] {
         let offer = gateway.reoffer(negotiated.peer, ours).unwrap();
-        let answer = browser
-            .rtc
-            .sdp_api()
-            .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
-            .unwrap()
-            .to_sdp_string();
+        let answer = browser.answer(&offer).unwrap();
         let again = gateway.accept_reanswer(negotiated.peer, &answer).unwrap();
         assert_eq!(again.direction, browsers, "{answer}");
         assert_eq!(again.alias, negotiated.alias);
