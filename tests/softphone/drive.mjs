@@ -22,6 +22,17 @@ const browser = await chromium.launch({
 });
 const pages = new Map();
 
+// Waits until `js` is truthy in the page, awaiting it when it is a promise: Playwright's
+// waitForFunction takes a returned promise itself as truthy, so WebRTC-stats conditions
+// would pass at once. Checked every 50 ms, like waitForFunction's own polling.
+async function until(page, js, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate(js))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${js}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function run(c) {
   switch (c.cmd) {
     case "open": {
@@ -67,7 +78,7 @@ async function run(c) {
     case "eval":
       return await pages.get(c.page).evaluate(c.js);
     case "wait":
-      await pages.get(c.page).waitForFunction(c.js, null, { timeout: c.timeout_ms ?? 10000 });
+      await until(pages.get(c.page), c.js, c.timeout_ms ?? 10000);
       return true;
     case "close": {
       const page = pages.get(c.page);

@@ -10,6 +10,7 @@ const media = { constraints: { audio: true, video: false } };
 window.sipjs = {
   registered: false,
   session: undefined,
+  speaker: new Audio(),
 
   async start(login, password) {
     const signIn = await fetch("/api/v1/session", {
@@ -38,6 +39,11 @@ window.sipjs = {
   track(session) {
     this.session = session;
     session.stateChange.addListener((s) => {
+      if (s === SessionState.Established) {
+        // Play what arrives, as a softphone does (Chrome measures audio energy at playout).
+        this.speaker.srcObject = session.sessionDescriptionHandler.remoteMediaStream;
+        this.speaker.play().catch(() => undefined);
+      }
       if (s === SessionState.Terminated) this.session = undefined;
     });
   },
