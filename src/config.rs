@@ -20,6 +20,22 @@ pub struct Config {
     pub http: HttpConfig,
     pub tls: TlsConfig,
     pub shutdown: ShutdownConfig,
+    pub crm: CrmConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CrmConfig {
+    /// Where phone numbers written without a country code are (ISO 3166, e.g. "RU").
+    pub default_country: String,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        CrmConfig {
+            default_country: "RU".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +114,7 @@ impl Default for Config {
         Config {
             data_dir: "data".into(),
             database_url: String::new(),
+            crm: CrmConfig::default(),
             recordings_dir: "recordings".into(),
             log: "info".into(),
             sip: SipConfig::default(),

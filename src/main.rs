@@ -66,6 +66,9 @@ enum UserAction {
         password: Option<String>,
         #[arg(long)]
         admin: bool,
+        /// May create partners.
+        #[arg(long)]
+        contacts: bool,
     },
     /// List users.
     List,
@@ -95,7 +98,8 @@ async fn main() -> Result<()> {
         .init();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Store::open(&config.database_url()).await?;
+    let mut store = Store::open(&config.database_url()).await?;
+    store.country = config.crm.default_country.clone();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, store).await,
         Command::User {
@@ -107,6 +111,7 @@ async fn main() -> Result<()> {
                     sip_password,
                     password,
                     admin,
+                    contacts,
                 },
         } => {
             let generated = password.is_none();
@@ -117,6 +122,8 @@ async fn main() -> Result<()> {
                 sip_password,
                 password,
                 admin,
+                contacts,
+                ..Default::default()
             };
             let (user, password) = store.create_user(&new, &config.registrar.realm).await?;
             println!("created user {} (id {})", user.login, user.id);

@@ -1,6 +1,6 @@
 //! Registrations survive a restart: location changes are written behind, in batches.
 
-use crate::Store;
+use crate::{on_db, Store};
 use kolokol_engine::registrar::{Binding, BindingSink, LocationChange};
 use tokio::sync::mpsc;
 
@@ -25,29 +25,31 @@ pub async fn write_behind(store: Store, mut rx: mpsc::UnboundedReceiver<Location
 }
 
 async fn write_batch(store: &Store, batch: &[LocationChange]) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool.begin().await?;
-    for change in batch {
-        match change {
-            LocationChange::Upsert(b) => {
-                let json = serde_json_string(b);
-                sqlx::query("INSERT INTO bindings (aor, contact, expires_at_ms, binding) VALUES ($1, $2, $3, $4) ON CONFLICT(aor, contact) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, binding = excluded.binding")
-                    .bind(&b.aor)
-                    .bind(&b.contact)
-                    .bind(b.expires_at_ms as i64)
-                    .bind(json)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            LocationChange::Remove { aor, contact } => {
-                sqlx::query("DELETE FROM bindings WHERE aor = $1 AND contact = $2")
-                    .bind(aor)
-                    .bind(contact)
-                    .execute(&mut *tx)
-                    .await?;
+    on_db!(store, pool => {
+        let mut tx = pool.begin().await?;
+        for change in batch {
+            match change {
+                LocationChange::Upsert(b) => {
+                    let json = serde_json_string(b);
+                    sqlx::query("INSERT INTO bindings (aor, contact, expires_at_ms, binding) VALUES ($1, $2, $3, $4) ON CONFLICT(aor, contact) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, binding = excluded.binding")
+                        .bind(&b.aor)
+                        .bind(&b.contact)
+                        .bind(b.expires_at_ms as i64)
+                        .bind(json)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                LocationChange::Remove { aor, contact } => {
+                    sqlx::query("DELETE FROM bindings WHERE aor = $1 AND contact = $2")
+                        .bind(aor)
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
-    }
-    tx.commit().await
+        tx.commit().await
+    })
 }
 
 fn serde_json_string(b: &Binding) -> String {
@@ -56,11 +58,12 @@ fn serde_json_string(b: &Binding) -> String {
 
 /// Bindings saved before the last stop that have not expired.
 pub async fn load(store: &Store, now_ms: u64) -> Result<Vec<Binding>, sqlx::Error> {
-    let rows: Vec<String> =
+    let rows: Vec<String> = on_db!(store, pool => {
         sqlx::query_scalar("SELECT binding FROM bindings WHERE expires_at_ms > $1")
             .bind(now_ms as i64)
-            .fetch_all(&store.pool)
-            .await?;
+            .fetch_all(pool)
+            .await?
+    });
     Ok(rows
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())

@@ -3,10 +3,10 @@
 //! `queue_events`, in one transaction per batch, and only then published. A subscriber
 //! never sees an event a crash could take back.
 
+use crate::store::Arg;
+use crate::{bind_args, on_db};
 use crate::{Store, StoreError};
 use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole, Record};
-use kolokol_engine::queue::QueueEvent;
-use sqlx::{Row, Sqlite, Transaction};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,56 +56,73 @@ fn leg_name(leg: Option<LegRole>) -> Option<&'static str> {
 }
 
 async fn append(store: &Store, batch: &mut [Record]) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool.begin().await?;
-    for record in batch.iter_mut() {
-        let e = match record {
-            Record::Call(e) => e,
-            Record::Queue(q) => {
-                insert_queue_event(&mut tx, q).await?;
-                continue;
+    on_db!(store, pool => {
+        let mut tx = pool.begin().await?;
+        for record in batch.iter_mut() {
+            if let Record::Call(e) = record {
+                if e.seq == u32::MAX {
+                    // Raised after the call was forgotten in memory: next in its sequence.
+                    let max: Option<i64> =
+                        sqlx::query_scalar("SELECT MAX(seq) FROM call_events WHERE call_id = $1")
+                            .bind(&e.call_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    e.seq = max.unwrap_or(0) as u32 + 1;
+                }
             }
-        };
-        if e.seq == u32::MAX {
-            // Raised after the call was forgotten in memory: next in its sequence.
-            let max: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(seq) FROM call_events WHERE call_id = $1")
-                    .bind(&e.call_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            e.seq = max.unwrap_or(0) as u32 + 1;
+            for (sql, args) in statements(record) {
+                bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+            }
         }
-        insert(&mut tx, e).await?;
-    }
-    tx.commit().await
+        tx.commit().await
+    })
 }
 
-async fn insert_queue_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    e: &QueueEvent,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(e.at_ms as i64)
-        .bind(e.kind.name())
-        .bind(e.kind.queue())
-        .bind(e.kind.call())
-        .bind(e.kind.operator())
-        .bind(serde_json::to_string(e).unwrap_or_default())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+type Statement = (&'static str, Vec<Arg>);
+
+fn int(v: impl Into<i64>) -> Arg {
+    Arg::Int(Some(v.into()))
 }
 
-async fn insert(tx: &mut Transaction<'_, Sqlite>, e: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR IGNORE INTO call_events (call_id, seq, at_ms, leg, kind, data) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&e.call_id)
-        .bind(e.seq as i64)
-        .bind(e.at_ms as i64)
-        .bind(leg_name(e.leg))
-        .bind(e.kind.name())
-        .bind(serde_json::to_string(e).unwrap_or_default())
-        .execute(&mut **tx)
-        .await?;
-    let at = e.at_ms as i64;
+fn text(v: impl ToString) -> Arg {
+    Arg::Text(Some(v.to_string()))
+}
+
+fn opt_text(v: Option<impl ToString>) -> Arg {
+    Arg::Text(v.map(|v| v.to_string()))
+}
+
+/// What one record writes: the event row, and the call's summary row kept up to date.
+fn statements(record: &Record) -> Vec<Statement> {
+    let e = match record {
+        Record::Call(e) => e,
+        Record::Queue(q) => {
+            return vec![(
+                "INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data) VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    int(q.at_ms as i64),
+                    text(q.kind.name()),
+                    opt_text(q.kind.queue()),
+                    opt_text(q.kind.call()),
+                    opt_text(q.kind.operator()),
+                    text(serde_json::to_string(q).unwrap_or_default()),
+                ],
+            )]
+        }
+    };
+    let id = || text(&e.call_id);
+    let at = int(e.at_ms as i64);
+    let mut out: Vec<Statement> = vec![(
+        "INSERT INTO call_events (call_id, seq, at_ms, leg, kind, data) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        vec![
+            id(),
+            int(e.seq),
+            at.clone(),
+            opt_text(leg_name(e.leg)),
+            text(e.kind.name()),
+            text(serde_json::to_string(e).unwrap_or_default()),
+        ],
+    )];
     match &e.kind {
         EventKind::Offered {
             direction,
@@ -114,80 +131,74 @@ async fn insert(tx: &mut Transaction<'_, Sqlite>, e: &Event) -> Result<(), sqlx:
             user,
             number,
             trunk,
-        } => {
-            sqlx::query("INSERT OR IGNORE INTO calls (id, direction, from_number, to_number, user_login, number, trunk, started_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(&e.call_id)
-                .bind(direction.as_str())
-                .bind(from)
-                .bind(to)
-                .bind(user)
-                .bind(number)
-                .bind(trunk)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-        }
-        EventKind::Answered { by } => {
-            sqlx::query("UPDATE calls SET answered_ms = $1, answered_by = $2 WHERE id = $3")
-                .bind(at)
-                .bind(by)
-                .bind(&e.call_id)
-                .execute(&mut **tx)
-                .await?;
-        }
+        } => out.push((
+            "INSERT INTO calls (id, direction, from_number, to_number, user_login, number, trunk, started_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            vec![
+                id(),
+                text(direction.as_str()),
+                text(from),
+                text(to),
+                opt_text(user.as_ref()),
+                opt_text(number.as_ref()),
+                opt_text(trunk.as_ref()),
+                at,
+            ],
+        )),
+        EventKind::Answered { by } => out.push((
+            "UPDATE calls SET answered_ms = $1, answered_by = $2 WHERE id = $3",
+            vec![at, text(by), id()],
+        )),
         EventKind::RecordingStarted { path } => {
-            sqlx::query("UPDATE calls SET recording = $1 WHERE id = $2")
-                .bind(path)
-                .bind(&e.call_id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("INSERT OR IGNORE INTO recordings (call_id, path) VALUES ($1, $2)")
-                .bind(&e.call_id)
-                .bind(path)
-                .execute(&mut **tx)
-                .await?;
+            out.push((
+                "UPDATE calls SET recording = $1 WHERE id = $2",
+                vec![text(path), id()],
+            ));
+            out.push((
+                "INSERT INTO recordings (call_id, path) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                vec![id(), text(path)],
+            ));
         }
         EventKind::RecordingFinished {
             duration_ms,
             bytes,
             channels,
             ..
-        } => {
-            sqlx::query("UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = 1 WHERE call_id = $4")
-                .bind(*duration_ms as i64)
-                .bind(*bytes as i64)
-                .bind(i64::from(*channels))
-                .bind(&e.call_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        EventKind::Ended { cause, status, .. } => {
-            sqlx::query(
-                "UPDATE calls SET ended_ms = $1, end_cause = $2, end_status = $3 WHERE id = $4",
-            )
-            .bind(at)
-            .bind(cause.as_str())
-            .bind(status.map(i64::from))
-            .bind(&e.call_id)
-            .execute(&mut **tx)
-            .await?;
-        }
+        } => out.push((
+            "UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = TRUE WHERE call_id = $4",
+            vec![
+                int(*duration_ms as i64),
+                int(*bytes as i64),
+                int(*channels),
+                id(),
+            ],
+        )),
+        EventKind::Ended { cause, status, .. } => out.push((
+            "UPDATE calls SET ended_ms = $1, end_cause = $2, end_status = $3 WHERE id = $4",
+            vec![
+                at,
+                text(cause.as_str()),
+                Arg::Int(status.map(i64::from)),
+                id(),
+            ],
+        )),
         _ => {}
     }
-    Ok(())
+    out
 }
 
 /// After a crash: calls without an end get an `ended` event (cause `interrupted`), in
 /// their own sequence. Returns how many.
 pub async fn close_interrupted(store: &Store, now_ms: u64) -> Result<usize, StoreError> {
-    let rows = sqlx::query("SELECT c.id, (SELECT MAX(seq) FROM call_events WHERE call_id = c.id) AS seq FROM calls c WHERE c.ended_ms IS NULL")
-        .fetch_all(&store.pool)
-        .await?;
-    let mut events: Vec<Record> = rows
-        .iter()
-        .map(|r| Event {
-            call_id: r.get("id"),
-            seq: r.get::<Option<i64>, _>("seq").unwrap_or(0) as u32 + 1,
+    let open: Vec<(String, Option<i64>)> = on_db!(store, pool => {
+        sqlx::query_as("SELECT c.id, (SELECT MAX(seq) FROM call_events WHERE call_id = c.id) AS seq FROM calls c WHERE c.ended_ms IS NULL")
+            .fetch_all(pool)
+            .await?
+    });
+    let mut events: Vec<Record> = open
+        .into_iter()
+        .map(|(call_id, seq)| Event {
+            call_id,
+            seq: seq.unwrap_or(0) as u32 + 1,
             at_ms: now_ms,
             leg: None,
             kind: EventKind::Ended {
@@ -204,7 +215,7 @@ pub async fn close_interrupted(store: &Store, now_ms: u64) -> Result<usize, Stor
 }
 
 /// A recording as the database knows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct Recording {
     pub call_id: String,
     pub path: String,
@@ -214,24 +225,14 @@ pub struct Recording {
     pub complete: bool,
 }
 
-fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Recording {
-    Recording {
-        call_id: r.get("call_id"),
-        path: r.get("path"),
-        duration_ms: r.get("duration_ms"),
-        bytes: r.get("bytes"),
-        channels: r.get("channels"),
-        complete: r.get::<i64, _>("complete") != 0,
-    }
-}
-
 impl Store {
     /// Recordings never finished (left by a crash).
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM recordings WHERE complete = 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(row_to_recording).collect())
+        Ok(on_db!(self, pool => {
+            sqlx::query_as::<_, Recording>("SELECT * FROM recordings WHERE NOT complete")
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     pub async fn complete_recording(
@@ -241,38 +242,37 @@ impl Store {
         bytes: u64,
         channels: u16,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = 1 WHERE call_id = $4")
-            .bind(duration_ms as i64)
-            .bind(bytes as i64)
-            .bind(i64::from(channels))
-            .bind(call_id)
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, pool => {
+            sqlx::query("UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = TRUE WHERE call_id = $4")
+                .bind(duration_ms as i64)
+                .bind(bytes as i64)
+                .bind(i64::from(channels))
+                .bind(call_id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     pub async fn recording(&self, call_id: &str) -> Result<Recording, StoreError> {
-        let row = sqlx::query("SELECT * FROM recordings WHERE call_id = $1")
-            .bind(call_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok(row_to_recording(&row))
+        on_db!(self, pool => {
+            sqlx::query_as::<_, Recording>("SELECT * FROM recordings WHERE call_id = $1")
+                .bind(call_id)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound)
     }
 
     /// Who took part in a call (the user placing it and the one answering).
     pub async fn call_users(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
-        let row = sqlx::query("SELECT user_login, answered_by FROM calls WHERE id = $1")
-            .bind(call_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok([
-            row.get::<Option<String>, _>("user_login"),
-            row.get("answered_by"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect())
+        let (user, answered_by): (Option<String>, Option<String>) = on_db!(self, pool => {
+            sqlx::query_as("SELECT user_login, answered_by FROM calls WHERE id = $1")
+                .bind(call_id)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound)?;
+        Ok([user, answered_by].into_iter().flatten().collect())
     }
 }

@@ -1,12 +1,18 @@
 //! kolokol-crm: storage and the people behind the phones. Reads the engine's types,
 //! never calls into the SIP stack.
 
+pub mod access;
 pub mod bindings;
+pub mod calls;
+pub mod form;
 pub mod journal;
+pub mod partners;
 pub mod queues;
 pub mod store;
+pub mod table;
 pub mod telephony;
 pub mod users;
+pub mod values;
 
 pub use store::{Store, StoreError};
 pub use telephony::RoutingTable;

@@ -2,18 +2,12 @@
 //! engine's [`QueueConfig`] in JSON; operator states and today's counters are read back
 //! from `queue_events`, so they survive a restart.
 
-use crate::store::{conflict_on, Store, StoreError};
+use crate::on_db;
+use crate::store::{conflict_on, invalid, Store, StoreError};
 use kolokol_engine::queue::{Overflow, QueueConfig};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashMap;
-
-fn invalid(field: &'static str, message: &str) -> StoreError {
-    StoreError::Invalid {
-        field,
-        message: message.to_string(),
-    }
-}
 
 /// An operator's last state change as the log has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,24 +59,24 @@ impl Store {
 
     pub async fn create_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
         self.check_queue(q).await?;
-        let r = sqlx::query("INSERT INTO queues (name, config, created_at) VALUES ($1, $2, $3)")
+        let r = on_db!(self, pool => sqlx::query("INSERT INTO queues (name, config, created_at) VALUES ($1, $2, $3)")
             .bind(&q.name)
             .bind(serde_json::to_string(q).expect("serialisable"))
             .bind(chrono::Utc::now().to_rfc3339())
-            .execute(&self.pool)
-            .await;
+            .execute(pool)
+            .await.map(|d| d.rows_affected()));
         r.map_err(conflict_on("name"))?;
         Ok(())
     }
 
     pub async fn replace_queue(&self, q: &QueueConfig) -> Result<(), StoreError> {
         self.check_queue(q).await?;
-        let done = sqlx::query("UPDATE queues SET config = $1 WHERE name = $2")
+        let done = on_db!(self, pool => sqlx::query("UPDATE queues SET config = $1 WHERE name = $2")
             .bind(serde_json::to_string(q).expect("serialisable"))
             .bind(&q.name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(pool)
+            .await.map(|d| d.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -114,39 +108,40 @@ impl Store {
     /// Removes a queue that nothing refers to any more.
     pub async fn delete_queue(&self, name: &str) -> Result<(), StoreError> {
         self.check_queue_unused(name).await?;
-        let done = sqlx::query("DELETE FROM queues WHERE name = $1")
+        let done = on_db!(self, pool => sqlx::query("DELETE FROM queues WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(pool)
+            .await.map(|d| d.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
     pub async fn queues(&self) -> Result<Vec<QueueConfig>, StoreError> {
-        let rows = sqlx::query("SELECT config FROM queues ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+        Ok(
+            on_db!(self, pool => sqlx::query("SELECT config FROM queues ORDER BY name")
+            .fetch_all(pool)
+            .await?
             .iter()
             .filter_map(|r| serde_json::from_str(&r.get::<String, _>("config")).ok())
-            .collect())
+            .collect()),
+        )
     }
 
     pub async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let found: Option<String> = sqlx::query_scalar("SELECT name FROM queues WHERE name = $1")
+        let found: Option<String> = on_db!(self, pool => sqlx::query_scalar("SELECT name FROM queues WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await)?;
         Ok(found.is_some())
     }
 
     pub async fn pause_reasons(&self) -> Result<Vec<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT name FROM pause_reasons ORDER BY position, id")
-                .fetch_all(&self.pool)
-                .await?,
+            on_db!(self, pool => sqlx::query_scalar("SELECT name FROM pause_reasons ORDER BY position, id")
+                .fetch_all(pool)
+                .await)?,
         )
     }
 
@@ -155,22 +150,21 @@ impl Store {
         if name.is_empty() || name.chars().count() > 64 {
             return Err(invalid("name", "1-64 characters"));
         }
-        let r = sqlx::query("INSERT INTO pause_reasons (name, position) VALUES ($1, (SELECT COALESCE(MAX(position), 0) + 1 FROM pause_reasons))")
+        let r = on_db!(self, pool => sqlx::query("INSERT INTO pause_reasons (name, position) VALUES ($1, (SELECT COALESCE(MAX(position), 0) + 1 FROM pause_reasons))")
             .bind(name)
-            .execute(&self.pool)
-            .await;
+            .execute(pool)
+            .await.map(|d| d.rows_affected()));
         r.map_err(conflict_on("name"))?;
         Ok(())
     }
 
     /// Each operator's last login, logout, pause or resume: their state to restore.
     pub async fn operator_states(&self) -> Result<HashMap<String, StoredState>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_db!(self, pool => sqlx::query(
             "SELECT operator, kind, data FROM queue_events WHERE id IN (SELECT MAX(id) FROM queue_events WHERE kind IN ('login', 'logout', 'paused', 'resumed') GROUP BY operator)",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
+        .fetch_all(pool)
+        .await?
             .iter()
             .filter_map(|r| {
                 let operator: String = r.get("operator");
@@ -185,7 +179,7 @@ impl Store {
                 };
                 Some((operator, state))
             })
-            .collect())
+            .collect()))
     }
 
     /// Accepted and missed queue offers per operator since `since_ms`.
@@ -193,15 +187,15 @@ impl Store {
         &self,
         since_ms: u64,
     ) -> Result<HashMap<String, Counters>, StoreError> {
-        let rows = sqlx::query("SELECT operator, kind, COUNT(*) AS n FROM queue_events WHERE at_ms >= $1 AND kind IN ('answered', 'no_answer') GROUP BY operator, kind")
+        let rows: Vec<(String, String, i64)> = on_db!(self, pool => sqlx::query_as("SELECT operator, kind, COUNT(*) AS n FROM queue_events WHERE at_ms >= $1 AND kind IN ('answered', 'no_answer') GROUP BY operator, kind")
             .bind(since_ms as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(pool)
+            .await)?;
         let mut out: HashMap<String, Counters> = HashMap::new();
-        for r in rows {
-            let c = out.entry(r.get("operator")).or_default();
-            let n = r.get::<i64, _>("n") as u32;
-            match r.get::<String, _>("kind").as_str() {
+        for (operator, kind, n) in rows {
+            let c = out.entry(operator).or_default();
+            let n = n as u32;
+            match kind.as_str() {
                 "answered" => c.accepted = n,
                 _ => c.missed = n,
             }
@@ -220,14 +214,14 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = sqlx::query("SELECT id, data FROM queue_events WHERE id > $1 AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR operator = $3) ORDER BY id LIMIT $4")
+        Ok(
+            on_db!(self, pool => sqlx::query("SELECT id, data FROM queue_events WHERE id > $1 AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR operator = $3) ORDER BY id LIMIT $4")
             .bind(after_id)
             .bind(queue)
             .bind(operator)
             .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+            .fetch_all(pool)
+            .await?
             .iter()
             .filter_map(|r| {
                 let mut v: serde_json::Value =
@@ -235,6 +229,7 @@ impl Store {
                 v["id"] = r.get::<i64, _>("id").into();
                 Some(v)
             })
-            .collect())
+            .collect()),
+        )
     }
 }

@@ -1,5 +1,9 @@
-//! The embedded SQLite database (one file, WAL mode).
+//! The database: embedded SQLite (one file, WAL) by default, PostgreSQL when
+//! `database_url` says `postgres://…`. Each backend has its own migrations; queries are
+//! written once, in SQL both accept (`$N` placeholders, `ON CONFLICT`, `TRUE`/`FALSE`), and
+//! run on whichever pool the store holds through [`on_db!`](crate::on_db).
 
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
@@ -15,6 +19,9 @@ pub enum StoreError {
         field: &'static str,
         message: String,
     },
+    /// A fault in a field named at run time (a card field: `values.<latin>`).
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
     #[error("{field}: already taken")]
     Conflict { field: &'static str },
     #[error("not found")]
@@ -24,6 +31,20 @@ pub enum StoreError {
     InUse(String),
     #[error("password hashing: {0}")]
     Hash(String),
+    /// A field's new type would lose this many stored values; repeat with confirmation.
+    #[error("{values} stored values would be lost")]
+    DataLoss { values: u64 },
+    /// The caller's rights or field access do not allow it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+/// A validation error on `field`.
+pub(crate) fn invalid(field: &'static str, message: &str) -> StoreError {
+    StoreError::Invalid {
+        field,
+        message: message.to_string(),
+    }
 }
 
 /// A database error, a unique-constraint violation reported as a conflict on `field`.
@@ -34,14 +55,74 @@ pub(crate) fn conflict_on(field: &'static str) -> impl Fn(sqlx::Error) -> StoreE
     }
 }
 
-#[derive(Clone)]
+/// The pool of one backend.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the body
+/// is compiled once per backend, so rows are read with each driver's own types.
+#[macro_export]
+macro_rules! on_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A value bound to a query built at run time (filters, imports).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+    Bool(bool),
+}
+
+/// Binds every [`Arg`] in order to a query of either backend.
+#[macro_export]
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for a in $args {
+            q = match a {
+                $crate::store::Arg::Int(v) => q.bind(*v),
+                $crate::store::Arg::Real(v) => q.bind(*v),
+                $crate::store::Arg::Text(v) => q.bind(v.clone()),
+                $crate::store::Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+#[derive(Clone, Debug)]
 pub struct Store {
-    pub pool: SqlitePool,
+    pub db: Db,
+    /// Where national phone numbers are read (ISO 3166 code, `crm.default_country`).
+    pub country: String,
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`.
+    /// Opens (creating if needed) and migrates the database at `url`: `postgres://…` or
+    /// `postgresql://…` for PostgreSQL, anything else is a SQLite URL.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            return Ok(Store {
+                db: Db::Postgres(pool),
+                country: "RU".into(),
+            });
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -52,37 +133,48 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            db: Db::Sqlite(pool),
+            country: "RU".into(),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     pub async fn user_exists(&self, login: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i64> = on_db!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
+                .bind(login)
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(found.is_some())
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
+        Ok(on_db!(self, pool => {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, pool => {
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 }

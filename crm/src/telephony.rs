@@ -1,8 +1,8 @@
 //! Trunks, inbound numbers and per-user call settings, and the in-memory dialplan call
 //! control asks on every INVITE.
 
-use crate::store::conflict_on;
-use crate::{Store, StoreError};
+use crate::store::{conflict_on, invalid};
+use crate::{on_db, Store, StoreError};
 use dashmap::DashMap;
 use kolokol_engine::call::outbound_registration::RegistrationTarget;
 use kolokol_engine::call::routing::{Destination, Dialplan, Number, Trunk, UserRoute};
@@ -10,13 +10,6 @@ use kolokol_engine::transport::Transport;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::net::{IpAddr, SocketAddr};
-
-fn invalid(field: &'static str, message: &str) -> StoreError {
-    StoreError::Invalid {
-        field,
-        message: message.to_string(),
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct NewTrunk {
@@ -111,7 +104,7 @@ pub struct UserCalls {
 impl Store {
     pub async fn create_trunk(&self, new: &NewTrunk) -> Result<TrunkRow, StoreError> {
         new.validate()?;
-        let r = sqlx::query("INSERT INTO trunks (name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
+        let r = on_db!(self, pool => sqlx::query("INSERT INTO trunks (name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
             .bind(new.name.trim())
             .bind(&new.address)
             .bind(&new.transport)
@@ -120,22 +113,22 @@ impl Store {
             .bind(&new.caller_id)
             .bind(&new.username)
             .bind(&new.password)
-            .bind(new.register as i64)
+            .bind(new.register)
             .bind(chrono::Utc::now().to_rfc3339())
-            .fetch_one(&self.pool)
-            .await;
-        let row = r.map_err(conflict_on("name"))?;
+            .fetch_one(pool)
+            .await.map(|row| row.get::<i64, _>("id")));
+        let id = r.map_err(conflict_on("name"))?;
         Ok(TrunkRow {
-            id: row.get("id"),
+            id,
             trunk: new.clone(),
         })
     }
 
     pub async fn trunks(&self) -> Result<Vec<TrunkRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register FROM trunks ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+        Ok(
+            on_db!(self, pool => sqlx::query("SELECT id, name, address, transport, inbound_ip, inbound_port, caller_id, username, password, register FROM trunks ORDER BY id")
+            .fetch_all(pool)
+            .await?
             .iter()
             .map(|r| TrunkRow {
                 id: r.get("id"),
@@ -148,10 +141,11 @@ impl Store {
                     caller_id: r.get("caller_id"),
                     username: r.get("username"),
                     password: r.get("password"),
-                    register: r.get::<i64, _>("register") != 0,
+                    register: r.get("register"),
                 },
             })
-            .collect())
+            .collect()),
+        )
     }
 
     pub async fn create_number(&self, new: &NewNumber) -> Result<NewNumber, StoreError> {
@@ -174,24 +168,24 @@ impl Store {
             }
             _ => return Err(invalid("user", "give either user or queue")),
         };
-        let r = sqlx::query(
+        let r = on_db!(self, pool => sqlx::query(
             "INSERT INTO numbers (number, destination, record, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&new.number)
         .bind(destination)
-        .bind(new.record as i64)
+        .bind(new.record)
         .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&self.pool)
-        .await;
+        .execute(pool)
+        .await.map(|d| d.rows_affected()));
         r.map_err(conflict_on("number"))?;
         Ok(new.clone())
     }
 
     pub async fn numbers(&self) -> Result<Vec<NewNumber>, StoreError> {
-        let rows = sqlx::query("SELECT number, destination, record FROM numbers ORDER BY number")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+        Ok(
+            on_db!(self, pool => sqlx::query("SELECT number, destination, record FROM numbers ORDER BY number")
+            .fetch_all(pool)
+            .await?
             .iter()
             .filter_map(|r| {
                 let dest: String = r.get("destination");
@@ -200,50 +194,50 @@ impl Store {
                     number: r.get("number"),
                     user: (kind == "user").then(|| name.to_string()),
                     queue: (kind == "queue").then(|| name.to_string()),
-                    record: r.get::<i64, _>("record") != 0,
+                    record: r.get("record"),
                 })
             })
-            .collect())
+            .collect()),
+        )
     }
 
     pub async fn set_user_calls(&self, login: &str, calls: &UserCalls) -> Result<(), StoreError> {
         if let Some(t) = calls.trunk_id {
-            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM trunks WHERE id = $1")
+            let found: Option<i64> = on_db!(self, pool => sqlx::query_scalar("SELECT id FROM trunks WHERE id = $1")
                 .bind(t)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await)?;
             if found.is_none() {
                 return Err(invalid("trunk_id", "no trunk with this id"));
             }
         }
-        let done = sqlx::query("UPDATE users SET record = $1, trunk_id = $2 WHERE login = $3")
-            .bind(calls.record as i64)
+        let done = on_db!(self, pool => sqlx::query("UPDATE users SET record = $1, trunk_id = $2 WHERE login = $3")
+            .bind(calls.record)
             .bind(calls.trunk_id)
             .bind(login)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(pool)
+            .await.map(|d| d.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
     async fn user_routes(&self) -> Result<Vec<UserRoute>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT login, name, extension, record, trunk_id FROM users WHERE active = 1",
+        Ok(on_db!(self, pool => sqlx::query(
+            "SELECT login, name, extension, record, trunk_id FROM users WHERE active",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
+        .fetch_all(pool)
+        .await?
             .iter()
             .map(|r| UserRoute {
                 login: r.get("login"),
                 name: r.get("name"),
                 extension: r.get("extension"),
-                record: r.get::<i64, _>("record") != 0,
+                record: r.get("record"),
                 trunk: r.get("trunk_id"),
             })
-            .collect())
+            .collect()))
     }
 }
 

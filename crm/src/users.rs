@@ -1,6 +1,7 @@
 //! Users: web login (argon2id), telephony credentials (HA1 per realm), rights, API tokens.
 
-use crate::{Store, StoreError};
+use crate::store::invalid;
+use crate::{on_db, Store, StoreError};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -12,14 +13,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub login: String,
     pub name: String,
     pub extension: Option<String>,
     pub active: bool,
+    /// Everything, every field.
     pub admin: bool,
+    /// May create partners (SPEC 2.1 "work with contacts").
+    pub contacts: bool,
+    pub tasks: bool,
+    pub reports: bool,
     pub created_at: String,
 }
 
@@ -32,13 +38,12 @@ pub struct NewUser {
     pub password: Option<String>,
     #[serde(default)]
     pub admin: bool,
-}
-
-fn invalid(field: &'static str, message: &str) -> StoreError {
-    StoreError::Invalid {
-        field,
-        message: message.to_string(),
-    }
+    #[serde(default)]
+    pub contacts: bool,
+    #[serde(default)]
+    pub tasks: bool,
+    #[serde(default)]
+    pub reports: bool,
 }
 
 impl NewUser {
@@ -94,19 +99,29 @@ pub fn random_secret(bytes: usize) -> String {
         .collect()
 }
 
-fn row_to_user(r: &sqlx::sqlite::SqliteRow) -> User {
-    User {
-        id: r.get("id"),
-        login: r.get("login"),
-        name: r.get("name"),
-        extension: r.get("extension"),
-        active: r.get::<i64, _>("active") != 0,
-        admin: r.get::<i64, _>("admin") != 0,
-        created_at: r.get("created_at"),
-    }
+pub(crate) const USER_COLUMNS: &str =
+    "id, login, name, extension, active, admin, contacts, tasks, reports, created_at";
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub active: Option<bool>,
+    pub admin: Option<bool>,
+    pub contacts: Option<bool>,
+    pub tasks: Option<bool>,
+    pub reports: Option<bool>,
 }
 
-const USER_COLUMNS: &str = "id, login, name, extension, active, admin, created_at";
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| StoreError::Hash(e.to_string()))?
+        .to_string())
+}
 
 impl Store {
     /// Creates a user; returns it and the web password (generated when none was given).
@@ -117,11 +132,7 @@ impl Store {
     ) -> Result<(User, String), StoreError> {
         new.validate()?;
         let password = new.password.clone().unwrap_or_else(|| random_secret(8));
-        let salt = SaltString::generate(&mut OsRng);
-        let password_hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| StoreError::Hash(e.to_string()))?
-            .to_string();
+        let password_hash = hash_password(&password)?;
         let (md5, sha) = match (&new.extension, &new.sip_password) {
             (Some(ext), Some(p)) => (
                 Some(ha1(Algorithm::Md5, ext, realm, p)),
@@ -129,23 +140,28 @@ impl Store {
             ),
             _ => (None, None),
         };
-        let result = sqlx::query(
-            "INSERT INTO users (login, name, extension, sip_realm, ha1_md5, ha1_sha256, password_hash, active, admin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) RETURNING id",
-        )
-        .bind(&new.login)
-        .bind(new.name.trim())
-        .bind(&new.extension)
-        .bind(realm)
-        .bind(md5)
-        .bind(sha)
-        .bind(password_hash)
-        .bind(new.admin as i64)
-        .bind(chrono::Utc::now().to_rfc3339())
-        .fetch_one(&self.pool)
-        .await;
-        let id: i64 = match result {
-            Ok(row) => row.get("id"),
+        let result: Result<i64, sqlx::Error> = on_db!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO users (login, name, extension, sip_realm, ha1_md5, ha1_sha256, password_hash, active, admin, contacts, tasks, reports, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $10, $11, $12) RETURNING id",
+            )
+            .bind(&new.login)
+            .bind(new.name.trim())
+            .bind(&new.extension)
+            .bind(realm)
+            .bind(&md5)
+            .bind(&sha)
+            .bind(&password_hash)
+            .bind(new.admin)
+            .bind(new.contacts)
+            .bind(new.tasks)
+            .bind(new.reports)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .fetch_one(pool)
+            .await
+        });
+        let id = match result {
+            Ok(id) => id,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 let field = if e.message().contains("extension") {
                     "extension"
@@ -159,26 +175,87 @@ impl Store {
         Ok((self.user(id).await?, password))
     }
 
+    /// Applies `change` to user `id`; a new password is hashed, sessions stay valid.
+    pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
+        let mut user = self.user(id).await?;
+        if let Some(name) = &change.name {
+            if name.trim().is_empty() || name.len() > 200 {
+                return Err(invalid("name", "must not be empty (at most 200 bytes)"));
+            }
+            user.name = name.trim().to_string();
+        }
+        let password_hash = match &change.password {
+            Some(p) if p.len() < 8 => return Err(invalid("password", "at least 8 characters")),
+            Some(p) => Some(hash_password(p)?),
+            None => None,
+        };
+        user.active = change.active.unwrap_or(user.active);
+        user.admin = change.admin.unwrap_or(user.admin);
+        user.contacts = change.contacts.unwrap_or(user.contacts);
+        user.tasks = change.tasks.unwrap_or(user.tasks);
+        user.reports = change.reports.unwrap_or(user.reports);
+        on_db!(self, pool => {
+            sqlx::query("UPDATE users SET name = $1, active = $2, admin = $3, contacts = $4, tasks = $5, reports = $6, password_hash = COALESCE($7, password_hash) WHERE id = $8")
+                .bind(&user.name)
+                .bind(user.active)
+                .bind(user.admin)
+                .bind(user.contacts)
+                .bind(user.tasks)
+                .bind(user.reports)
+                .bind(&password_hash)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        if !user.active {
+            self.end_sessions(id).await?;
+        }
+        Ok(user)
+    }
+
+    /// Removes a user and their sessions and tokens.
+    pub async fn delete_user(&self, id: i64) -> Result<(), StoreError> {
+        let done = on_db!(self, pool => {
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn user(&self, id: i64) -> Result<User, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok(row_to_user(&row))
+        on_db!(self, pool => {
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn user_by_login(&self, login: &str) -> Result<User, StoreError> {
+        on_db!(self, pool => {
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1"))
+                .bind(login)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound)
     }
 
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(row_to_user).collect())
+        Ok(on_db!(self, pool => {
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     pub async fn user_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_db!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?
+        }))
     }
 
     /// The user whose web login and password match, if active.
@@ -187,27 +264,33 @@ impl Store {
         login: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE login = $1 AND active = 1"
-        ))
-        .bind(login)
-        .fetch_optional(&self.pool)
-        .await?;
+        #[derive(sqlx::FromRow)]
+        struct WithHash {
+            #[sqlx(flatten)]
+            user: User,
+            password_hash: String,
+        }
+        let row: Option<WithHash> = on_db!(self, pool => {
+            sqlx::query_as(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE login = $1 AND active"
+            ))
+            .bind(login)
+            .fetch_optional(pool)
+            .await?
+        });
         let Some(row) = row else {
             // Same work for an unknown login as for a wrong password.
-            let _ = Argon2::default()
-                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng));
+            let _ = hash_password(password);
             return Ok(None);
         };
-        let stored: String = row.get("password_hash");
-        let ok = PasswordHash::new(&stored)
+        let ok = PasswordHash::new(&row.password_hash)
             .map(|h| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &h)
                     .is_ok()
             })
             .unwrap_or(false);
-        Ok(ok.then(|| row_to_user(&row)))
+        Ok(ok.then_some(row.user))
     }
 
     /// Issues a bearer token ('api', no expiry) or a session ('session', 12 hours).
@@ -215,45 +298,76 @@ impl Store {
         let token = random_secret(24);
         let expires = (kind == "session")
             .then(|| (chrono::Utc::now() + chrono::Duration::hours(12)).to_rfc3339());
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, kind, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(hash_secret(&token))
-            .bind(user_id)
-            .bind(kind)
-            .bind(expires)
-            .bind(chrono::Utc::now().to_rfc3339())
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, pool => {
+            sqlx::query("INSERT INTO api_tokens (token_hash, user_id, kind, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(hash_secret(&token))
+                .bind(user_id)
+                .bind(kind)
+                .bind(&expires)
+                .bind(chrono::Utc::now().to_rfc3339())
+                .execute(pool)
+                .await?;
+        });
         Ok(token)
+    }
+
+    /// Ends one session (logout, or the old one replaced at login).
+    pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1 AND kind = 'session'")
+                .bind(hash_secret(token))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Ends every session of a user (deactivated).
+    async fn end_sessions(&self, user_id: i64) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND kind = 'session'")
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// The active user a token or session belongs to.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.login, u.name, u.extension, u.active, u.admin, u.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND u.active = 1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
-        .bind(hash_secret(token))
-        .bind(chrono::Utc::now().to_rfc3339())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(row_to_user))
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(on_db!(self, pool => {
+            sqlx::query_as::<_, User>(&format!(
+                "SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND u.active AND (t.expires_at IS NULL OR t.expires_at > $2)"
+            ))
+            .bind(hash_secret(token))
+            .bind(chrono::Utc::now().to_rfc3339())
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// SIP accounts of active users for the realm.
     pub async fn sip_accounts(&self, realm: &str) -> Result<Vec<SipAccount>, StoreError> {
-        let rows = sqlx::query("SELECT id, extension, ha1_md5, ha1_sha256 FROM users WHERE active = 1 AND extension IS NOT NULL AND sip_realm = $1")
-            .bind(realm)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| SipAccount {
-                user_id: r.get("id"),
-                username: r.get("extension"),
-                ha1_md5: r.get("ha1_md5"),
-                ha1_sha256: r.get("ha1_sha256"),
-            })
-            .collect())
+        Ok(on_db!(self, pool => {
+            sqlx::query("SELECT id, extension, ha1_md5, ha1_sha256 FROM users WHERE active AND extension IS NOT NULL AND sip_realm = $1")
+                .bind(realm)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| SipAccount {
+                    user_id: r.get("id"),
+                    username: r.get("extension"),
+                    ha1_md5: r.get("ha1_md5"),
+                    ha1_sha256: r.get("ha1_sha256"),
+                })
+                .collect()
+        }))
     }
 }
 

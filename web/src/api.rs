@@ -26,19 +26,47 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let cookie = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='));
+        let cookie = session_cookie(&parts.headers);
+        if bearer.is_none() && cookie.is_some() && !parts.method.is_safe() {
+            cross_site_check(parts)?;
+        }
         let token = bearer.or(cookie).ok_or_else(Problem::unauthorized)?;
         match state.store.user_by_token(token).await? {
             Some(user) => Ok(Caller(user)),
             None => Err(Problem::unauthorized()),
         }
     }
+}
+
+/// The session cookie of a request, if any.
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+/// A write authenticated by cookie must come from our own pages: SameSite=Strict already
+/// keeps other sites' requests cookieless; this refuses what a browser marks cross-site
+/// or sends with a foreign Origin.
+fn cross_site_check(parts: &Parts) -> Result<(), Problem> {
+    let h = &parts.headers;
+    let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let foreign_origin = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if foreign_origin || header("sec-fetch-site") == Some("cross-site") {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "cross-site request refused",
+        ));
+    }
+    Ok(())
 }
 
 /// JSON bodies whose rejection is a problem+json naming what is wrong.
@@ -79,6 +107,23 @@ pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "tier_step_ms",
             "reason",
             "register",
+            "latin",
+            "kind",
+            "section",
+            "list_id",
+            "position",
+            "shown",
+            "placeholder",
+            "side",
+            "in_table",
+            "required",
+            "items",
+            "access",
+            "values",
+            "active",
+            "contacts",
+            "tasks",
+            "reports",
         ]
         .into_iter()
         .find(|f| {
@@ -91,7 +136,7 @@ pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             path == Some(*f) || text.contains(&format!("`{f}`"))
         });
         let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", text);
-        p.field = field;
+        p.field = field.map(Into::into);
         p
     })
 }
@@ -131,11 +176,17 @@ pub struct Login {
     password: String,
 }
 
+/// Logs in: a new session every time (the one the browser held, if any, ends), so a
+/// session id planted before login is worthless after it.
 pub async fn login(
     State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
     json: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let login = body(json)?;
+    if let Some(old) = session_cookie(&headers) {
+        st.store.end_session(old).await?;
+    }
     let Some(user) = st
         .store
         .check_password(&login.login, &login.password)
@@ -151,6 +202,18 @@ pub async fn login(
     let cookie =
         format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
     Ok(([(header::SET_COOKIE, cookie)], Json(user)).into_response())
+}
+
+/// Ends the session and clears its cookie.
+pub async fn logout(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Problem> {
+    if let Some(token) = session_cookie(&headers) {
+        st.store.end_session(token).await?;
+    }
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
 pub async fn list_users(

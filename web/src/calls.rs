@@ -12,7 +12,6 @@ use axum::Json;
 use kolokol_crm::telephony::{NewNumber, NewTrunk, TrunkRow, UserCalls};
 use kolokol_engine::call::outbound_registration::RegistrationStatus;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 fn admin(caller: &Caller) -> Result<(), Problem> {
@@ -117,30 +116,12 @@ fn hundred() -> i64 {
     100
 }
 
-#[derive(Serialize)]
-pub struct CallRow {
-    id: String,
-    direction: String,
-    from: String,
-    to: String,
-    user: Option<String>,
-    number: Option<String>,
-    trunk: Option<String>,
-    started_ms: i64,
-    answered_ms: Option<i64>,
-    answered_by: Option<String>,
-    ended_ms: Option<i64>,
-    end_cause: Option<String>,
-    end_status: Option<i64>,
-    recording: Option<String>,
-}
-
 /// Recent calls, newest first: all of them for an administrator, one's own otherwise.
 pub async fn list_calls(
     State(st): State<AppState>,
     caller: Caller,
     Query(q): Query<CallQuery>,
-) -> Result<Json<Vec<CallRow>>, Problem> {
+) -> Result<Json<Vec<kolokol_crm::calls::CallRow>>, Problem> {
     if !(1..=1000).contains(&q.limit) {
         return Err(Problem::field(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -148,34 +129,7 @@ pub async fn list_calls(
             "1 to 1000",
         ));
     }
-    let me = caller.0;
-    let rows = sqlx::query("SELECT * FROM calls WHERE $1 OR user_login = $2 OR answered_by = $2 ORDER BY started_ms DESC LIMIT $3")
-        .bind(me.admin)
-        .bind(&me.login)
-        .bind(q.limit)
-        .fetch_all(&st.store.pool)
-        .await
-        .map_err(kolokol_crm::StoreError::from)?;
-    Ok(Json(
-        rows.iter()
-            .map(|r| CallRow {
-                id: r.get("id"),
-                direction: r.get("direction"),
-                from: r.get("from_number"),
-                to: r.get("to_number"),
-                user: r.get("user_login"),
-                number: r.get("number"),
-                trunk: r.get("trunk"),
-                started_ms: r.get("started_ms"),
-                answered_ms: r.get("answered_ms"),
-                answered_by: r.get("answered_by"),
-                ended_ms: r.get("ended_ms"),
-                end_cause: r.get("end_cause"),
-                end_status: r.get("end_status"),
-                recording: r.get("recording"),
-            })
-            .collect(),
-    ))
+    Ok(Json(st.store.recent_calls(&caller.0, q.limit).await?))
 }
 
 async fn may_see(st: &AppState, caller: &Caller, call_id: &str) -> Result<(), Problem> {
@@ -202,12 +156,7 @@ pub async fn call_events(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<serde_json::Value>>, Problem> {
     may_see(&st, &caller, &id).await?;
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT data FROM call_events WHERE call_id = $1 ORDER BY seq")
-            .bind(&id)
-            .fetch_all(&st.store.pool)
-            .await
-            .map_err(kolokol_crm::StoreError::from)?;
+    let rows = st.store.call_events(&id).await?;
     Ok(Json(
         rows.iter()
             .filter_map(|r| serde_json::from_str(r).ok())

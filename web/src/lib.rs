@@ -3,13 +3,14 @@
 
 mod api;
 mod calls;
+mod crm;
 mod live;
 mod problem;
 mod queues;
 mod sip_ws;
 mod softphone;
 
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use kolokol_crm::{RoutingTable, Store, UserDirectory};
 use kolokol_engine::service::SipService;
@@ -51,7 +52,42 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/session", post(api::login))
+        .route("/api/v1/session/logout", post(api::logout))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route(
+            "/api/v1/users/{id}",
+            patch(crm::update_user).delete(crm::delete_user),
+        )
+        .route(
+            "/api/v1/groups",
+            get(crm::list_groups).post(crm::create_group),
+        )
+        .route(
+            "/api/v1/groups/{id}",
+            put(crm::replace_group).delete(crm::delete_group),
+        )
+        .route("/api/v1/form", get(crm::form))
+        .route("/api/v1/fields", post(crm::create_field))
+        .route(
+            "/api/v1/fields/{id}",
+            put(crm::replace_field).delete(crm::delete_field),
+        )
+        .route("/api/v1/lists", post(crm::create_list))
+        .route(
+            "/api/v1/lists/{id}",
+            put(crm::replace_list).delete(crm::delete_list),
+        )
+        .route(
+            "/api/v1/partners",
+            get(crm::table).post(crm::create_partner),
+        )
+        .route(
+            "/api/v1/partners/{id}",
+            get(crm::partner)
+                .patch(crm::update_partner)
+                .delete(crm::delete_partner),
+        )
+        .route("/api/v1/partners/{id}/history", get(crm::partner_history))
         .route("/api/v1/registrations", get(api::registrations))
         .route(
             "/api/v1/trunks",

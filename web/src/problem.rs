@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kolokol_crm::StoreError;
 use serde::Serialize;
+use std::borrow::Cow;
 
 #[derive(Debug, Serialize)]
 pub struct Problem {
@@ -14,7 +15,10 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
+    /// How many stored values a field's new type would lose (409 until confirmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values_lost: Option<u64>,
 }
 
 impl Problem {
@@ -25,12 +29,17 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            values_lost: None,
         }
     }
 
-    pub fn field(status: StatusCode, field: &'static str, detail: impl Into<String>) -> Self {
+    pub fn field(
+        status: StatusCode,
+        field: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
-            field: Some(field),
+            field: Some(field.into()),
             ..Problem::new(status, "Invalid field", detail)
         }
     }
@@ -90,6 +99,22 @@ impl From<StoreError> for Problem {
                     format!("{field}: already taken"),
                 );
                 p.title = "Conflict";
+                p
+            }
+            StoreError::InvalidField { field, message } => Problem::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field.clone(),
+                format!("{field}: {message}"),
+            ),
+            StoreError::Forbidden(why) => Problem::new(StatusCode::FORBIDDEN, "Forbidden", why),
+            StoreError::DataLoss { values } => {
+                let mut p = Problem::field(
+                    StatusCode::CONFLICT,
+                    "kind",
+                    format!("{values} stored values do not fit the new type and would be lost; repeat with \"confirm_loss\": true"),
+                );
+                p.title = "Data would be lost";
+                p.values_lost = Some(values);
                 p
             }
             StoreError::InUse(by) => Problem::new(

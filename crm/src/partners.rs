@@ -1,0 +1,404 @@
+//! Partners (SPEC 2.5–2.6): cards read and written through a [`Viewer`], so a field the
+//! user may not see is neither shown, accepted, searched, filtered, sorted nor in history;
+//! every change is kept in the card's history.
+
+use crate::access::{Access, Viewer};
+use crate::form::{Field, FieldSpec, Form};
+use crate::store::Arg;
+use crate::values::{self, display, stored_text};
+use crate::{bind_args, on_db, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+/// A card as one viewer sees it: only the fields they may view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Partner {
+    pub id: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub values: Map<String, Value>,
+    /// The fields this viewer may change.
+    pub editable: Vec<String>,
+}
+
+/// One line of a card's history.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub at: String,
+    pub user_name: String,
+    pub action: String,
+    /// The field's latin name (none for the card as a whole).
+    pub field: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+/// `SELECT` list reading every column of `fields` as text.
+fn text_columns<'a>(fields: impl Iterator<Item = &'a Field>) -> String {
+    fields
+        .map(|f| format!(", CAST({c} AS TEXT) AS {c}", c = f.column()))
+        .collect()
+}
+
+/// A who-did-it for history rows.
+struct Author<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+impl Store {
+    /// The card `id` with the fields `viewer` sees.
+    pub async fn partner(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        id: i64,
+    ) -> Result<Partner, StoreError> {
+        let visible: Vec<&Field> = viewer.visible(form).collect();
+        let stored = self.stored_values(id, &visible).await?;
+        let (created_at, updated_at, values) = stored.ok_or(StoreError::NotFound)?;
+        Ok(Partner {
+            id,
+            created_at,
+            updated_at,
+            values: visible
+                .iter()
+                .zip(&values)
+                .map(|(f, v)| (f.spec.latin.clone(), values::render(f, form, v.as_deref())))
+                .collect(),
+            editable: visible
+                .iter()
+                .filter(|f| viewer.access(f) == Access::Edit)
+                .map(|f| f.spec.latin.clone())
+                .collect(),
+        })
+    }
+
+    /// Creation time, update time and the text of each of `fields` of partner `id`.
+    async fn stored_values(
+        &self,
+        id: i64,
+        fields: &[&Field],
+    ) -> Result<Option<(String, String, Vec<Option<String>>)>, StoreError> {
+        let sql = format!(
+            "SELECT created_at, updated_at{} FROM partners WHERE id = $1",
+            text_columns(fields.iter().copied())
+        );
+        Ok(on_db!(self, pool => {
+            sqlx::query(&sql).bind(id).fetch_optional(pool).await?.map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<String, _>(1),
+                    (0..fields.len()).map(|i| r.get::<Option<String>, _>(i + 2)).collect(),
+                )
+            })
+        }))
+    }
+
+    /// Checks `values` against the form and the viewer's access: every key a field the
+    /// viewer may edit, every value fitting its field. Errors name the field.
+    fn check_values<'f>(
+        &self,
+        viewer: &Viewer,
+        form: &'f Form,
+        values: &Map<String, Value>,
+    ) -> Result<Vec<(&'f Field, Arg)>, StoreError> {
+        let mut out = Vec::with_capacity(values.len());
+        for (latin, value) in values {
+            let field = viewer
+                .field(form, latin)
+                .ok_or_else(|| field_error(latin, "no such field"))?;
+            if viewer.access(field) != Access::Edit {
+                return Err(field_error(latin, "you may not change this field"));
+            }
+            let arg = values::parse(field, form, value, &self.country)
+                .map_err(|m| field_error(latin, &m))?;
+            if field.spec.required && stored_text(&arg).is_none() {
+                return Err(field_error(latin, "required"));
+            }
+            out.push((field, arg));
+        }
+        Ok(out)
+    }
+
+    /// Creates a card. Needs the "contacts" right; required fields the viewer may edit must
+    /// be given.
+    pub async fn create_partner(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        values: &Map<String, Value>,
+    ) -> Result<Partner, StoreError> {
+        if !viewer.works_with_contacts() {
+            return Err(StoreError::Forbidden(
+                "creating partners needs the contacts right".into(),
+            ));
+        }
+        let checked = self.check_values(viewer, form, values)?;
+        if let Some(missing) = form.fields.iter().find(|f| {
+            f.spec.required
+                && viewer.access(f) == Access::Edit
+                && !checked.iter().any(|(c, _)| c.id == f.id)
+        }) {
+            return Err(field_error(&missing.spec.latin, "required"));
+        }
+        let author = Author {
+            id: viewer.user.id,
+            name: &viewer.user.name,
+        };
+        let id = self
+            .insert_partner(form, &checked, &author, "created")
+            .await?;
+        self.partner(viewer, form, id).await
+    }
+
+    /// Inserts a card with `values` (already checked) and its history.
+    async fn insert_partner(
+        &self,
+        form: &Form,
+        values: &[(&Field, Arg)],
+        author: &Author<'_>,
+        action: &str,
+    ) -> Result<i64, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let cols: String = values
+            .iter()
+            .map(|(f, _)| format!(", {}", f.column()))
+            .collect();
+        let params: String = (0..values.len()).map(|i| format!(", ${}", i + 4)).collect();
+        let sql = format!(
+            "INSERT INTO partners (created_at, updated_at, created_by{cols}) VALUES ($1, $2, $3{params}) RETURNING id"
+        );
+        let mut args = vec![
+            Arg::Text(Some(now.clone())),
+            Arg::Text(Some(now.clone())),
+            Arg::Int(Some(author.id)),
+        ];
+        args.extend(values.iter().map(|(_, a)| a.clone()));
+        let history: Vec<(Option<i64>, String, Option<String>)> =
+            std::iter::once((None, action.to_string(), None))
+                .chain(values.iter().filter_map(|(f, a)| {
+                    let text = stored_text(a);
+                    text.is_some().then(|| {
+                        (
+                            Some(f.id),
+                            "changed".to_string(),
+                            display(f, form, text.as_deref()),
+                        )
+                    })
+                }))
+                .collect();
+        let id = on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = bind_args!(sqlx::query_scalar(&sql), &args).fetch_one(&mut *tx).await?;
+            for (field, action, new) in &history {
+                sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)")
+                    .bind(id)
+                    .bind(&now)
+                    .bind(author.id)
+                    .bind(author.name)
+                    .bind(field)
+                    .bind(action)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Changes the given fields of a card; each changed value goes into its history.
+    pub async fn update_partner(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        id: i64,
+        values: &Map<String, Value>,
+    ) -> Result<Partner, StoreError> {
+        let checked = self.check_values(viewer, form, values)?;
+        let fields: Vec<&Field> = checked.iter().map(|(f, _)| *f).collect();
+        let (_, _, old) = self
+            .stored_values(id, &fields)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let changed: Vec<(&Field, &Arg, Option<String>)> = checked
+            .iter()
+            .zip(old)
+            .filter(|((f, a), old)| {
+                display(f, form, old.as_deref()) != display(f, form, stored_text(a).as_deref())
+            })
+            .map(|((f, a), old)| (*f, a, old))
+            .collect();
+        if !changed.is_empty() {
+            let now = chrono::Utc::now().to_rfc3339();
+            let sets: String = changed
+                .iter()
+                .enumerate()
+                .map(|(i, (f, _, _))| format!(", {} = ${}", f.column(), i + 3))
+                .collect();
+            let sql = format!("UPDATE partners SET updated_at = $1{sets} WHERE id = $2");
+            let mut args = vec![Arg::Text(Some(now.clone())), Arg::Int(Some(id))];
+            args.extend(changed.iter().map(|(_, a, _)| (*a).clone()));
+            let history: Vec<(i64, Option<String>, Option<String>)> = changed
+                .iter()
+                .map(|(f, a, old)| {
+                    (
+                        f.id,
+                        display(f, form, old.as_deref()),
+                        display(f, form, stored_text(a).as_deref()),
+                    )
+                })
+                .collect();
+            on_db!(self, pool => {
+                let mut tx = pool.begin().await?;
+                bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+                for (field, old, new) in &history {
+                    sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, 'changed', $6, $7)")
+                        .bind(id)
+                        .bind(&now)
+                        .bind(viewer.user.id)
+                        .bind(&viewer.user.name)
+                        .bind(field)
+                        .bind(old)
+                        .bind(new)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            });
+        }
+        self.partner(viewer, form, id).await
+    }
+
+    /// Deletes a card (the "contacts" right), with its history.
+    pub async fn delete_partner(&self, viewer: &Viewer, id: i64) -> Result<(), StoreError> {
+        if !viewer.works_with_contacts() {
+            return Err(StoreError::Forbidden(
+                "deleting partners needs the contacts right".into(),
+            ));
+        }
+        let done = on_db!(self, pool => {
+            sqlx::query("DELETE FROM partners WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A card's history, newest first, without the fields `viewer` may not see.
+    pub async fn partner_history(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        id: i64,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            at: String,
+            user_name: String,
+            action: String,
+            field_id: Option<i64>,
+            old_value: Option<String>,
+            new_value: Option<String>,
+        }
+        let exists: Option<i64> = on_db!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        exists.ok_or(StoreError::NotFound)?;
+        let rows: Vec<Row> = on_db!(self, pool => {
+            sqlx::query_as("SELECT id, at, user_name, action, field_id, old_value, new_value FROM partner_history WHERE partner_id = $1 ORDER BY id DESC")
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let field = match r.field_id {
+                    Some(fid) => {
+                        let f = form.field_by_id(fid).filter(|f| viewer.sees(f))?;
+                        Some(f.spec.latin.clone())
+                    }
+                    None => None,
+                };
+                Some(HistoryEntry {
+                    id: r.id,
+                    at: r.at,
+                    user_name: r.user_name,
+                    action: r.action,
+                    field,
+                    old_value: r.old_value,
+                    new_value: r.new_value,
+                })
+            })
+            .collect())
+    }
+
+    /// What changing `old` into `new` does to the stored values: each partner's converted
+    /// value, and how many values do not convert (and would be lost).
+    pub(crate) async fn convert_values(
+        &self,
+        form: &Form,
+        old: &Field,
+        new: &FieldSpec,
+    ) -> Result<(Vec<(i64, Arg)>, u64), StoreError> {
+        let col = old.column();
+        let sql = format!("SELECT id, CAST({col} AS TEXT) FROM partners WHERE {col} IS NOT NULL");
+        let stored: Vec<(i64, String)> = on_db!(self, pool => {
+            sqlx::query_as(&sql).fetch_all(pool).await?
+        });
+        let target = Field {
+            id: old.id,
+            spec: new.clone(),
+        };
+        let mut lost = 0;
+        let mut out = Vec::with_capacity(stored.len());
+        for (id, text) in stored {
+            let value = values::render(old, form, Some(&text));
+            match values::parse(&target, form, &value, &self.country) {
+                Ok(arg) if value.is_null() || stored_text(&arg).is_some() => out.push((id, arg)),
+                _ => {
+                    lost += 1;
+                    out.push((
+                        id,
+                        values::parse(&target, form, &Value::Null, "").expect("null fits"),
+                    ));
+                }
+            }
+        }
+        Ok((out, lost))
+    }
+}
+
+/// A fault in card field `latin`, named `values.<latin>`.
+pub(crate) fn field_error(latin: &str, message: &str) -> StoreError {
+    StoreError::InvalidField {
+        field: format!("values.{latin}"),
+        message: message.to_string(),
+    }
+}
+
+/// List items hidden by default for `field` (none for other kinds).
+pub(crate) fn hidden_items(field: &Field, form: &Form) -> Vec<i64> {
+    if !field.spec.kind.uses_list() {
+        return Vec::new();
+    }
+    field
+        .spec
+        .list_id
+        .and_then(|id| form.list(id))
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|i| i.hidden_by_default)
+                .map(|i| i.id)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,367 @@
+//! The partner table (SPEC 2.5): the viewer's in-table columns, a search term over them,
+//! per-column filters, one sort column, keyset pages. Built as SQL with bound values; only
+//! fields the viewer sees can be named, and list items "hidden by default" stay out until
+//! a filter on their field asks for them.
+
+use crate::access::Viewer;
+use crate::form::{Field, FieldKind, Form};
+use crate::partners::{field_error, hidden_items};
+use crate::store::Arg;
+use crate::values::{self, item_set};
+use crate::{bind_args, on_db, Store, StoreError};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+/// What the table is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct TableQuery {
+    pub search: Option<String>,
+    /// (field latin name, filter text): list fields `a,b` (any of), dates, numbers
+    /// `from..to` (either end open), other text fields a substring.
+    pub filters: Vec<(String, String)>,
+    /// A field's latin name, `-` first for descending; none: newest cards first.
+    pub sort: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePage {
+    /// The columns shown, in form order.
+    pub columns: Vec<String>,
+    pub rows: Vec<TableRow>,
+    /// Pass as `after` for the next page; none on the last.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRow {
+    pub id: i64,
+    pub values: Map<String, Value>,
+}
+
+/// A SQL condition with its values, numbered as they are appended.
+struct Where {
+    sql: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Where {
+    fn param(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+}
+
+/// Case-insensitive substring match of `col` (text) against `term`.
+fn contains(w: &mut Where, postgres: bool, col: &str, term: &str) -> String {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let p = w.param(Arg::Text(Some(format!("%{escaped}%"))));
+    if postgres {
+        format!("{col} ILIKE {p} ESCAPE '\\'")
+    } else {
+        format!("{col} LIKE {p} ESCAPE '\\'")
+    }
+}
+
+/// Ids of `field`'s list items whose name contains `term` (any case).
+fn items_matching(field: &Field, form: &Form, term: &str) -> Vec<i64> {
+    let term = term.to_lowercase();
+    field
+        .spec
+        .list_id
+        .and_then(|id| form.list(id))
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|i| i.name.to_lowercase().contains(&term))
+                .map(|i| i.id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `col` holds one of `ids` (single or set-valued list fields).
+fn holds_any(w: &mut Where, field: &Field, ids: &[i64]) -> String {
+    let col = field.column();
+    if ids.is_empty() {
+        return "FALSE".into();
+    }
+    let parts: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            if field.spec.kind.is_multi() {
+                let p = w.param(Arg::Text(Some(format!("%{}%", item_set(&[*id])))));
+                format!("{col} LIKE {p}")
+            } else {
+                let p = w.param(Arg::Int(Some(*id)));
+                format!("{col} = {p}")
+            }
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The bound form of a filter or cursor value for `field`'s column.
+fn column_arg(field: &Field, form: &Form, text: &str, country: &str) -> Result<Arg, String> {
+    match field.spec.kind {
+        FieldKind::Number => text
+            .trim()
+            .replace(',', ".")
+            .parse::<f64>()
+            .map(|n| Arg::Real(Some(n)))
+            .map_err(|_| "must be a number".into()),
+        FieldKind::Date => values::parse_date(text)
+            .map(|d| Arg::Text(Some(d)))
+            .ok_or_else(|| "must be a date".into()),
+        FieldKind::List | FieldKind::Dropdown => text
+            .parse::<i64>()
+            .map(|n| Arg::Int(Some(n)))
+            .map_err(|_| "bad cursor".into()),
+        FieldKind::Phone => Ok(Arg::Text(Some(
+            values::normalise_phone(text, country).unwrap_or_else(|| text.to_string()),
+        ))),
+        _ => {
+            let _ = form;
+            Ok(Arg::Text(Some(text.to_string())))
+        }
+    }
+}
+
+fn filter(
+    w: &mut Where,
+    postgres: bool,
+    field: &Field,
+    form: &Form,
+    text: &str,
+    country: &str,
+) -> Result<String, StoreError> {
+    let latin = &field.spec.latin;
+    let col = field.column();
+    match field.spec.kind {
+        k if k.uses_list() => {
+            let mut ids = Vec::new();
+            for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let v = Value::String(name.to_string());
+                match values::parse(field, form, &v, country) {
+                    Ok(Arg::Int(Some(id))) => ids.push(id),
+                    Ok(Arg::Text(Some(set))) => {
+                        ids.extend(set.split(',').filter_map(|s| s.parse::<i64>().ok()))
+                    }
+                    _ => {
+                        return Err(field_error(
+                            latin,
+                            &format!("\"{name}\" is not an item of the list"),
+                        ))
+                    }
+                }
+            }
+            Ok(holds_any(w, field, &ids))
+        }
+        FieldKind::Number | FieldKind::Date => {
+            let (from, to) = text.split_once("..").unwrap_or((text, text));
+            let mut parts = Vec::new();
+            for (bound, op) in [(from, ">="), (to, "<=")] {
+                if bound.trim().is_empty() {
+                    continue;
+                }
+                let arg =
+                    column_arg(field, form, bound, country).map_err(|m| field_error(latin, &m))?;
+                let p = w.param(arg);
+                parts.push(format!("{col} {op} {p}"));
+            }
+            if parts.is_empty() {
+                return Err(field_error(latin, "give from..to"));
+            }
+            Ok(format!("({})", parts.join(" AND ")))
+        }
+        FieldKind::Phone => {
+            // Digits as typed match inside the stored E.164 number.
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            Ok(contains(w, postgres, &col, &digits))
+        }
+        _ => Ok(contains(w, postgres, &col, text.trim())),
+    }
+}
+
+/// A page cursor: the sort column's value as text (none: NULL) and the row id.
+fn encode_cursor(value: Option<&str>, id: i64) -> String {
+    let json = serde_json::json!([value, id]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(s: &str) -> Option<(Option<String>, i64)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+impl Store {
+    pub async fn partner_table(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        q: &TableQuery,
+    ) -> Result<TablePage, StoreError> {
+        let postgres = self.is_postgres();
+        let columns: Vec<&Field> = viewer.visible(form).filter(|f| f.spec.in_table).collect();
+        let mut w = Where {
+            sql: Vec::new(),
+            args: Vec::new(),
+        };
+        if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let mut any = Vec::new();
+            for f in &columns {
+                let col = f.column();
+                match f.spec.kind {
+                    k if k.uses_list() => {
+                        let ids = items_matching(f, form, term);
+                        if !ids.is_empty() {
+                            any.push(holds_any(&mut w, f, &ids));
+                        }
+                    }
+                    FieldKind::Number | FieldKind::Date => any.push(contains(
+                        &mut w,
+                        postgres,
+                        &format!("CAST({col} AS TEXT)"),
+                        term,
+                    )),
+                    FieldKind::Phone => {
+                        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
+                        if !digits.is_empty() {
+                            any.push(contains(&mut w, postgres, &col, &digits));
+                        }
+                    }
+                    _ => any.push(contains(&mut w, postgres, &col, term)),
+                }
+            }
+            w.sql.push(if any.is_empty() {
+                "FALSE".into()
+            } else {
+                format!("({})", any.join(" OR "))
+            });
+        }
+        let mut filtered = Vec::new();
+        for (latin, text) in &q.filters {
+            let field = viewer
+                .field(form, latin)
+                .ok_or_else(|| field_error(latin, "no such field"))?;
+            let cond = filter(&mut w, postgres, field, form, text, &self.country)?;
+            w.sql.push(cond);
+            filtered.push(field.id);
+        }
+        for f in viewer.visible(form) {
+            let hidden = hidden_items(f, form);
+            if hidden.is_empty() || filtered.contains(&f.id) {
+                continue;
+            }
+            let cond = holds_any(&mut w, f, &hidden);
+            w.sql.push(format!("NOT COALESCE({cond}, FALSE)"));
+        }
+        // Sort: a visible field (NULLs last) then id, or newest first.
+        let (sort, descending) = match q.sort.as_deref() {
+            Some(s) => {
+                let (latin, desc) = match s.strip_prefix('-') {
+                    Some(l) => (l, true),
+                    None => (s, false),
+                };
+                let f = viewer
+                    .field(form, latin)
+                    .ok_or_else(|| field_error(latin, "no such field to sort by"))?;
+                (Some(f), desc)
+            }
+            None => (None, true),
+        };
+        let (cmp, dir) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some(after) = &q.after {
+            let (value, id) = decode_cursor(after)
+                .ok_or_else(|| crate::store::invalid("after", "not a cursor from this table"))?;
+            let idp = w.param(Arg::Int(Some(id)));
+            let cond = match (sort, value) {
+                (None, _) => format!("id {cmp} {idp}"),
+                (Some(f), None) => format!("({} IS NULL AND id {cmp} {idp})", f.column()),
+                (Some(f), Some(v)) => {
+                    let col = f.column();
+                    let arg = column_arg(f, form, &v, &self.country).map_err(|_| {
+                        crate::store::invalid("after", "not a cursor from this table")
+                    })?;
+                    let vp = w.param(arg);
+                    format!(
+                        "({col} IS NULL OR {col} {cmp} {vp} OR ({col} = {vp} AND id {cmp} {idp}))"
+                    )
+                }
+            };
+            w.sql.push(cond);
+        }
+        let order = match sort {
+            Some(f) => format!(
+                "CASE WHEN {c} IS NULL THEN 1 ELSE 0 END, {c} {dir}, id {dir}",
+                c = f.column()
+            ),
+            None => format!("id {dir}"),
+        };
+        let limit = q.limit.clamp(1, 500) as usize;
+        let sort_col = sort
+            .map(|f| format!(", CAST({c} AS TEXT) AS sort_key", c = f.column()))
+            .unwrap_or_default();
+        let cols: String = columns
+            .iter()
+            .map(|f| format!(", CAST({c} AS TEXT) AS {c}", c = f.column()))
+            .collect();
+        let sql = format!(
+            "SELECT id{sort_col}{cols} FROM partners{} ORDER BY {order} LIMIT {}",
+            if w.sql.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", w.sql.join(" AND "))
+            },
+            limit + 1
+        );
+        let first = if sort.is_some() { 2 } else { 1 };
+        let mut rows: Vec<(i64, Option<String>, Vec<Option<String>>)> = on_db!(self, pool => {
+            bind_args!(sqlx::query(&sql), &w.args)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<i64, _>(0),
+                        if sort.is_some() { r.get::<Option<String>, _>(1) } else { None },
+                        (0..columns.len()).map(|i| r.get::<Option<String>, _>(i + first)).collect(),
+                    )
+                })
+                .collect()
+        });
+        let next = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            let (id, key, _) = rows.last().expect("a full page");
+            encode_cursor(key.as_deref(), *id)
+        });
+        Ok(TablePage {
+            columns: columns.iter().map(|f| f.spec.latin.clone()).collect(),
+            rows: rows
+                .into_iter()
+                .map(|(id, _, values)| TableRow {
+                    id,
+                    values: columns
+                        .iter()
+                        .zip(values)
+                        .map(|(f, v)| (f.spec.latin.clone(), values::render(f, form, v.as_deref())))
+                        .collect(),
+                })
+                .collect(),
+            next,
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! Card values between the API (JSON) and their columns: validation and normalisation on
+//! the way in (SPEC 2.3: required, number, date, e-mail, phone to E.164, list membership),
+//! rendering on the way out. Columns are read back as text (`CAST(f_N AS TEXT)`), so one
+//! reader serves every type and both backends.
+
+use crate::form::{Field, FieldKind, Form};
+use crate::store::Arg;
+use serde_json::Value;
+
+/// The longest text a one-line field keeps, and a large text.
+const MAX_TEXT: usize = 1_000;
+const MAX_LARGE_TEXT: usize = 100_000;
+
+/// Turns an API value into what `field`'s column stores; `Err` says why it does not fit.
+/// `null` and `""` clear the value.
+pub fn parse(field: &Field, form: &Form, value: &Value, country: &str) -> Result<Arg, String> {
+    let kind = field.spec.kind;
+    let empty = match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Ok(match kind {
+            FieldKind::Number => Arg::Real(None),
+            FieldKind::List | FieldKind::Dropdown => Arg::Int(None),
+            _ => Arg::Text(None),
+        });
+    }
+    let text = || -> Result<String, String> {
+        match value {
+            Value::String(s) => Ok(s.trim().to_string()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err("must be a string".into()),
+        }
+    };
+    match kind {
+        FieldKind::Text | FieldKind::LargeText => {
+            let s = text()?;
+            let max = if kind == FieldKind::Text {
+                MAX_TEXT
+            } else {
+                MAX_LARGE_TEXT
+            };
+            if s.chars().count() > max {
+                return Err(format!("at most {max} characters"));
+            }
+            Ok(Arg::Text(Some(s)))
+        }
+        FieldKind::Number => {
+            let n = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().replace(',', ".").replace(' ', "").parse().ok(),
+                _ => None,
+            };
+            match n {
+                Some(n) if n.is_finite() => Ok(Arg::Real(Some(n))),
+                _ => Err("must be a number".into()),
+            }
+        }
+        FieldKind::Date => parse_date(&text()?)
+            .map(|d| Arg::Text(Some(d)))
+            .ok_or_else(|| "must be a date (YYYY-MM-DD or DD.MM.YYYY)".into()),
+        FieldKind::Email => {
+            let s = text()?;
+            normalise_email(&s)
+                .map(|e| Arg::Text(Some(e)))
+                .ok_or_else(|| "must be an e-mail address".into())
+        }
+        FieldKind::Phone => normalise_phone(&text()?, country)
+            .map(|p| Arg::Text(Some(p)))
+            .ok_or_else(|| "must be a phone number".into()),
+        FieldKind::List | FieldKind::Dropdown => {
+            let item = item_id(field, form, value)?;
+            Ok(Arg::Int(Some(item)))
+        }
+        FieldKind::MultiSelect | FieldKind::Checkboxes => {
+            let wanted: Vec<&Value> = match value {
+                Value::Array(a) => a.iter().collect(),
+                v => vec![v],
+            };
+            let mut ids = wanted
+                .into_iter()
+                .map(|v| item_id(field, form, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(Arg::Text(Some(item_set(&ids))))
+        }
+    }
+}
+
+/// `,3,7,`: item ids a `LIKE '%,3,%'` finds.
+pub fn item_set(ids: &[i64]) -> String {
+    let mut s = String::from(",");
+    for id in ids {
+        s.push_str(&id.to_string());
+        s.push(',');
+    }
+    s
+}
+
+/// The id of the list item named (or numbered) by `value`.
+fn item_id(field: &Field, form: &Form, value: &Value) -> Result<i64, String> {
+    let list = field
+        .spec
+        .list_id
+        .and_then(|id| form.list(id))
+        .ok_or("the field has no list")?;
+    let found = match value {
+        Value::String(s) => list.items.iter().find(|i| i.name == s.trim()),
+        Value::Number(n) => list.items.iter().find(|i| Some(i.id) == n.as_i64()),
+        _ => None,
+    };
+    found
+        .map(|i| i.id)
+        .ok_or_else(|| format!("not an item of the list \"{}\"", list.name))
+}
+
+/// A stored value (its column read as text) as the API shows it.
+pub fn render(field: &Field, form: &Form, stored: Option<&str>) -> Value {
+    let Some(s) = stored else {
+        return Value::Null;
+    };
+    let list = || field.spec.list_id.and_then(|id| form.list(id));
+    let item_name = |id: i64| {
+        list()
+            .and_then(|l| l.items.iter().find(|i| i.id == id))
+            .map(|i| Value::String(i.name.clone()))
+    };
+    match field.spec.kind {
+        FieldKind::Number => s
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| {
+                if n.fract() == 0.0 && n.abs() < 9e15 {
+                    Some(Value::from(n as i64))
+                } else {
+                    serde_json::Number::from_f64(n).map(Value::Number)
+                }
+            })
+            .unwrap_or(Value::Null),
+        FieldKind::List | FieldKind::Dropdown => s
+            .parse::<i64>()
+            .ok()
+            .and_then(item_name)
+            .unwrap_or(Value::Null),
+        FieldKind::MultiSelect | FieldKind::Checkboxes => Value::Array(
+            s.split(',')
+                .filter_map(|id| id.parse::<i64>().ok())
+                .filter_map(item_name)
+                .collect(),
+        ),
+        _ => Value::String(s.to_string()),
+    }
+}
+
+/// Plain text of a stored value, for history and exports.
+pub fn display(field: &Field, form: &Form, stored: Option<&str>) -> Option<String> {
+    match render(field, form, stored) {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        v => Some(v.to_string()),
+    }
+}
+
+/// An [`Arg`] as the text its column reads back as.
+pub fn stored_text(arg: &Arg) -> Option<String> {
+    match arg {
+        Arg::Int(v) => v.map(|v| v.to_string()),
+        Arg::Real(v) => v.map(|v| v.to_string()),
+        Arg::Text(v) => v.clone(),
+        Arg::Bool(b) => Some(b.to_string()),
+    }
+}
+
+/// ISO `YYYY-MM-DD` from that form or Russian `DD.MM.YYYY`.
+pub fn parse_date(s: &str) -> Option<String> {
+    let s = s.trim();
+    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%d.%m.%Y"))
+        .ok()?;
+    Some(date.format("%Y-%m-%d").to_string())
+}
+
+/// The address with its domain in lower case, when it looks like one.
+pub fn normalise_email(s: &str) -> Option<String> {
+    let s = s.trim();
+    let (local, domain) = s.rsplit_once('@')?;
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && domain.len() <= 253
+        && !s.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    ok.then(|| format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// E.164 (`+74951234567`) from any way people write a number; national numbers are read
+/// in `country` (ISO 3166 code, e.g. "RU").
+pub fn normalise_phone(s: &str, country: &str) -> Option<String> {
+    let s = s.trim();
+    if s.chars().filter(|c| c.is_ascii_digit()).count() < 3 {
+        return None;
+    }
+    let region = country.parse::<phonenumber::country::Id>().ok();
+    // Russians write national numbers with a leading 8 (trunk prefix) without spaces too.
+    let n = phonenumber::parse(region, s).ok()?;
+    if !phonenumber::is_valid(&n) {
+        return None;
+    }
+    Some(n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_become_e164_in_the_default_country() {
+        for written in [
+            "8 (495) 123-45-67",
+            "+7 495 123 45 67",
+            "84951234567",
+            "7-495-123-45-67",
+        ] {
+            assert_eq!(
+                normalise_phone(written, "RU").as_deref(),
+                Some("+74951234567"),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            normalise_phone("(202) 555-0143", "US").as_deref(),
+            Some("+12025550143")
+        );
+        assert_eq!(normalise_phone("12", "RU"), None);
+        assert_eq!(normalise_phone("not a phone", "RU"), None);
+    }
+
+    #[test]
+    fn emails_and_dates_are_checked_and_normalised() {
+        assert_eq!(
+            normalise_email(" Ivan.Petrov@Example.RU ").as_deref(),
+            Some("Ivan.Petrov@example.ru")
+        );
+        for bad in [
+            "ivan",
+            "ivan@",
+            "@example.ru",
+            "ivan@example",
+            "a b@example.ru",
+            "a@b..ru",
+        ] {
+            assert_eq!(normalise_email(bad), None, "{bad}");
+        }
+        assert_eq!(parse_date("24.11.2026").as_deref(), Some("2026-11-24"));
+        assert_eq!(parse_date("2026-02-30"), None);
+    }
+}

@@ -1,0 +1,348 @@
+//! CRM handlers of /api/v1: users' rights, groups and field access, the card form, lists,
+//! partners with their history and table. Every rule is the crm crate's; this only maps
+//! HTTP onto it.
+
+use crate::api::{body, Caller};
+use crate::{AppState, Problem};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use kolokol_crm::access::{Group, GroupSpec, Viewer};
+use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
+use kolokol_crm::partners::{HistoryEntry, Partner};
+use kolokol_crm::table::{TablePage, TableQuery};
+use kolokol_crm::users::UserChange;
+use kolokol_crm::User;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+fn admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.admin {
+        Ok(())
+    } else {
+        Err(Problem::forbidden())
+    }
+}
+
+/// `?confirm=удалить` (or `delete`), asked before removing users, groups, fields, lists.
+#[derive(Deserialize)]
+pub struct Confirm {
+    confirm: Option<String>,
+}
+
+async fn viewer(st: &AppState, caller: Caller) -> Result<(Viewer, Form), Problem> {
+    Ok((st.store.viewer(caller.0).await?, st.store.form().await?))
+}
+
+pub async fn update_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<User>, Problem> {
+    let change = body(json)?;
+    // Anyone may change their own name and password; the rest is the admin's.
+    let own_settings = change.active.is_none()
+        && change.admin.is_none()
+        && change.contacts.is_none()
+        && change.tasks.is_none()
+        && change.reports.is_none();
+    if !(caller.0.admin || (caller.0.id == id && own_settings)) {
+        return Err(Problem::forbidden());
+    }
+    let user = st.store.update_user(id, &change).await?;
+    st.directory.reload(&st.store, &st.realm).await?;
+    st.routing.reload(&st.store).await?;
+    Ok(Json(user))
+}
+
+pub async fn delete_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(c): Query<Confirm>,
+) -> Result<StatusCode, Problem> {
+    admin(&caller)?;
+    confirmed(c.confirm.as_deref())?;
+    if id == caller.0.id {
+        return Err(Problem::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id",
+            "you cannot delete yourself",
+        ));
+    }
+    st.store.delete_user(id).await?;
+    st.directory.reload(&st.store, &st.realm).await?;
+    st.routing.reload(&st.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_groups(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Group>>, Problem> {
+    admin(&caller)?;
+    Ok(Json(st.store.groups().await?))
+}
+
+pub async fn create_group(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<GroupSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<Group>), Problem> {
+    admin(&caller)?;
+    let spec = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.save_group(None, &spec).await?),
+    ))
+}
+
+pub async fn replace_group(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<GroupSpec>, JsonRejection>,
+) -> Result<Json<Group>, Problem> {
+    admin(&caller)?;
+    let spec = body(json)?;
+    Ok(Json(st.store.save_group(Some(id), &spec).await?))
+}
+
+pub async fn delete_group(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(c): Query<Confirm>,
+) -> Result<StatusCode, Problem> {
+    admin(&caller)?;
+    confirmed(c.confirm.as_deref())?;
+    st.store.delete_group(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The form as the caller may see it: the fields they see, and every list.
+pub async fn form(State(st): State<AppState>, caller: Caller) -> Result<Json<Form>, Problem> {
+    let (viewer, mut form) = viewer(&st, caller).await?;
+    form.fields.retain(|f| viewer.sees(f));
+    Ok(Json(form))
+}
+
+pub async fn create_field(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<FieldSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<Field>), Problem> {
+    admin(&caller)?;
+    let spec = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_field(&spec).await?),
+    ))
+}
+
+/// A field's new definition; `confirm_loss` accepts losing values that do not fit a new type.
+#[derive(Deserialize)]
+pub struct FieldChange {
+    #[serde(flatten)]
+    spec: FieldSpec,
+    #[serde(default)]
+    confirm_loss: bool,
+}
+
+pub async fn replace_field(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Field>, Problem> {
+    admin(&caller)?;
+    let mut raw = body(json)?;
+    let confirm_loss = raw
+        .as_object_mut()
+        .and_then(|o| o.remove("confirm_loss"))
+        .map(|v| v.as_bool() == Some(true))
+        .unwrap_or(false);
+    let change = FieldChange {
+        spec: serde_json::from_value(raw).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid body",
+                e.to_string(),
+            )
+        })?,
+        confirm_loss,
+    };
+    Ok(Json(
+        st.store
+            .update_field(id, &change.spec, change.confirm_loss)
+            .await?,
+    ))
+}
+
+pub async fn delete_field(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(c): Query<Confirm>,
+) -> Result<StatusCode, Problem> {
+    admin(&caller)?;
+    confirmed(c.confirm.as_deref())?;
+    st.store.delete_field(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    name: String,
+    #[serde(default)]
+    items: Vec<ListItem>,
+}
+
+pub async fn create_list(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<ListSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<List>), Problem> {
+    admin(&caller)?;
+    let spec = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_list(&spec.name, &spec.items).await?),
+    ))
+}
+
+pub async fn replace_list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<ListSpec>, JsonRejection>,
+) -> Result<Json<List>, Problem> {
+    admin(&caller)?;
+    let spec = body(json)?;
+    Ok(Json(
+        st.store.replace_list(id, &spec.name, &spec.items).await?,
+    ))
+}
+
+pub async fn delete_list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(c): Query<Confirm>,
+) -> Result<StatusCode, Problem> {
+    admin(&caller)?;
+    confirmed(c.confirm.as_deref())?;
+    st.store.delete_list(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A card's values by field latin name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerValues {
+    values: Map<String, Value>,
+}
+
+pub async fn create_partner(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<PartnerValues>, JsonRejection>,
+) -> Result<(StatusCode, Json<Partner>), Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    let p = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_partner(&viewer, &form, &p.values).await?),
+    ))
+}
+
+pub async fn partner(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Partner>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(st.store.partner(&viewer, &form, id).await?))
+}
+
+pub async fn update_partner(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<PartnerValues>, JsonRejection>,
+) -> Result<Json<Partner>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    let p = body(json)?;
+    Ok(Json(
+        st.store
+            .update_partner(&viewer, &form, id, &p.values)
+            .await?,
+    ))
+}
+
+pub async fn delete_partner(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(c): Query<Confirm>,
+) -> Result<StatusCode, Problem> {
+    confirmed(c.confirm.as_deref())?;
+    let viewer = st.store.viewer(caller.0).await?;
+    st.store.delete_partner(&viewer, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn partner_history(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<HistoryEntry>>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(st.store.partner_history(&viewer, &form, id).await?))
+}
+
+/// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`
+pub async fn table(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TablePage>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    let mut q = TableQuery {
+        limit: 50,
+        ..TableQuery::default()
+    };
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))?;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "q" => q.search = Some(v),
+            "sort" => q.sort = Some(v),
+            "after" => q.after = Some(v),
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| {
+                        Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "limit", "1 to 500")
+                    })?
+            }
+            other => match other.strip_prefix("filter.") {
+                Some(latin) => q.filters.push((latin.to_string(), v)),
+                None => {
+                    return Err(Problem::field(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        other.to_string(),
+                        format!("unknown parameter {other}"),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(Json(st.store.partner_table(&viewer, &form, &q).await?))
+}
