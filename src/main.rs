@@ -93,8 +93,13 @@ async fn main() -> Result<()> {
         .or_else(|| default.exists().then_some(default));
     let config = Config::load(file.as_deref())?;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone());
+    // Logs go to stderr: CLI commands print their results (tokens, passwords) on stdout.
+    // PostgreSQL's notices ("already exists, skipping" on every migration) are noise.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{filter},sqlx::postgres::notice=warn"
+        )))
+        .with_writer(std::io::stderr)
         .init();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;

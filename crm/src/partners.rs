@@ -35,10 +35,11 @@ pub struct HistoryEntry {
     pub new_value: Option<String>,
 }
 
-/// `SELECT` list reading every column of `fields` as text.
-fn text_columns<'a>(fields: impl Iterator<Item = &'a Field>) -> String {
+/// `SELECT` list reading every column of `fields` as text. The aliases differ from the
+/// column names so an `ORDER BY f_N` still sorts by the typed column.
+pub(crate) fn text_columns<'a>(fields: impl Iterator<Item = &'a Field>) -> String {
     fields
-        .map(|f| format!(", CAST({c} AS TEXT) AS {c}", c = f.column()))
+        .map(|f| format!(", CAST({} AS TEXT) AS t_{}", f.column(), f.id))
         .collect()
 }
 

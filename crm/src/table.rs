@@ -5,7 +5,7 @@
 
 use crate::access::Viewer;
 use crate::form::{Field, FieldKind, Form};
-use crate::partners::{field_error, hidden_items};
+use crate::partners::{field_error, hidden_items, text_columns};
 use crate::store::Arg;
 use crate::values::{self, item_set};
 use crate::{bind_args, on_db, Store, StoreError};
@@ -56,17 +56,19 @@ impl Where {
     }
 }
 
-/// Case-insensitive substring match of `col` (text) against `term`.
+/// Case-insensitive (any alphabet) substring match of `col` (text) against `term`:
+/// ILIKE on PostgreSQL, a `(?i)` regular expression on SQLite, whose LIKE folds ASCII only.
 fn contains(w: &mut Where, postgres: bool, col: &str, term: &str) -> String {
-    let escaped = term
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let p = w.param(Arg::Text(Some(format!("%{escaped}%"))));
     if postgres {
+        let escaped = term
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = w.param(Arg::Text(Some(format!("%{escaped}%"))));
         format!("{col} ILIKE {p} ESCAPE '\\'")
     } else {
-        format!("{col} LIKE {p} ESCAPE '\\'")
+        let p = w.param(Arg::Text(Some(format!("(?i){}", regex::escape(term)))));
+        format!("{col} REGEXP {p}")
     }
 }
 
@@ -315,10 +317,7 @@ impl Store {
         let sort_col = sort
             .map(|f| format!(", CAST({c} AS TEXT) AS sort_key", c = f.column()))
             .unwrap_or_default();
-        let cols: String = columns
-            .iter()
-            .map(|f| format!(", CAST({c} AS TEXT) AS {c}", c = f.column()))
-            .collect();
+        let cols = text_columns(columns.iter().copied());
         let sql = format!(
             "SELECT id{sort_col}{cols} FROM partners{} ORDER BY {order} LIMIT {}",
             if w.sql.is_empty() {

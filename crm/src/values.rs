@@ -121,7 +121,11 @@ fn item_id(field: &Field, form: &Form, value: &Value) -> Result<i64, String> {
 /// A stored value (its column read as text) as the API shows it.
 pub fn render(field: &Field, form: &Form, stored: Option<&str>) -> Value {
     let Some(s) = stored else {
-        return Value::Null;
+        return if field.spec.kind.is_multi() {
+            Value::Array(Vec::new())
+        } else {
+            Value::Null
+        };
     };
     let list = || field.spec.list_id.and_then(|id| form.list(id));
     let item_name = |id: i64| {
@@ -207,18 +211,46 @@ pub fn normalise_email(s: &str) -> Option<String> {
 
 /// E.164 (`+74951234567`) from any way people write a number; national numbers are read
 /// in `country` (ISO 3166 code, e.g. "RU").
+///
+/// `phonenumber` decides first. It strips a leading national prefix even after a country
+/// code, so it calls St. Petersburg's +7 812 … invalid (812 starts with Russia's prefix 8);
+/// then the number is taken as written: `+`/`00` and 8–15 digits with a known country code,
+/// or a national number (less its national prefix) under `country`'s code.
 pub fn normalise_phone(s: &str, country: &str) -> Option<String> {
     let s = s.trim();
-    if s.chars().filter(|c| c.is_ascii_digit()).count() < 3 {
+    if s.chars().any(|c| c.is_alphabetic()) {
+        return None;
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 3 {
         return None;
     }
     let region = country.parse::<phonenumber::country::Id>().ok();
-    // Russians write national numbers with a leading 8 (trunk prefix) without spaces too.
-    let n = phonenumber::parse(region, s).ok()?;
-    if !phonenumber::is_valid(&n) {
-        return None;
+    if let Ok(n) = phonenumber::parse(region, s) {
+        if phonenumber::is_valid(&n) {
+            return Some(n.format().mode(phonenumber::Mode::E164).to_string());
+        }
     }
-    Some(n.format().mode(phonenumber::Mode::E164).to_string())
+    let international = if s.starts_with('+') {
+        Some(digits.as_str())
+    } else {
+        digits.strip_prefix("00")
+    };
+    let e164 = match international {
+        Some(d) => {
+            phonenumber::parse(None, format!("+{d}")).ok()?;
+            d.to_string()
+        }
+        None => {
+            let meta = phonenumber::metadata::DATABASE.by_id(country)?;
+            let national = meta
+                .national_prefix()
+                .and_then(|p| digits.strip_prefix(p))
+                .unwrap_or(&digits);
+            format!("{}{national}", meta.country_code())
+        }
+    };
+    (8..=15).contains(&e164.len()).then(|| format!("+{e164}"))
 }
 
 #[cfg(test)]
@@ -242,6 +274,14 @@ mod tests {
         assert_eq!(
             normalise_phone("(202) 555-0143", "US").as_deref(),
             Some("+12025550143")
+        );
+        assert_eq!(
+            normalise_phone("+7 (812) 312-45-67", "RU").as_deref(),
+            Some("+78123124567")
+        );
+        assert_eq!(
+            normalise_phone("8 (812) 312-45-67", "RU").as_deref(),
+            Some("+78123124567")
         );
         assert_eq!(normalise_phone("12", "RU"), None);
         assert_eq!(normalise_phone("not a phone", "RU"), None);

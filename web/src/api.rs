@@ -69,74 +69,76 @@ fn cross_site_check(parts: &Parts) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Fields of request bodies, named in problem+json when they do not parse.
+const BODY_FIELDS: &[&str] = &[
+    "login",
+    "name",
+    "extension",
+    "sip_password",
+    "password",
+    "admin",
+    "address",
+    "transport",
+    "inbound_ip",
+    "inbound_port",
+    "caller_id",
+    "username",
+    "number",
+    "user",
+    "record",
+    "trunk_id",
+    "queue",
+    "strategy",
+    "members",
+    "ring_timeout_ms",
+    "retry_delay_ms",
+    "max_wait_ms",
+    "overflow",
+    "join_empty",
+    "leave_empty",
+    "wrap_up_ms",
+    "service_level_ms",
+    "auto_pause_after",
+    "priority",
+    "tier_step_ms",
+    "reason",
+    "register",
+    "latin",
+    "kind",
+    "section",
+    "list_id",
+    "position",
+    "shown",
+    "placeholder",
+    "side",
+    "in_table",
+    "required",
+    "items",
+    "access",
+    "values",
+    "active",
+    "contacts",
+    "tasks",
+    "reports",
+];
+
 /// JSON bodies whose rejection is a problem+json naming what is wrong.
 pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     json.map(|Json(v)| v).map_err(|e| {
         let text = e.body_text();
-        // serde names the field in its message ("missing field `login`").
-        let field = [
-            "login",
-            "name",
-            "extension",
-            "sip_password",
-            "password",
-            "admin",
-            "address",
-            "transport",
-            "inbound_ip",
-            "inbound_port",
-            "caller_id",
-            "username",
-            "number",
-            "user",
-            "record",
-            "trunk_id",
-            "queue",
-            "strategy",
-            "members",
-            "ring_timeout_ms",
-            "retry_delay_ms",
-            "max_wait_ms",
-            "overflow",
-            "join_empty",
-            "leave_empty",
-            "wrap_up_ms",
-            "service_level_ms",
-            "auto_pause_after",
-            "priority",
-            "tier_step_ms",
-            "reason",
-            "register",
-            "latin",
-            "kind",
-            "section",
-            "list_id",
-            "position",
-            "shown",
-            "placeholder",
-            "side",
-            "in_table",
-            "required",
-            "items",
-            "access",
-            "values",
-            "active",
-            "contacts",
-            "tasks",
-            "reports",
-        ]
-        .into_iter()
-        .find(|f| {
-            // axum reports the path of the failing field ("… target type: strategy: unknown
-            // variant …"); serde names missing ones in backticks.
-            let path = text
-                .split_once("target type: ")
-                .and_then(|(_, rest)| rest.split_once(": "))
-                .map(|(path, _)| path.split(['.', '[']).next().unwrap_or(path));
-            path == Some(*f) || text.contains(&format!("`{f}`"))
+        // axum reports the path of the failing field ("… target type: strategy: unknown
+        // variant …"); serde names missing ones in backticks ("missing field `login`").
+        let path = text
+            .split_once("target type: ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map(|(path, _)| path.split(['.', '[']).next().unwrap_or(path));
+        let field = BODY_FIELDS.iter().find(|f| path == Some(**f)).or_else(|| {
+            BODY_FIELDS
+                .iter()
+                .find(|f| text.contains(&format!("`{f}`")))
         });
         let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid body", text);
-        p.field = field.map(Into::into);
+        p.field = field.map(|f| (*f).into());
         p
     })
 }

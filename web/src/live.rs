@@ -133,6 +133,9 @@ mod tests {
             extension: None,
             active: true,
             admin,
+            contacts: false,
+            tasks: false,
+            reports: false,
             created_at: String::new(),
         }
     }

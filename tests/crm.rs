@@ -1,0 +1,860 @@
+//! The CRM API (issue 6) against the real binary, each test once on the embedded SQLite
+//! and once on PostgreSQL (a private cluster from scripts/postgres.sh when
+//! KOLOKOL_TEST_POSTGRES does not name one).
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// "удалить", percent-encoded for a query string.
+const DELETE_WORD: &str = "%D1%83%D0%B4%D0%B0%D0%BB%D0%B8%D1%82%D1%8C";
+
+fn postgres_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("KOLOKOL_TEST_POSTGRES") {
+            return url;
+        }
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh"))
+            .output()
+            .expect("scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "starting PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A database of its own on the shared PostgreSQL, dropped afterwards.
+struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "kolokol_test_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        psql(postgres_url(), &format!("CREATE DATABASE {name}"));
+        PgDatabase { name }
+    }
+
+    fn url(&self) -> String {
+        let base = postgres_url();
+        let (server, _) = base.rsplit_once('/').unwrap();
+        format!("{server}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                postgres_url(),
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Runs `test` on a fresh server over SQLite, then over PostgreSQL.
+fn on_both_backends(test: impl Fn(&Server, &str)) {
+    {
+        let server = Server::start(&[], &[]);
+        test(&server, "sqlite");
+    }
+    let db = PgDatabase::create();
+    let url = db.url();
+    let server = Server::start(&[], &[("KOLOKOL_DATABASE_URL", &url)]);
+    test(&server, "postgres");
+    drop(server);
+}
+
+/// A client of /api/v1 with one identity (bearer token or session cookie).
+struct Api<'a> {
+    server: &'a Server,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a> Api<'a> {
+    fn admin(server: &'a Server) -> Api<'a> {
+        Api {
+            server,
+            headers: vec![(
+                "Authorization".into(),
+                format!("Bearer {}", server.admin_token()),
+            )],
+        }
+    }
+
+    /// Logs in over /api/v1/session and keeps the session cookie.
+    fn login(server: &'a Server, login: &str, password: &str) -> Api<'a> {
+        let (status, head, body) = server.http(
+            "POST",
+            "/api/v1/session",
+            &[],
+            &json!({"login": login, "password": password}).to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+        Api {
+            server,
+            headers: vec![("Cookie".into(), session_cookie(&head))],
+        }
+    }
+
+    fn with(&self, name: &str, value: &str) -> Api<'a> {
+        let mut headers = self.headers.clone();
+        headers.push((name.into(), value.into()));
+        Api {
+            server: self.server,
+            headers,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, _, text) = self.server.http(method, path, &headers, &body);
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    /// Asserts a problem+json with `status` naming `field`.
+    fn fails(&self, method: &str, path: &str, body: Option<Value>, status: u16, field: &str) {
+        let (got, v) = self.call(method, path, body);
+        assert_eq!(got, status, "{method} {path}: {v}");
+        assert_eq!(v["field"], field, "{method} {path}: {v}");
+    }
+}
+
+fn session_cookie(head: &str) -> String {
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    let cookie = line.split_once(':').unwrap().1.trim();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    cookie.split(';').next().unwrap().to_string()
+}
+
+fn create_user(admin: &Api, login: &str, rights: Value) -> i64 {
+    let mut body =
+        json!({"login": login, "name": format!("User {login}"), "password": "password-1"});
+    for (k, v) in rights.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    admin.ok("POST", "/api/v1/users", Some(body))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn create_field(admin: &Api, spec: Value) -> i64 {
+    admin.ok("POST", "/api/v1/fields", Some(spec))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn rights_sessions_and_confirmed_deletes() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        let plain = create_user(&admin, "plain", json!({}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "all", "members": ["plain"], "access": {"title": "edit"}})),
+        );
+        let user = Api::login(server, "plain", "password-1");
+        // Without the contacts right: the table and cards, but no new partners.
+        let (status, v) = user.call(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "ООО Ромашка"}})),
+        );
+        assert_eq!(status, 403, "{backend}: {v}");
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/users/{plain}"),
+            Some(json!({"contacts": true})),
+        );
+        let card = user.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "ООО Ромашка"}})),
+        );
+        assert_eq!(card["values"]["title"], "ООО Ромашка", "{backend}");
+        // A user cannot grant themselves rights, only change their own name and password.
+        let (status, _) = user.call(
+            "PATCH",
+            &format!("/api/v1/users/{plain}"),
+            Some(json!({"admin": true})),
+        );
+        assert_eq!(status, 403, "{backend}");
+        user.ok(
+            "PATCH",
+            &format!("/api/v1/users/{plain}"),
+            Some(json!({"password": "password-2"})),
+        );
+        // Cookie-authenticated writes from another site are refused; same-origin pass.
+        let (status, _) = user.with("Origin", "https://evil.example").call(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "x"}})),
+        );
+        assert_eq!(status, 403, "{backend}");
+        let host = format!("http://127.0.0.1:{}", server.http_port);
+        let (status, _) = user
+            .with("Origin", &host)
+            .with("Sec-Fetch-Site", "cross-site")
+            .call(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({"values": {"title": "x"}})),
+            );
+        assert_eq!(status, 403, "{backend}");
+        // Logging in again ends the session the browser held.
+        let (status, head, _) = server.http(
+            "POST",
+            "/api/v1/session",
+            &[("Cookie", &user.headers[0].1)],
+            &json!({"login": "plain", "password": "password-2"}).to_string(),
+        );
+        assert_eq!(status, 200);
+        let (status, _) = user.call("GET", "/api/v1/form", None);
+        assert_eq!(status, 401, "{backend}: the old session still works");
+        let renewed = Api {
+            server,
+            headers: vec![("Cookie".into(), session_cookie(&head))],
+        };
+        renewed.ok("GET", "/api/v1/form", None);
+        // Deleting a user needs the confirmation word.
+        admin.fails(
+            "DELETE",
+            &format!("/api/v1/users/{plain}"),
+            None,
+            422,
+            "confirm",
+        );
+        admin.fails(
+            "DELETE",
+            &format!("/api/v1/users/{plain}?confirm=yes"),
+            None,
+            422,
+            "confirm",
+        );
+        renewed.ok("GET", "/api/v1/form", None);
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/users/{plain}?confirm={DELETE_WORD}"),
+            None,
+        );
+        let (status, _) = renewed.call("GET", "/api/v1/form", None);
+        assert_eq!(status, 401, "{backend}");
+        // The card the user made stays.
+        admin.ok("GET", &format!("/api/v1/partners/{}", card["id"]), None);
+    });
+}
+
+#[test]
+fn a_hidden_field_is_nowhere() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let list = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "Статусы", "items": [{"name": "Новый"}, {"name": "Клиент"}]})),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text", "in_table": true, "required": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Телефон", "latin": "phone", "kind": "phone", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Статус", "latin": "status", "kind": "dropdown", "list_id": list["id"], "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Маржа", "latin": "margin", "kind": "text", "in_table": true}),
+        );
+        create_user(&admin, "op", json!({"contacts": true}));
+        create_user(&admin, "nogroup", json!({"contacts": true}));
+        // Two groups: the user gets the most permissive access of both.
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "view", "members": ["op"], "access": {"title": "view", "phone": "view", "status": "view"}})),
+        );
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "edit", "members": ["op"], "access": {"title": "edit", "margin": "hidden"}})),
+        );
+        let card = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Альфа", "phone": "8 495 123-45-67", "status": "Клиент", "margin": "секрет-42"}})),
+        );
+        let id = card["id"].as_i64().unwrap();
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"margin": "секрет-43"}})),
+        );
+        let op = Api::login(server, "op", "password-1");
+        // Card.
+        let seen = op.ok("GET", &format!("/api/v1/partners/{id}"), None);
+        assert!(seen["values"].get("margin").is_none(), "{backend}: {seen}");
+        assert_eq!(seen["values"]["title"], "Альфа");
+        assert_eq!(seen["values"]["phone"], "+74951234567");
+        assert_eq!(seen["editable"], json!(["title"]));
+        // Form.
+        let form = op.ok("GET", "/api/v1/form", None);
+        assert!(!form.to_string().contains("margin"), "{backend}: {form}");
+        // Table, search, filter, sort.
+        let table = op.ok("GET", "/api/v1/partners", None);
+        assert_eq!(table["columns"], json!(["title", "phone", "status"]));
+        assert!(!table.to_string().contains("секрет"), "{backend}: {table}");
+        let found = op.ok(
+            "GET",
+            "/api/v1/partners?q=%D1%81%D0%B5%D0%BA%D1%80%D0%B5%D1%82",
+            None,
+        ); // "секрет"
+        assert_eq!(
+            found["rows"],
+            json!([]),
+            "{backend}: search finds by a hidden field"
+        );
+        let by_admin = admin.ok(
+            "GET",
+            "/api/v1/partners?q=%D1%81%D0%B5%D0%BA%D1%80%D0%B5%D1%82",
+            None,
+        );
+        assert_eq!(by_admin["rows"].as_array().unwrap().len(), 1, "{backend}");
+        op.fails(
+            "GET",
+            "/api/v1/partners?filter.margin=42",
+            None,
+            422,
+            "values.margin",
+        );
+        op.fails(
+            "GET",
+            "/api/v1/partners?sort=margin",
+            None,
+            422,
+            "values.margin",
+        );
+        // History.
+        let history = op.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        assert!(
+            !history.to_string().contains("секрет"),
+            "{backend}: {history}"
+        );
+        assert!(
+            history.to_string().contains("Альфа"),
+            "{backend}: {history}"
+        );
+        let admin_history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        let change = admin_history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["field"] == "margin" && h["old_value"] == "секрет-42")
+            .expect("the change of margin in history");
+        assert_eq!(change["new_value"], "секрет-43");
+        // Writes: a hidden field is unknown, a viewed one read-only.
+        op.fails(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"margin": "1"}})),
+            422,
+            "values.margin",
+        );
+        op.fails(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"phone": "84950000000"}})),
+            422,
+            "values.phone",
+        );
+        op.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"title": "Альфа-2"}})),
+        );
+        // No group: no fields at all.
+        let outsider = Api::login(server, "nogroup", "password-1");
+        let seen = outsider.ok("GET", &format!("/api/v1/partners/{id}"), None);
+        assert_eq!(seen["values"], json!({}), "{backend}");
+        let table = outsider.ok("GET", "/api/v1/partners", None);
+        assert_eq!(table["columns"], json!([]), "{backend}");
+    });
+}
+
+#[test]
+fn cards_are_validated_and_normalised() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let list = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "Интересы", "items": [{"name": "Звонки"}, {"name": "CRM"}, {"name": "Отчёты"}]})),
+        );
+        for spec in [
+            json!({"name": "Название", "latin": "title", "kind": "text", "required": true}),
+            json!({"name": "Сотрудников", "latin": "staff", "kind": "number"}),
+            json!({"name": "Договор", "latin": "signed", "kind": "date"}),
+            json!({"name": "E-mail", "latin": "email", "kind": "email"}),
+            json!({"name": "Телефон", "latin": "phone", "kind": "phone"}),
+            json!({"name": "Интересы", "latin": "interests", "kind": "multi_select", "list_id": list["id"]}),
+        ] {
+            create_field(&admin, spec);
+        }
+        let p = "/api/v1/partners";
+        admin.fails(
+            "POST",
+            p,
+            Some(json!({"values": {"staff": 5}})),
+            422,
+            "values.title",
+        );
+        for (field, bad) in [
+            ("staff", json!("много")),
+            ("signed", json!("31.02.2026")),
+            ("email", json!("ivan@")),
+            ("phone", json!("12")),
+            ("interests", json!(["Звонки", "Погода"])),
+            ("nonexistent", json!("x")),
+        ] {
+            let mut values = json!({"title": "Бета"});
+            values[field] = bad;
+            admin.fails(
+                "POST",
+                p,
+                Some(json!({ "values": values })),
+                422,
+                &format!("values.{field}"),
+            );
+        }
+        admin.fails("POST", p, Some(json!({"values": "x"})), 422, "values");
+        let table = admin.ok("GET", p, None);
+        assert_eq!(
+            table["rows"],
+            json!([]),
+            "{backend}: a rejected card was stored"
+        );
+        let card = admin.ok(
+            "POST",
+            p,
+            Some(json!({"values": {"title": "Бета", "staff": "1 200,5", "signed": "24.11.2026", "email": "Ivan@Beta.RU", "phone": "+7 (812) 312-45-67", "interests": ["CRM", "Звонки", "CRM"]}})),
+        );
+        let v = &card["values"];
+        assert_eq!(v["staff"], 1200.5, "{backend}: {card}");
+        assert_eq!(v["signed"], "2026-11-24");
+        assert_eq!(v["email"], "Ivan@beta.ru");
+        assert_eq!(v["phone"], "+78123124567");
+        assert_eq!(v["interests"], json!(["Звонки", "CRM"]));
+        let id = card["id"].as_i64().unwrap();
+        admin.fails(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"title": ""}})),
+            422,
+            "values.title",
+        );
+        let card = admin.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"staff": 7, "interests": []}})),
+        );
+        assert_eq!(card["values"]["staff"], 7);
+        assert_eq!(card["values"]["interests"], json!([]));
+        let history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        let staff = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["field"] == "staff" && h["old_value"].is_string())
+            .expect("staff change in history");
+        assert_eq!(staff["old_value"], "1200.5");
+        assert_eq!(staff["new_value"], "7");
+        assert_eq!(staff["user_name"], "Boss");
+        // A card is deleted only with the confirmation word.
+        admin.fails(
+            "DELETE",
+            &format!("/api/v1/partners/{id}"),
+            None,
+            422,
+            "confirm",
+        );
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/partners/{id}?confirm=delete"),
+            None,
+        );
+        let (status, _) = admin.call("GET", &format!("/api/v1/partners/{id}"), None);
+        assert_eq!(status, 404);
+    });
+}
+
+#[test]
+fn the_table_searches_filters_sorts_and_pages() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let list = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "Этап", "items": [{"name": "Лид"}, {"name": "Сделка"}, {"name": "Архив", "hidden_by_default": true}]})),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Оборот", "latin": "revenue", "kind": "number", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "С", "latin": "since", "kind": "date", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Этап", "latin": "stage", "kind": "list", "list_id": list["id"], "in_table": true}),
+        );
+        let stages = ["Лид", "Сделка", "Архив"];
+        for i in 0..30 {
+            let mut values = json!({
+                "title": format!("Компания {i:02}"),
+                "since": format!("2026-01-{:02}", i + 1),
+                "stage": stages[i % 3],
+            });
+            // Every fifth has no revenue: NULLs sort last.
+            if i % 5 != 0 {
+                values["revenue"] = json!((i * 7) % 30);
+            }
+            admin.ok(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({ "values": values })),
+            );
+        }
+        let titles = |page: &Value| -> Vec<String> {
+            page["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["values"]["title"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // "Архив" is hidden by default: 20 of 30.
+        let mut seen: Vec<Value> = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(c) => format!("/api/v1/partners?sort=revenue&limit=7&after={c}"),
+                None => "/api/v1/partners?sort=revenue&limit=7".into(),
+            };
+            let page = admin.ok("GET", &path, None);
+            seen.extend(page["rows"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(c) => next = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 20, "{backend}");
+        assert!(seen.iter().all(|r| r["values"]["stage"] != "Архив"));
+        let revenues: Vec<Option<f64>> = seen
+            .iter()
+            .map(|r| r["values"]["revenue"].as_f64())
+            .collect();
+        let first_null = revenues.iter().position(Option::is_none).unwrap();
+        assert!(
+            revenues[first_null..].iter().all(Option::is_none),
+            "{backend}: NULLs last: {revenues:?}"
+        );
+        let known: Vec<f64> = revenues[..first_null].iter().map(|r| r.unwrap()).collect();
+        assert!(
+            known.windows(2).all(|w| w[0] <= w[1]),
+            "{backend}: {known:?}"
+        );
+        let mut ids: Vec<i64> = seen.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 20, "{backend}: pages overlap");
+        // Descending.
+        let desc = admin.ok("GET", "/api/v1/partners?sort=-revenue&limit=3", None);
+        let top: Vec<f64> = desc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["values"]["revenue"].as_f64().unwrap())
+            .collect();
+        let highest: Vec<f64> = known.iter().rev().take(3).copied().collect();
+        assert_eq!(top, highest, "{backend}");
+        // A filter on the list field shows hidden items when asked.
+        let archived = admin.ok(
+            "GET",
+            "/api/v1/partners?filter.stage=%D0%90%D1%80%D1%85%D0%B8%D0%B2&limit=100",
+            None,
+        );
+        assert_eq!(archived["rows"].as_array().unwrap().len(), 10, "{backend}");
+        // Dates: a range, both ends inclusive; combined with a number range.
+        let ranged = admin.ok(
+            "GET",
+            "/api/v1/partners?filter.since=2026-01-05..2026-01-14&filter.revenue=10..&sort=title&limit=100",
+            None,
+        );
+        let expected: Vec<String> = (4..14)
+            .filter(|i| i % 3 != 2 && i % 5 != 0 && (i * 7) % 30 >= 10)
+            .map(|i| format!("Компания {i:02}"))
+            .collect();
+        assert_eq!(titles(&ranged), expected, "{backend}");
+        // Search: any visible column, any case.
+        let found = admin.ok(
+            "GET",
+            "/api/v1/partners?q=%D0%BA%D0%BE%D0%BC%D0%BF%D0%B0%D0%BD%D0%B8%D1%8F%2007",
+            None,
+        ); // "компания 07"
+        assert_eq!(titles(&found), vec!["Компания 07".to_string()], "{backend}");
+        let by_stage = admin.ok(
+            "GET",
+            "/api/v1/partners?q=%D1%81%D0%B4%D0%B5%D0%BB&limit=100",
+            None,
+        ); // "сдел"
+        assert_eq!(by_stage["rows"].as_array().unwrap().len(), 10, "{backend}");
+        // Bad input names what is wrong.
+        admin.fails(
+            "GET",
+            "/api/v1/partners?filter.since=yesterday..",
+            None,
+            422,
+            "values.since",
+        );
+        admin.fails(
+            "GET",
+            "/api/v1/partners?filter.stage=Nope",
+            None,
+            422,
+            "values.stage",
+        );
+        admin.fails("GET", "/api/v1/partners?after=garbage", None, 422, "after");
+        admin.fails("GET", "/api/v1/partners?limit=0", None, 422, "limit");
+        admin.fails("GET", "/api/v1/partners?colour=red", None, 422, "colour");
+    });
+}
+
+#[test]
+fn the_form_changes_safely() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let code = create_field(
+            &admin,
+            json!({"name": "Код", "latin": "code", "kind": "text", "in_table": true}),
+        );
+        admin.fails(
+            "POST",
+            "/api/v1/fields",
+            Some(json!({"name": "Код 2", "latin": "code", "kind": "text"})),
+            409,
+            "latin",
+        );
+        admin.fails(
+            "POST",
+            "/api/v1/fields",
+            Some(json!({"name": "X", "latin": "Bad Name", "kind": "text"})),
+            422,
+            "latin",
+        );
+        admin.fails(
+            "POST",
+            "/api/v1/fields",
+            Some(json!({"name": "X", "latin": "x", "kind": "list"})),
+            422,
+            "list_id",
+        );
+        admin.fails(
+            "POST",
+            "/api/v1/fields",
+            Some(json!({"name": "X", "latin": "x", "kind": "colour"})),
+            422,
+            "kind",
+        );
+        let a = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"code": "12"}})),
+        )["id"]
+            .clone();
+        let b = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"code": "двенадцать"}})),
+        )["id"]
+            .clone();
+        // Text to number loses one value: refused with the count, then done when confirmed.
+        let number = json!({"name": "Код", "latin": "code", "kind": "number", "in_table": true});
+        let (status, v) = admin.call(
+            "PUT",
+            &format!("/api/v1/fields/{code}"),
+            Some(number.clone()),
+        );
+        assert_eq!(status, 409, "{backend}: {v}");
+        assert_eq!(v["values_lost"], 1);
+        assert_eq!(
+            admin.ok("GET", &format!("/api/v1/partners/{b}"), None)["values"]["code"],
+            "двенадцать"
+        );
+        let mut confirmed = number.clone();
+        confirmed["confirm_loss"] = json!(true);
+        admin.ok("PUT", &format!("/api/v1/fields/{code}"), Some(confirmed));
+        assert_eq!(
+            admin.ok("GET", &format!("/api/v1/partners/{a}"), None)["values"]["code"],
+            12
+        );
+        assert_eq!(
+            admin.ok("GET", &format!("/api/v1/partners/{b}"), None)["values"]["code"],
+            Value::Null
+        );
+        let sorted = admin.ok("GET", "/api/v1/partners?filter.code=10..20", None);
+        assert_eq!(
+            sorted["rows"].as_array().unwrap().len(),
+            1,
+            "{backend}: numbers compare as numbers"
+        );
+        // A list in use cannot go; a field goes with the confirmation word.
+        let list = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "L", "items": [{"name": "a"}, {"name": "b"}]})),
+        );
+        let lid = list["id"].as_i64().unwrap();
+        let uses = create_field(
+            &admin,
+            json!({"name": "Выбор", "latin": "choice", "kind": "dropdown", "list_id": lid}),
+        );
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{a}"),
+            Some(json!({"values": {"choice": "b"}})),
+        );
+        let (status, _) = admin.call(
+            "DELETE",
+            &format!("/api/v1/lists/{lid}?confirm=delete"),
+            None,
+        );
+        assert_eq!(status, 409, "{backend}");
+        // Renaming an item keeps the values; removing it clears them.
+        let b_item = list["items"][1]["id"].as_i64().unwrap();
+        admin.ok(
+            "PUT",
+            &format!("/api/v1/lists/{lid}"),
+            Some(json!({"name": "L", "items": [{"id": b_item, "name": "бэ"}]})),
+        );
+        assert_eq!(
+            admin.ok("GET", &format!("/api/v1/partners/{a}"), None)["values"]["choice"],
+            "бэ"
+        );
+        admin.ok(
+            "PUT",
+            &format!("/api/v1/lists/{lid}"),
+            Some(json!({"name": "L", "items": [{"name": "в"}]})),
+        );
+        assert_eq!(
+            admin.ok("GET", &format!("/api/v1/partners/{a}"), None)["values"]["choice"],
+            Value::Null
+        );
+        admin.fails(
+            "DELETE",
+            &format!("/api/v1/fields/{uses}"),
+            None,
+            422,
+            "confirm",
+        );
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/fields/{uses}?confirm={DELETE_WORD}"),
+            None,
+        );
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/lists/{lid}?confirm={DELETE_WORD}"),
+            None,
+        );
+        assert!(
+            admin.ok("GET", &format!("/api/v1/partners/{a}"), None)["values"]
+                .get("choice")
+                .is_none()
+        );
+        // Groups too.
+        let g = admin.ok("POST", "/api/v1/groups", Some(json!({"name": "g"})))["id"].clone();
+        admin.fails(
+            "DELETE",
+            &format!("/api/v1/groups/{g}"),
+            None,
+            422,
+            "confirm",
+        );
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/groups/{g}?confirm={DELETE_WORD}"),
+            None,
+        );
+        // Only admins shape the form.
+        create_user(&admin, "clerk", json!({"contacts": true}));
+        let clerk = Api::login(server, "clerk", "password-1");
+        let (status, _) = clerk.call(
+            "POST",
+            "/api/v1/fields",
+            Some(json!({"name": "Y", "latin": "y", "kind": "text"})),
+        );
+        assert_eq!(status, 403);
+    });
+}
