@@ -28,12 +28,15 @@ pub struct Config {
 pub struct CrmConfig {
     /// Where phone numbers written without a country code are (ISO 3166, e.g. "RU").
     pub default_country: String,
+    /// The largest file a card takes, in MiB.
+    pub max_file_mb: u64,
 }
 
 impl Default for CrmConfig {
     fn default() -> Self {
         CrmConfig {
             default_country: "RU".into(),
+            max_file_mb: 25,
         }
     }
 }

@@ -105,6 +105,8 @@ async fn main() -> Result<()> {
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let mut store = Store::open(&config.database_url()).await?;
     store.country = config.crm.default_country.clone();
+    store.files_dir = config.data_dir.join("files");
+    store.max_file_bytes = config.crm.max_file_mb << 20;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, store).await,
         Command::User {
@@ -240,6 +242,8 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         bus.clone(),
         journal_stopped,
     ));
+    // The CRM follows the log: calls linked to partner cards (unknown numbers get one).
+    tokio::spawn(kolokol_crm::partner_calls::run(store.clone(), bus.clone()));
 
     let advertise = advertise_ip(&config.sip.advertise)?;
     let media_ip = match config.media.advertise.as_str() {

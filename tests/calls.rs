@@ -324,6 +324,114 @@ fn busy_cancel_no_answer_and_hangup_by_the_callee() {
     assert_eq!(ended["by"], "callee");
 }
 
+/// The card of the partner whose phone is `digits`, once there is exactly one.
+fn card_by_phone(o: &Office, digits: &str) -> Value {
+    wait_for(
+        "one card with the caller's phone",
+        Duration::from_secs(10),
+        || {
+            let (status, v) = o.api(
+                "GET",
+                &format!("/api/v1/partners?filter.phone={digits}"),
+                "",
+            );
+            assert_eq!(status, 200, "{v}");
+            let rows = v["rows"].as_array().unwrap();
+            assert!(rows.len() <= 1, "duplicate cards: {v}");
+            rows.first().cloned()
+        },
+    )
+}
+
+/// A partner's call history once it holds `count` calls.
+fn partner_calls(o: &Office, partner: &Value, count: usize) -> Value {
+    wait_for("the partner's calls", Duration::from_secs(10), || {
+        let (status, v) = o.api(
+            "GET",
+            &format!("/api/v1/partners/{}/calls", partner["id"]),
+            "",
+        );
+        assert_eq!(status, 200, "{v}");
+        let n = v["calls"].as_array().unwrap().len();
+        assert!(n <= count, "more calls than made: {v}");
+        (n == count).then_some(v)
+    })
+}
+
+#[test]
+fn calls_create_and_fill_partner_cards_exactly_once() {
+    let mut o = office(&[]);
+    let (status, v) = o.api(
+        "POST",
+        "/api/v1/fields",
+        r#"{"name":"Телефон","latin":"phone","kind":"phone","in_table":true}"#,
+    );
+    assert_eq!(status, 201, "{v}");
+    o.register_bob();
+
+    // An unknown caller Bob cannot take: a card with the number, and a missed call.
+    let bob = o.bob("uas_busy.xml", &[]);
+    let (ok, out) = o.provider_call("uac_busy.xml", &[]);
+    assert!(ok, "{out}");
+    assert!(sipp_wait(bob).0);
+    let card = card_by_phone(&o, "74951112233");
+    assert_eq!(card["values"]["phone"], "+74951112233");
+    let (_, history) = o.api(
+        "GET",
+        &format!("/api/v1/partners/{}/history", card["id"]),
+        "",
+    );
+    assert_eq!(
+        history.as_array().unwrap().last().unwrap()["action"],
+        "created"
+    );
+
+    // The same caller again, answered: the same card.
+    let bob = o.bob("call_uas_hangup.xml", &["-d", "1000"]);
+    let (ok, out) = o.provider_call("call_uac_wait_bye.xml", &[]);
+    assert!(ok, "{out}");
+    assert!(sipp_wait(bob).0);
+    let answered = o.last_ended_call(2);
+    let v = partner_calls(&o, &card, 2);
+    assert_eq!(
+        (v["made"].as_i64(), v["missed"].as_i64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+    let talk = &v["calls"][0];
+    assert_eq!(talk["id"], answered["id"]);
+    assert_eq!(talk["direction"], "inbound");
+    assert_eq!(talk["operator"], "u1002");
+    assert_eq!(talk["number"], "+74951112233");
+    assert!(talk["talk_ms"].as_i64().unwrap() >= 500, "{talk}");
+    let (status, _, wav) = o.server.http(
+        "GET",
+        talk["recording"].as_str().unwrap(),
+        &[("Authorization", &format!("Bearer {}", o.token))],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(wav.len() > 44);
+    assert_eq!(v["calls"][1]["answered"], false);
+
+    // Replaying the log: with the answered call's link gone, a restart links it again, to
+    // the same card, once.
+    let db = o.server.dir.join("data/kolokol.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!(
+            "DELETE FROM partner_calls WHERE call_id = '{}'",
+            answered["id"].as_str().unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    o.server.restart();
+    let v = partner_calls(&o, &card, 2);
+    assert_eq!(v["calls"][0]["id"], answered["id"]);
+    assert_eq!(card_by_phone(&o, "74951112233")["id"], card["id"]);
+}
+
 #[test]
 fn an_unauthenticated_invite_never_reaches_a_trunk() {
     let o = office(&[]);

@@ -858,3 +858,93 @@ fn the_form_changes_safely() {
         assert_eq!(status, 403);
     });
 }
+
+#[test]
+fn files_on_cards() {
+    let run = |server: &Server, backend: &str| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text"}),
+        );
+        let card = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Гамма"}})),
+        );
+        let id = card["id"].as_i64().unwrap();
+        let files = format!("/api/v1/partners/{id}/files");
+        let auth: Vec<(&str, &str)> = admin
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let pdf = "%PDF-1.4\n1 0 obj\n<<>>\nendobj\n";
+        // The client calls it JSON; the bytes say PDF.
+        let (status, _, body) = server.http(
+            "POST",
+            &format!("{files}?name=C%3A%5Cdocs%5C%D0%94%D0%BE%D0%B3%D0%BE%D0%B2%D0%BE%D1%80.pdf"),
+            &auth,
+            pdf,
+        );
+        assert_eq!(status, 201, "{backend}: {body}");
+        let file: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(file["name"], "Договор.pdf");
+        assert_eq!(file["content_type"], "application/pdf");
+        assert_eq!(file["size"], pdf.len());
+        let listed = admin.ok("GET", &files, None);
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        let (status, head, bytes) = common::http_raw(
+            server.http_port,
+            "GET",
+            &format!("{files}/{}", file["id"]),
+            &auth,
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(bytes, pdf.as_bytes());
+        let head = head.to_lowercase();
+        assert!(head.contains("content-type: application/pdf"), "{head}");
+        assert!(
+            head.contains("filename*=utf-8''%d0%94%d0%be%d0%b3%d0%be%d0%b2%d0%be%d1%80.pdf"),
+            "{head}"
+        );
+        let on_disk = server.dir.join("data/files").join(id.to_string());
+        assert_eq!(std::fs::read_dir(&on_disk).unwrap().count(), 1);
+        // Over the limit (1 MiB here): refused, nothing kept.
+        let big = "a".repeat(1_500_000);
+        let (status, _, body) = server.http("POST", &format!("{files}?name=big.txt"), &auth, &big);
+        assert!(status == 413 || status == 422, "{backend}: {status} {body}");
+        assert!(body.contains("\"field\":\"file\""), "{body}");
+        assert_eq!(admin.ok("GET", &files, None).as_array().unwrap().len(), 1);
+        // Without the contacts right: read, but neither add nor remove.
+        create_user(&admin, "reader", json!({}));
+        let reader = Api::login(server, "reader", "password-1");
+        reader.ok("GET", &files, None);
+        let (status, _) = reader.call("DELETE", &format!("{files}/{}", file["id"]), None);
+        assert_eq!(status, 403);
+        admin.ok("DELETE", &format!("{files}/{}", file["id"]), None);
+        let (status, _) = admin.call("GET", &format!("{files}/{}", file["id"]), None);
+        assert_eq!(status, 404);
+        assert_eq!(std::fs::read_dir(&on_disk).unwrap().count(), 0);
+        let history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        let file_lines: Vec<&Value> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == "file")
+            .collect();
+        assert_eq!(file_lines.len(), 2, "{backend}: {history}");
+        assert_eq!(file_lines[0]["old_value"], "Договор.pdf");
+        assert_eq!(file_lines[1]["new_value"], "Договор.pdf");
+    };
+    let limit = [("KOLOKOL_CRM__MAX_FILE_MB", "1")];
+    run(&Server::start(&[], &limit), "sqlite");
+    let db = PgDatabase::create();
+    let url = db.url();
+    run(
+        &Server::start(&[], &[limit[0], ("KOLOKOL_DATABASE_URL", &url)]),
+        "postgres",
+    );
+}

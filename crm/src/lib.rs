@@ -4,8 +4,10 @@
 pub mod access;
 pub mod bindings;
 pub mod calls;
+pub mod files;
 pub mod form;
 pub mod journal;
+pub mod partner_calls;
 pub mod partners;
 pub mod queues;
 pub mod store;

@@ -29,6 +29,8 @@ pub enum StoreError {
     /// Other objects still refer to the one to be removed.
     #[error("in use by {0}")]
     InUse(String),
+    #[error("file storage: {0}")]
+    Io(String),
     #[error("password hashing: {0}")]
     Hash(String),
     /// A field's new type would lose this many stored values; repeat with confirmation.
@@ -105,6 +107,10 @@ pub struct Store {
     pub db: Db,
     /// Where national phone numbers are read (ISO 3166 code, `crm.default_country`).
     pub country: String,
+    /// Where files attached to cards are kept.
+    pub files_dir: std::path::PathBuf,
+    /// The largest file a card takes.
+    pub max_file_bytes: u64,
 }
 
 impl Store {
@@ -121,6 +127,8 @@ impl Store {
             return Ok(Store {
                 db: Db::Postgres(pool),
                 country: "RU".into(),
+                files_dir: "data/files".into(),
+                max_file_bytes: 25 << 20,
             });
         }
         let options = SqliteConnectOptions::from_str(url)?
@@ -139,6 +147,8 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite(pool),
             country: "RU".into(),
+            files_dir: "data/files".into(),
+            max_file_bytes: 25 << 20,
         })
     }
 

@@ -6,10 +6,13 @@ use crate::api::{body, Caller};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kolokol_crm::access::{Group, GroupSpec, Viewer};
+use kolokol_crm::files::PartnerFile;
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
+use kolokol_crm::partner_calls::PartnerCalls;
 use kolokol_crm::partners::{HistoryEntry, Partner};
 use kolokol_crm::table::{TablePage, TableQuery};
 use kolokol_crm::users::UserChange;
@@ -302,6 +305,88 @@ pub async fn partner_history(
 ) -> Result<Json<Vec<HistoryEntry>>, Problem> {
     let (viewer, form) = viewer(&st, caller).await?;
     Ok(Json(st.store.partner_history(&viewer, &form, id).await?))
+}
+
+pub async fn partner_calls(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<PartnerCalls>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(st.store.partner_calls(&viewer, &form, id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct FileName {
+    name: Option<String>,
+}
+
+/// `POST /api/v1/partners/{id}/files?name=<original name>` with the file as the body.
+pub async fn add_file(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<FileName>,
+    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<PartnerFile>), Problem> {
+    let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
+    let name = q.name.ok_or_else(|| {
+        Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "name", "the file's name")
+    })?;
+    let viewer = st.store.viewer(caller.0).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.add_file(&viewer, id, &name, &bytes).await?),
+    ))
+}
+
+pub async fn list_files(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<PartnerFile>>, Problem> {
+    Ok(Json(st.store.files(id).await?))
+}
+
+pub async fn download_file(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path((id, file)): Path<(i64, i64)>,
+) -> Result<Response, Problem> {
+    let (file, bytes) = st.store.file_content(id, file).await?;
+    let encoded: String = file
+        .name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename*=UTF-8''{encoded}"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+pub async fn delete_file(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, file)): Path<(i64, i64)>,
+) -> Result<StatusCode, Problem> {
+    let viewer = st.store.viewer(caller.0).await?;
+    st.store.delete_file(&viewer, id, file).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`

@@ -88,6 +88,20 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
                 .delete(crm::delete_partner),
         )
         .route("/api/v1/partners/{id}/history", get(crm::partner_history))
+        .route("/api/v1/partners/{id}/calls", get(crm::partner_calls))
+        .route(
+            "/api/v1/partners/{id}/files",
+            get(crm::list_files)
+                .post(crm::add_file)
+                // The store enforces crm.max_file_mb; the body may be that large.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    state.store.max_file_bytes as usize + 1,
+                )),
+        )
+        .route(
+            "/api/v1/partners/{id}/files/{file}",
+            get(crm::download_file).delete(crm::delete_file),
+        )
         .route("/api/v1/registrations", get(api::registrations))
         .route(
             "/api/v1/trunks",
