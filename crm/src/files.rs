@@ -50,7 +50,8 @@ impl Store {
         self.files_dir.join(partner.to_string()).join(stored)
     }
 
-    async fn partner_exists(&self, id: i64) -> Result<(), StoreError> {
+    /// `NotFound` unless card `id` exists.
+    pub(crate) async fn partner_exists(&self, id: i64) -> Result<(), StoreError> {
         let found: Option<i64> = on_db!(self, pool => {
             sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(id).fetch_optional(pool).await?
         });

@@ -187,10 +187,7 @@ impl Store {
             end_cause: Option<String>,
             recording: Option<String>,
         }
-        let exists: Option<i64> = on_db!(self, pool => {
-            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(partner).fetch_optional(pool).await?
-        });
-        exists.ok_or(StoreError::NotFound)?;
+        self.partner_exists(partner).await?;
         let rows: Vec<Row> = on_db!(self, pool => {
             sqlx::query_as("SELECT c.id, c.direction, p.number, c.user_login, c.answered_by, c.started_ms, c.answered_ms, c.ended_ms, c.end_cause, c.recording \
                             FROM partner_calls p JOIN calls c ON c.id = p.call_id WHERE p.partner_id = $1 ORDER BY c.started_ms DESC")

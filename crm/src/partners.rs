@@ -308,10 +308,7 @@ impl Store {
             old_value: Option<String>,
             new_value: Option<String>,
         }
-        let exists: Option<i64> = on_db!(self, pool => {
-            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(id).fetch_optional(pool).await?
-        });
-        exists.ok_or(StoreError::NotFound)?;
+        self.partner_exists(id).await?;
         let rows: Vec<Row> = on_db!(self, pool => {
             sqlx::query_as("SELECT id, at, user_name, action, field_id, old_value, new_value FROM partner_history WHERE partner_id = $1 ORDER BY id DESC")
                 .bind(id)
