@@ -133,18 +133,25 @@ impl<'a> Api<'a> {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A request with any body; the answer's status, head and body.
+    fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        common::http_bytes(self.server.http_port, method, path, &headers, body)
+            .expect("HTTP request failed")
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, _, text) = self.server.http(method, path, &headers, &body);
+        let (status, _, bytes) = self.raw(method, path, body.as_bytes());
+        let text = String::from_utf8_lossy(&bytes);
         let value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
+            serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
         };
         (status, value)
     }
@@ -874,34 +881,21 @@ fn files_on_cards() {
         );
         let id = card["id"].as_i64().unwrap();
         let files = format!("/api/v1/partners/{id}/files");
-        let auth: Vec<(&str, &str)> = admin
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         let pdf = "%PDF-1.4\n1 0 obj\n<<>>\nendobj\n";
         // The client calls it JSON; the bytes say PDF.
-        let (status, _, body) = server.http(
+        let (status, _, body) = admin.raw(
             "POST",
             &format!("{files}?name=C%3A%5Cdocs%5C%D0%94%D0%BE%D0%B3%D0%BE%D0%B2%D0%BE%D1%80.pdf"),
-            &auth,
-            pdf,
+            pdf.as_bytes(),
         );
-        assert_eq!(status, 201, "{backend}: {body}");
-        let file: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, 201, "{backend}");
+        let file: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(file["name"], "Договор.pdf");
         assert_eq!(file["content_type"], "application/pdf");
         assert_eq!(file["size"], pdf.len());
         let listed = admin.ok("GET", &files, None);
         assert_eq!(listed.as_array().unwrap().len(), 1);
-        let (status, head, bytes) = common::http_raw(
-            server.http_port,
-            "GET",
-            &format!("{files}/{}", file["id"]),
-            &auth,
-            "",
-        )
-        .unwrap();
+        let (status, head, bytes) = admin.raw("GET", &format!("{files}/{}", file["id"]), b"");
         assert_eq!(status, 200);
         assert_eq!(bytes, pdf.as_bytes());
         let head = head.to_lowercase();
@@ -914,7 +908,8 @@ fn files_on_cards() {
         assert_eq!(std::fs::read_dir(&on_disk).unwrap().count(), 1);
         // Over the limit (1 MiB here): refused, nothing kept.
         let big = "a".repeat(1_500_000);
-        let (status, _, body) = server.http("POST", &format!("{files}?name=big.txt"), &auth, &big);
+        let (status, _, body) = admin.raw("POST", &format!("{files}?name=big.txt"), big.as_bytes());
+        let body = String::from_utf8(body).unwrap();
         assert!(status == 413 || status == 422, "{backend}: {status} {body}");
         assert!(body.contains("\"field\":\"file\""), "{body}");
         assert_eq!(admin.ok("GET", &files, None).as_array().unwrap().len(), 1);
@@ -947,4 +942,176 @@ fn files_on_cards() {
         &Server::start(&[], &[limit[0], ("KOLOKOL_DATABASE_URL", &url)]),
         "postgres",
     );
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn import_and_export_keep_to_the_rules() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text", "in_table": true, "required": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Телефон", "latin": "phone", "kind": "phone", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Сотрудников", "latin": "staff", "kind": "number", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Секрет", "latin": "secret", "kind": "text", "in_table": true}),
+        );
+        create_user(&admin, "op", json!({"contacts": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "ops", "members": ["op"], "access": {"title": "edit", "phone": "edit", "staff": "edit"}})),
+        );
+        let send = |api: &Api, path: &str, body: &[u8]| -> (u16, Value) {
+            let (status, _, out) = api.raw("POST", path, body);
+            (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
+        };
+        // A Russian Excel CSV: ';', a BOM, a column nobody maps.
+        let csv = "\u{feff}Компания;Телефон;Сотрудников;Лишнее;Секрет\n\
+                   Альфа;8 495 123-45-67;10;x;тайна-1\n\
+                   Бета;не телефон;5;y;\n\
+                   ;84951112233;3;z;\n\
+                   Гамма;+7 812 312 45 67;1 500;w;тайна-2\n";
+        let mapping = enc(
+            r#"{"Компания":"title","Телефон":"phone","Сотрудников":"staff","Секрет":"secret"}"#,
+        );
+        let (status, report) = send(
+            &admin,
+            &format!("/api/v1/partners/import?format=csv&dry_run=true&mapping={mapping}"),
+            csv.as_bytes(),
+        );
+        assert_eq!(status, 200, "{backend}: {report}");
+        assert_eq!(report["rows"], 4);
+        assert_eq!(report["imported"], 2);
+        assert_eq!(report["dry_run"], true);
+        let rejected = report["rejected"].as_array().unwrap();
+        assert_eq!(
+            (rejected[0]["row"].as_u64(), rejected[0]["field"].as_str()),
+            (Some(3), Some("phone")),
+            "{report}"
+        );
+        assert_eq!(
+            (rejected[1]["row"].as_u64(), rejected[1]["field"].as_str()),
+            (Some(4), Some("title")),
+            "{report}"
+        );
+        assert_eq!(
+            admin.ok("GET", "/api/v1/partners", None)["rows"],
+            json!([]),
+            "{backend}: a dry run wrote"
+        );
+        let (status, report) = send(
+            &admin,
+            &format!("/api/v1/partners/import?format=csv&mapping={mapping}"),
+            csv.as_bytes(),
+        );
+        assert_eq!(
+            (status, report["imported"].as_u64()),
+            (200, Some(2)),
+            "{report}"
+        );
+        let table = admin.ok("GET", "/api/v1/partners?sort=title", None);
+        assert_eq!(table["rows"][0]["values"]["phone"], "+74951234567");
+        assert_eq!(table["rows"][1]["values"]["staff"], 1500);
+        assert_eq!(table["rows"][1]["values"]["secret"], "тайна-2");
+        // A user may not import into a field they cannot see.
+        let op = Api::login(server, "op", "password-1");
+        let (status, v) = send(
+            &op,
+            &format!("/api/v1/partners/import?format=csv&mapping={mapping}"),
+            csv.as_bytes(),
+        );
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (422, Some("mapping")),
+            "{backend}: {v}"
+        );
+        // Export: the op's file has no secret column and no secret value.
+        let (status, head, body) =
+            op.raw("GET", "/api/v1/partners/export?format=csv&sort=title", b"");
+        assert_eq!(status, 200);
+        assert!(head.contains("text/csv"));
+        let text = String::from_utf8(body).unwrap();
+        let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines[0], "Компания,Телефон,Сотрудников", "{backend}");
+        assert_eq!(lines[1], "Альфа,+74951234567,10");
+        assert!(!text.contains("тайна"), "{backend}: {text}");
+        let (status, _) = op.call(
+            "GET",
+            "/api/v1/partners/export?format=csv&sort=secret",
+            None,
+        );
+        assert_eq!(
+            status, 422,
+            "{backend}: sorting an export by a hidden field"
+        );
+        // XLSX round trip: the admin's export (a filter applied) imported again by header names.
+        let (status, _, xlsx) = admin.raw(
+            "GET",
+            "/api/v1/partners/export?format=xlsx&filter.staff=100..",
+            b"",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(&xlsx[..2], b"PK", "an XLSX is a zip");
+        let (status, report) = send(&admin, "/api/v1/partners/import?format=xlsx", &xlsx);
+        assert_eq!(
+            (status, report["imported"].as_u64()),
+            (200, Some(1)),
+            "{backend}: {report}"
+        );
+        let gammas = admin.ok(
+            "GET",
+            "/api/v1/partners?filter.title=%D0%93%D0%B0%D0%BC%D0%BC%D0%B0",
+            None,
+        );
+        let rows = gammas["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{backend}: {gammas}");
+        assert_eq!(
+            rows[0]["values"], rows[1]["values"],
+            "{backend}: the round trip changed values"
+        );
+        // A list exports too; bad formats and files are named.
+        let list = admin.ok("POST", "/api/v1/lists", Some(json!({"name": "L", "items": [{"name": "один", "position": 1}, {"name": "два", "position": 2, "hidden_by_default": true}]})));
+        let (status, _, body) = admin.raw(
+            "GET",
+            &format!("/api/v1/lists/{}/export?format=csv", list["id"]),
+            b"",
+        );
+        assert_eq!(status, 200);
+        assert!(String::from_utf8(body).unwrap().contains("два,2,true"));
+        admin.fails(
+            "GET",
+            "/api/v1/partners/export?format=pdf",
+            None,
+            422,
+            "format",
+        );
+        let (status, v) = send(
+            &admin,
+            "/api/v1/partners/import?format=xlsx",
+            b"not a spreadsheet",
+        );
+        assert_eq!((status, v["field"].as_str()), (422, Some("file")), "{v}");
+    });
 }

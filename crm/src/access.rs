@@ -49,7 +49,10 @@ impl Viewer {
     }
 
     /// The fields of `form` this viewer sees, in form order.
-    pub fn visible<'a>(&'a self, form: &'a Form) -> impl Iterator<Item = &'a Field> + 'a {
+    pub fn visible<'s, 'f>(&'s self, form: &'f Form) -> impl Iterator<Item = &'f Field> + 's
+    where
+        'f: 's,
+    {
         form.fields.iter().filter(|f| self.sees(f))
     }
 

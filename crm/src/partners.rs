@@ -43,10 +43,10 @@ pub(crate) fn text_columns<'a>(fields: impl Iterator<Item = &'a Field>) -> Strin
         .collect()
 }
 
-/// A who-did-it for history rows.
-struct Author<'a> {
-    id: i64,
-    name: &'a str,
+/// A who-did-it for history rows (no id: the system, e.g. telephony).
+pub(crate) struct Author<'a> {
+    pub id: Option<i64>,
+    pub name: &'a str,
 }
 
 impl Store {
@@ -124,8 +124,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a card. Needs the "contacts" right; required fields the viewer may edit must
-    /// be given.
+    /// `values` checked as a new card: every field fits, required fields the viewer may
+    /// edit are given.
+    pub(crate) fn checked_card<'f>(
+        &self,
+        viewer: &Viewer,
+        form: &'f Form,
+        values: &Map<String, Value>,
+    ) -> Result<Vec<(&'f Field, Arg)>, StoreError> {
+        let checked = self.check_values(viewer, form, values)?;
+        if let Some(missing) = form.fields.iter().find(|f| {
+            f.spec.required
+                && viewer.access(f) == Access::Edit
+                && !checked.iter().any(|(c, _)| c.id == f.id)
+        }) {
+            return Err(field_error(&missing.spec.latin, "required"));
+        }
+        Ok(checked)
+    }
+
+    /// Creates a card. Needs the "contacts" right.
     pub async fn create_partner(
         &self,
         viewer: &Viewer,
@@ -137,79 +155,79 @@ impl Store {
                 "creating partners needs the contacts right".into(),
             ));
         }
-        let checked = self.check_values(viewer, form, values)?;
-        if let Some(missing) = form.fields.iter().find(|f| {
-            f.spec.required
-                && viewer.access(f) == Access::Edit
-                && !checked.iter().any(|(c, _)| c.id == f.id)
-        }) {
-            return Err(field_error(&missing.spec.latin, "required"));
-        }
+        let checked = self.checked_card(viewer, form, values)?;
         let author = Author {
-            id: viewer.user.id,
+            id: Some(viewer.user.id),
             name: &viewer.user.name,
         };
-        let id = self
-            .insert_partner(form, &checked, &author, "created")
+        let ids = self
+            .insert_partners(form, &[checked], &author, "created")
             .await?;
-        self.partner(viewer, form, id).await
+        self.partner(viewer, form, ids[0]).await
     }
 
-    /// Inserts a card with `values` (already checked) and its history.
-    async fn insert_partner(
+    /// Inserts cards with their (checked) values and history, in one transaction.
+    pub(crate) async fn insert_partners(
         &self,
         form: &Form,
-        values: &[(&Field, Arg)],
+        cards: &[Vec<(&Field, Arg)>],
         author: &Author<'_>,
         action: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
-        let cols: String = values
+        // Per card: its INSERT, the values bound, the (field, value) lines of its history.
+        type Insert = (String, Vec<Arg>, Vec<(Option<i64>, Option<String>)>);
+        let statements: Vec<Insert> = cards
             .iter()
-            .map(|(f, _)| format!(", {}", f.column()))
-            .collect();
-        let params: String = (0..values.len()).map(|i| format!(", ${}", i + 4)).collect();
-        let sql = format!(
-            "INSERT INTO partners (created_at, updated_at, created_by{cols}) VALUES ($1, $2, $3{params}) RETURNING id"
-        );
-        let mut args = vec![
-            Arg::Text(Some(now.clone())),
-            Arg::Text(Some(now.clone())),
-            Arg::Int(Some(author.id)),
-        ];
-        args.extend(values.iter().map(|(_, a)| a.clone()));
-        let history: Vec<(Option<i64>, String, Option<String>)> =
-            std::iter::once((None, action.to_string(), None))
-                .chain(values.iter().filter_map(|(f, a)| {
-                    let text = stored_text(a);
-                    text.is_some().then(|| {
-                        (
-                            Some(f.id),
-                            "changed".to_string(),
-                            display(f, form, text.as_deref()),
-                        )
+            .map(|values| {
+                let cols: String = values
+                    .iter()
+                    .map(|(f, _)| format!(", {}", f.column()))
+                    .collect();
+                let params: String = (0..values.len()).map(|i| format!(", ${}", i + 4)).collect();
+                let sql = format!(
+                    "INSERT INTO partners (created_at, updated_at, created_by{cols}) VALUES ($1, $2, $3{params}) RETURNING id"
+                );
+                let mut args = vec![
+                    Arg::Text(Some(now.clone())),
+                    Arg::Text(Some(now.clone())),
+                    Arg::Int(author.id),
+                ];
+                args.extend(values.iter().map(|(_, a)| a.clone()));
+                let history = values
+                    .iter()
+                    .filter_map(|(f, a)| {
+                        let text = stored_text(a)?;
+                        Some((Some(f.id), display(f, form, Some(&text))))
                     })
-                }))
-                .collect();
-        let id = on_db!(self, pool => {
+                    .collect();
+                (sql, args, history)
+            })
+            .collect();
+        let ids = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let id: i64 = bind_args!(sqlx::query_scalar(&sql), &args).fetch_one(&mut *tx).await?;
-            for (field, action, new) in &history {
-                sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)")
-                    .bind(id)
-                    .bind(&now)
-                    .bind(author.id)
-                    .bind(author.name)
-                    .bind(field)
-                    .bind(action)
-                    .bind(new)
-                    .execute(&mut *tx)
-                    .await?;
+            let mut ids = Vec::with_capacity(statements.len());
+            for (sql, args, history) in &statements {
+                let id: i64 = bind_args!(sqlx::query_scalar(sql), args).fetch_one(&mut *tx).await?;
+                let lines = std::iter::once((None, action, None)).chain(history.iter().map(|(f, v)| (*f, "changed", v.clone())));
+                for (field, action, new) in lines {
+                    sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)")
+                        .bind(id)
+                        .bind(&now)
+                        .bind(author.id)
+                        .bind(author.name)
+                        .bind(field)
+                        .bind(action)
+                        .bind(new)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                ids.push(id);
             }
             tx.commit().await?;
-            id
+            ids
         });
-        Ok(id)
+        Ok(ids)
     }
 
     /// Changes the given fields of a card; each changed value goes into its history.

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kolokol_crm::access::{Group, GroupSpec, Viewer};
+use kolokol_crm::exchange::{Format, Import, ImportReport};
 use kolokol_crm::files::PartnerFile;
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
 use kolokol_crm::partner_calls::PartnerCalls;
@@ -19,6 +20,7 @@ use kolokol_crm::users::UserChange;
 use kolokol_crm::User;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 fn admin(caller: &Caller) -> Result<(), Problem> {
     if caller.0.admin {
@@ -389,20 +391,19 @@ pub async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`
-pub async fn table(
-    State(st): State<AppState>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<TablePage>, Problem> {
-    let (viewer, form) = viewer(&st, caller).await?;
+/// The table's query from `q`, `filter.<latin>`, `sort`, `after`, `limit`; `extra` names
+/// further parameters the caller takes (returned by name).
+fn table_query(
+    raw: Option<&str>,
+    extra: &[&str],
+) -> Result<(TableQuery, BTreeMap<String, String>), Problem> {
     let mut q = TableQuery {
         limit: 50,
         ..TableQuery::default()
     };
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))?;
+    let mut others = BTreeMap::new();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))?;
     for (k, v) in pairs {
         match k.as_str() {
             "q" => q.search = Some(v),
@@ -417,6 +418,9 @@ pub async fn table(
                         Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "limit", "1 to 500")
                     })?
             }
+            other if extra.contains(&other) => {
+                others.insert(k, v);
+            }
             other => match other.strip_prefix("filter.") {
                 Some(latin) => q.filters.push((latin.to_string(), v)),
                 None => {
@@ -429,5 +433,118 @@ pub async fn table(
             },
         }
     }
+    Ok((q, others))
+}
+
+/// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`
+pub async fn table(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TablePage>, Problem> {
+    let (q, _) = table_query(raw.as_deref(), &[])?;
+    let (viewer, form) = viewer(&st, caller).await?;
     Ok(Json(st.store.partner_table(&viewer, &form, &q).await?))
+}
+
+fn format_of(params: &BTreeMap<String, String>) -> Result<Format, Problem> {
+    Ok(Format::parse(
+        params.get("format").map_or("xlsx", String::as_str),
+    )?)
+}
+
+fn download(format: Format, name: &str, bytes: Vec<u8>) -> Response {
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::Xlsx => "xlsx",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{ext}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/partners/export?format=xlsx|csv` and the table's parameters: every
+/// matching partner, the viewer's columns.
+pub async fn export_partners(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let (q, params) = table_query(raw.as_deref(), &["format"])?;
+    let format = format_of(&params)?;
+    let (viewer, form) = viewer(&st, caller).await?;
+    let bytes = st.store.export_partners(&viewer, &form, &q, format).await?;
+    Ok(download(format, "partners", bytes))
+}
+
+pub async fn export_list(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<i64>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let (_, params) = table_query(raw.as_deref(), &["format"])?;
+    let format = format_of(&params)?;
+    let bytes = st.store.export_list(id, format).await?;
+    Ok(download(format, &format!("list-{id}"), bytes))
+}
+
+#[derive(Deserialize)]
+pub struct ImportParams {
+    #[serde(default = "xlsx")]
+    format: String,
+    #[serde(default)]
+    dry_run: bool,
+    /// JSON object: column header → field latin name.
+    mapping: Option<String>,
+}
+
+fn xlsx() -> String {
+    "xlsx".into()
+}
+
+/// `POST /api/v1/partners/import?format=csv|xlsx&dry_run=true&mapping={…}` with the file
+/// as the body.
+pub async fn import_partners(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(p): Query<ImportParams>,
+    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<ImportReport>, Problem> {
+    let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
+    let format = Format::parse(&p.format)?;
+    let mapping: Option<BTreeMap<String, String>> = match &p.mapping {
+        Some(m) => Some(serde_json::from_str(m).map_err(|e| {
+            Problem::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "mapping",
+                format!("a JSON object of column → field: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let (viewer, form) = viewer(&st, caller).await?;
+    let report = st
+        .store
+        .import_partners(
+            &viewer,
+            &form,
+            Import {
+                format,
+                bytes: &bytes,
+                mapping: mapping.as_ref(),
+                dry_run: p.dry_run,
+            },
+            |done, total| tracing::debug!(done, total, "importing partners"),
+        )
+        .await?;
+    Ok(Json(report))
 }

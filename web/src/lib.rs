@@ -73,6 +73,12 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             put(crm::replace_field).delete(crm::delete_field),
         )
         .route("/api/v1/lists", post(crm::create_list))
+        .route("/api/v1/lists/{id}/export", get(crm::export_list))
+        .route("/api/v1/partners/export", get(crm::export_partners))
+        .route(
+            "/api/v1/partners/import",
+            post(crm::import_partners).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+        )
         .route(
             "/api/v1/lists/{id}",
             put(crm::replace_list).delete(crm::delete_list),
