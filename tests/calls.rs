@@ -430,6 +430,24 @@ fn calls_create_and_fill_partner_cards_exactly_once() {
     let v = partner_calls(&o, &card, 2);
     assert_eq!(v["calls"][0]["id"], answered["id"]);
     assert_eq!(card_by_phone(&o, "74951112233")["id"], card["id"]);
+
+    // Merged into another card, the calls go with it.
+    let (status, other) = o.api(
+        "POST",
+        "/api/v1/partners",
+        r#"{"values":{"phone":"+74950000001"}}"#,
+    );
+    assert_eq!(status, 201, "{other}");
+    let (status, v) = o.api(
+        "POST",
+        "/api/v1/partners/merge",
+        &format!(
+            r#"{{"survivor":{},"merged":[{}],"values":{{"phone":"+74951112233"}}}}"#,
+            other["id"], card["id"]
+        ),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(partner_calls(&o, &other, 2)["missed"], 1);
 }
 
 #[test]

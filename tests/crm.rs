@@ -904,8 +904,13 @@ fn files_on_cards() {
             head.contains("filename*=utf-8''%d0%94%d0%be%d0%b3%d0%be%d0%b2%d0%be%d1%80.pdf"),
             "{head}"
         );
-        let on_disk = server.dir.join("data/files").join(id.to_string());
-        assert_eq!(std::fs::read_dir(&on_disk).unwrap().count(), 1);
+        let files_on_disk = || -> usize {
+            std::fs::read_dir(server.dir.join("data/files"))
+                .unwrap()
+                .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+                .sum()
+        };
+        assert_eq!(files_on_disk(), 1);
         // Over the limit (1 MiB here): refused, nothing kept.
         let big = "a".repeat(1_500_000);
         let (status, _, body) = admin.raw("POST", &format!("{files}?name=big.txt"), big.as_bytes());
@@ -922,7 +927,7 @@ fn files_on_cards() {
         admin.ok("DELETE", &format!("{files}/{}", file["id"]), None);
         let (status, _) = admin.call("GET", &format!("{files}/{}", file["id"]), None);
         assert_eq!(status, 404);
-        assert_eq!(std::fs::read_dir(&on_disk).unwrap().count(), 0);
+        assert_eq!(files_on_disk(), 0);
         let history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
         let file_lines: Vec<&Value> = history
             .as_array()
@@ -1113,5 +1118,112 @@ fn import_and_export_keep_to_the_rules() {
             b"not a spreadsheet",
         );
         assert_eq!((status, v["field"].as_str()), (422, Some("file")), "{v}");
+    });
+}
+
+#[test]
+fn duplicates_are_found_and_merged() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text"}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Телефон", "latin": "phone", "kind": "phone"}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "E-mail", "latin": "email", "kind": "email"}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "ИНН", "latin": "inn", "kind": "text"}),
+        );
+        let card = |values: Value| -> i64 {
+            admin.ok(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({ "values": values })),
+            )["id"]
+                .as_i64()
+                .unwrap()
+        };
+        let a = card(
+            json!({"title": "Альфа", "phone": "+74951234567", "email": "a@alfa.ru", "inn": "7701"}),
+        );
+        let b = card(json!({"title": "Альфа ООО", "phone": "8 (495) 123-45-67"}));
+        let c = card(json!({"title": "alfa", "email": "A@ALFA.RU"}));
+        let d = card(json!({"title": "Дельта", "inn": "7701"}));
+        card(json!({"title": "Одна", "phone": "+78123124567"}));
+        let groups = admin.ok("GET", "/api/v1/partners/duplicates", None);
+        assert_eq!(
+            groups,
+            json!([
+                {"field": "phone", "value": "+74951234567", "partners": [a, b]},
+                {"field": "email", "value": "a@alfa.ru", "partners": [a, c]},
+            ]),
+            "{backend}"
+        );
+        let by_inn = admin.ok("GET", "/api/v1/partners/duplicates?field=inn", None);
+        assert_eq!(by_inn[0]["partners"], json!([a, d]), "{backend}");
+        admin.fails(
+            "GET",
+            "/api/v1/partners/duplicates?field=nothing",
+            None,
+            422,
+            "values.nothing",
+        );
+        // B has a file and history of its own; both move to A.
+        let (status, _, _) = admin.raw(
+            "POST",
+            &format!("/api/v1/partners/{b}/files?name=b.txt"),
+            b"from b",
+        );
+        assert_eq!(status, 201);
+        admin.fails(
+            "POST",
+            "/api/v1/partners/merge",
+            Some(json!({"survivor": a, "merged": [a, b]})),
+            422,
+            "merged",
+        );
+        create_user(&admin, "viewer", json!({}));
+        let viewer = Api::login(server, "viewer", "password-1");
+        let (status, _) = viewer.call(
+            "POST",
+            "/api/v1/partners/merge",
+            Some(json!({"survivor": a, "merged": [b]})),
+        );
+        assert_eq!(status, 403);
+        let merged = admin.ok(
+            "POST",
+            "/api/v1/partners/merge",
+            Some(json!({"survivor": a, "merged": [b, c], "values": {"title": "Альфа ООО"}})),
+        );
+        assert_eq!(merged["values"]["title"], "Альфа ООО", "{backend}");
+        assert_eq!(merged["values"]["inn"], "7701");
+        for gone in [b, c] {
+            let (status, _) = admin.call("GET", &format!("/api/v1/partners/{gone}"), None);
+            assert_eq!(status, 404, "{backend}");
+        }
+        let files = admin.ok("GET", &format!("/api/v1/partners/{a}/files"), None);
+        assert_eq!(files[0]["name"], "b.txt", "{backend}");
+        let (_, _, content) = admin.raw(
+            "GET",
+            &format!("/api/v1/partners/{a}/files/{}", files[0]["id"]),
+            b"",
+        );
+        assert_eq!(content, b"from b");
+        let history = admin.ok("GET", &format!("/api/v1/partners/{a}/history"), None);
+        let text = history.to_string();
+        assert!(text.contains("\"merged\""), "{backend}: {history}");
+        assert!(
+            text.contains("+74951234567") && text.contains("b.txt"),
+            "B's history moved: {history}"
+        );
+        let groups = admin.ok("GET", "/api/v1/partners/duplicates", None);
+        assert_eq!(groups, json!([]), "{backend}");
     });
 }

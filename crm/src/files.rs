@@ -1,4 +1,5 @@
-//! Files on cards (SPEC 2.6): kept under `<data_dir>/files/<partner>/`, with the original
+//! Files on cards (SPEC 2.6): kept under `<data_dir>/files/<ab>/<abcd…>` (a random name,
+//! not the card's id, so merging cards moves no file), with the original
 //! name, a content type sniffed from the bytes (never the client's word), a size limit;
 //! adding and removing one is written into the card's history.
 
@@ -46,8 +47,8 @@ fn clean_name(name: &str) -> Result<String, StoreError> {
 }
 
 impl Store {
-    fn file_path(&self, partner: i64, stored: &str) -> PathBuf {
-        self.files_dir.join(partner.to_string()).join(stored)
+    fn file_path(&self, stored: &str) -> PathBuf {
+        self.files_dir.join(&stored[..2]).join(stored)
     }
 
     /// `NotFound` unless card `id` exists.
@@ -80,8 +81,8 @@ impl Store {
         }
         self.partner_exists(partner).await?;
         let stored = random_secret(16);
-        let path = self.file_path(partner, &stored);
-        let dir = path.parent().expect("a partner folder");
+        let path = self.file_path(&stored);
+        let dir = path.parent().expect("a folder");
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
         // Written and synced before the row exists: a listed file is always there.
         let tmp = path.with_extension("part");
@@ -158,7 +159,7 @@ impl Store {
         id: i64,
     ) -> Result<(PartnerFile, Vec<u8>), StoreError> {
         let file = self.file(partner, id).await?;
-        let bytes = tokio::fs::read(self.file_path(partner, &file.stored))
+        let bytes = tokio::fs::read(self.file_path(&file.stored))
             .await
             .map_err(io)?;
         Ok((file, bytes))
@@ -191,7 +192,7 @@ impl Store {
                 .await?;
             tx.commit().await?;
         });
-        let _ = tokio::fs::remove_file(self.file_path(partner, &file.stored)).await;
+        let _ = tokio::fs::remove_file(self.file_path(&file.stored)).await;
         Ok(())
     }
 }

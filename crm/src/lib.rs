@@ -4,6 +4,7 @@
 pub mod access;
 pub mod bindings;
 pub mod calls;
+pub mod duplicates;
 pub mod exchange;
 pub mod files;
 pub mod form;

@@ -120,6 +120,8 @@ const BODY_FIELDS: &[&str] = &[
     "contacts",
     "tasks",
     "reports",
+    "survivor",
+    "merged",
 ];
 
 /// JSON bodies whose rejection is a problem+json naming what is wrong.

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kolokol_crm::access::{Group, GroupSpec, Viewer};
+use kolokol_crm::duplicates::{DuplicateGroup, Merge};
 use kolokol_crm::exchange::{Format, Import, ImportReport};
 use kolokol_crm::files::PartnerFile;
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
@@ -316,6 +317,36 @@ pub async fn partner_calls(
 ) -> Result<Json<PartnerCalls>, Problem> {
     let (viewer, form) = viewer(&st, caller).await?;
     Ok(Json(st.store.partner_calls(&viewer, &form, id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct DuplicateQuery {
+    field: Option<String>,
+}
+
+/// `GET /api/v1/partners/duplicates?field=<latin>`: partners sharing a value (by default
+/// of any phone or e-mail field).
+pub async fn duplicates(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<DuplicateQuery>,
+) -> Result<Json<Vec<DuplicateGroup>>, Problem> {
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(
+        st.store
+            .duplicates(&viewer, &form, q.field.as_deref())
+            .await?,
+    ))
+}
+
+pub async fn merge_partners(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<Merge>, JsonRejection>,
+) -> Result<Json<Partner>, Problem> {
+    let merge = body(json)?;
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(st.store.merge_partners(&viewer, &form, &merge).await?))
 }
 
 #[derive(Deserialize)]

@@ -75,6 +75,8 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/lists", post(crm::create_list))
         .route("/api/v1/lists/{id}/export", get(crm::export_list))
         .route("/api/v1/partners/export", get(crm::export_partners))
+        .route("/api/v1/partners/duplicates", get(crm::duplicates))
+        .route("/api/v1/partners/merge", post(crm::merge_partners))
         .route(
             "/api/v1/partners/import",
             post(crm::import_partners).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),

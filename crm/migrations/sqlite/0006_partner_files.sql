@@ -1,4 +1,4 @@
--- Files attached to cards, kept under <data_dir>/files/<partner>/<stored>.
+-- Files attached to cards, kept under <data_dir>/files/<first two of stored>/<stored>.
 CREATE TABLE partner_files (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     partner_id   INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
