@@ -166,7 +166,8 @@ impl Store {
         self.partner(viewer, form, ids[0]).await
     }
 
-    /// Inserts cards with their (checked) values and history, in one transaction.
+    /// Inserts cards with their (checked) values and history, in one transaction. Cards
+    /// filling the same fields (an import's rows) share multi-row statements.
     pub(crate) async fn insert_partners(
         &self,
         form: &Form,
@@ -175,54 +176,79 @@ impl Store {
         action: &str,
     ) -> Result<Vec<i64>, StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
-        // Per card: its INSERT, the values bound, the (field, value) lines of its history.
-        type Insert = (String, Vec<Arg>, Vec<(Option<i64>, Option<String>)>);
-        let statements: Vec<Insert> = cards
+        // Runs of cards with the same columns, at most ROWS_PER_STATEMENT each.
+        let mut batches: Vec<(String, Vec<Arg>, usize)> = Vec::new();
+        let mut start = 0;
+        while start < cards.len() {
+            let columns: Vec<i64> = cards[start].iter().map(|(f, _)| f.id).collect();
+            let same = |c: &Vec<(&Field, Arg)>| c.iter().map(|(f, _)| f.id).eq(columns.iter().copied());
+            let len = cards[start..]
+                .iter()
+                .take(ROWS_PER_STATEMENT)
+                .take_while(|c| same(c))
+                .count();
+            let cols: String = cards[start]
+                .iter()
+                .map(|(f, _)| format!(", {}", f.column()))
+                .collect();
+            let sql = format!(
+                "INSERT INTO partners (created_at, updated_at, created_by{cols}) VALUES {} RETURNING id",
+                values_list(len, 3 + columns.len())
+            );
+            let mut args = Vec::with_capacity(len * (3 + columns.len()));
+            for card in &cards[start..start + len] {
+                args.push(Arg::Text(Some(now.clone())));
+                args.push(Arg::Text(Some(now.clone())));
+                args.push(Arg::Int(author.id));
+                args.extend(card.iter().map(|(_, a)| a.clone()));
+            }
+            batches.push((sql, args, len));
+            start += len;
+        }
+        let history: Vec<Vec<(Option<i64>, &str, Option<String>)>> = cards
             .iter()
             .map(|values| {
-                let cols: String = values
-                    .iter()
-                    .map(|(f, _)| format!(", {}", f.column()))
-                    .collect();
-                let params: String = (0..values.len()).map(|i| format!(", ${}", i + 4)).collect();
-                let sql = format!(
-                    "INSERT INTO partners (created_at, updated_at, created_by{cols}) VALUES ($1, $2, $3{params}) RETURNING id"
-                );
-                let mut args = vec![
-                    Arg::Text(Some(now.clone())),
-                    Arg::Text(Some(now.clone())),
-                    Arg::Int(author.id),
-                ];
-                args.extend(values.iter().map(|(_, a)| a.clone()));
-                let history = values
-                    .iter()
-                    .filter_map(|(f, a)| {
+                std::iter::once((None, action, None))
+                    .chain(values.iter().filter_map(|(f, a)| {
                         let text = stored_text(a)?;
-                        Some((Some(f.id), display(f, form, Some(&text))))
-                    })
-                    .collect();
-                (sql, args, history)
+                        Some((Some(f.id), "changed", display(f, form, Some(&text))))
+                    }))
+                    .collect()
             })
             .collect();
         let ids = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut ids = Vec::with_capacity(statements.len());
-            for (sql, args, history) in &statements {
-                let id: i64 = bind_args!(sqlx::query_scalar(sql), args).fetch_one(&mut *tx).await?;
-                let lines = std::iter::once((None, action, None)).chain(history.iter().map(|(f, v)| (*f, "changed", v.clone())));
-                for (field, action, new) in lines {
-                    sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)")
-                        .bind(id)
-                        .bind(&now)
-                        .bind(author.id)
-                        .bind(author.name)
-                        .bind(field)
-                        .bind(action)
-                        .bind(new)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                ids.push(id);
+            let mut ids = Vec::with_capacity(cards.len());
+            for (sql, args, _) in &batches {
+                let mut got: Vec<i64> = bind_args!(sqlx::query_scalar(sql), args).fetch_all(&mut *tx).await?;
+                // Ids grow in the order of VALUES; RETURNING promises no order.
+                got.sort_unstable();
+                ids.extend(got);
+            }
+            let lines: Vec<Arg> = ids
+                .iter()
+                .zip(&history)
+                .flat_map(|(id, lines)| {
+                    let now = &now;
+                    lines.iter().flat_map(move |(field, action, new)| {
+                        [
+                            Arg::Int(Some(*id)),
+                            Arg::Text(Some(now.clone())),
+                            Arg::Int(author.id),
+                            Arg::Text(Some(author.name.to_string())),
+                            Arg::Int(*field),
+                            Arg::Text(Some(action.to_string())),
+                            Arg::Text(new.clone()),
+                        ]
+                    })
+                })
+                .collect();
+            for chunk in lines.chunks(7 * ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, new_value) VALUES {}",
+                    values_list(chunk.len() / 7, 7)
+                );
+                bind_args!(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             ids
@@ -390,6 +416,21 @@ impl Store {
         }
         Ok((out, lost))
     }
+}
+
+/// Rows per multi-row INSERT. Not more: sqlx looks each `$N` up among all of a statement's
+/// parameter names, so binding costs grow with the square of their number.
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `width` values.
+fn values_list(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A fault in card field `latin`, named `values.<latin>`.

@@ -138,7 +138,12 @@ impl Store {
             .foreign_keys(true)
             // Unicode case-insensitive search: SQLite's LIKE folds ASCII only.
             .with_regexp()
-            .busy_timeout(std::time::Duration::from_secs(5));
+            .busy_timeout(std::time::Duration::from_secs(5))
+            // The partner table's indexes at a million cards outgrow SQLite's 2 MB default
+            // cache: every write then reads pages back from the kernel.
+            .pragma("cache_size", "-131072")
+            .pragma("mmap_size", "1073741824")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

@@ -76,8 +76,17 @@ pub fn parse(field: &Field, form: &Form, value: &Value, country: &str) -> Result
             Ok(Arg::Int(Some(item)))
         }
         FieldKind::MultiSelect | FieldKind::Checkboxes => {
+            // An array of items, or text listing them ("VIP, Опт": imports, exports).
+            let listed: Vec<Value>;
             let wanted: Vec<&Value> = match value {
                 Value::Array(a) => a.iter().collect(),
+                Value::String(s) => {
+                    listed = s
+                        .split(',')
+                        .map(|i| Value::String(i.trim().to_string()))
+                        .collect();
+                    listed.iter().collect()
+                }
                 v => vec![v],
             };
             let mut ids = wanted
