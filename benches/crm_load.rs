@@ -16,17 +16,41 @@ use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
 const CITIES: [&str; 10] = [
-    "Москва", "Санкт-Петербург", "Казань", "Новосибирск", "Екатеринбург", "Самара", "Омск",
-    "Пермь", "Уфа", "Воронеж",
+    "Москва",
+    "Санкт-Петербург",
+    "Казань",
+    "Новосибирск",
+    "Екатеринбург",
+    "Самара",
+    "Омск",
+    "Пермь",
+    "Уфа",
+    "Воронеж",
 ];
 const STAGES: [&str; 5] = ["Лид", "Переговоры", "Сделка", "Клиент", "Архив"];
 const TAGS: [&str; 6] = ["VIP", "Опт", "Розница", "Партнёр", "Тендер", "Госзаказ"];
 const WORDS: [&str; 12] = [
-    "Альфа", "Бета", "Гамма", "Дельта", "Омега", "Север", "Восток", "Строй", "Торг", "Групп",
-    "Сервис", "Логистик",
+    "Альфа",
+    "Бета",
+    "Гамма",
+    "Дельта",
+    "Омега",
+    "Север",
+    "Восток",
+    "Строй",
+    "Торг",
+    "Групп",
+    "Сервис",
+    "Логистик",
 ];
 
-fn spec(name: &str, latin: &str, kind: FieldKind, list_id: Option<i64>, in_table: bool) -> FieldSpec {
+fn spec(
+    name: &str,
+    latin: &str,
+    kind: FieldKind,
+    list_id: Option<i64>,
+    in_table: bool,
+) -> FieldSpec {
     FieldSpec {
         name: name.into(),
         latin: latin.into(),
@@ -106,7 +130,10 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let partners: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let partners: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let url = args.get(2).cloned().unwrap_or_else(|| {
         let path = std::env::temp_dir().join(format!("kolokol-crm-load-{}.db", std::process::id()));
         format!("sqlite://{}", path.display())
@@ -124,9 +151,18 @@ async fn main() {
         )
         .await
         .expect("user");
-    let cities = store.create_list("Города", &items(&CITIES, None)).await.unwrap();
-    let stages = store.create_list("Этапы", &items(&STAGES, Some("Архив"))).await.unwrap();
-    let tags = store.create_list("Метки", &items(&TAGS, None)).await.unwrap();
+    let cities = store
+        .create_list("Города", &items(&CITIES, None))
+        .await
+        .unwrap();
+    let stages = store
+        .create_list("Этапы", &items(&STAGES, Some("Архив")))
+        .await
+        .unwrap();
+    let tags = store
+        .create_list("Метки", &items(&TAGS, None))
+        .await
+        .unwrap();
     for s in [
         spec("Название", "title", FieldKind::Text, None, true),
         spec("Телефон", "phone", FieldKind::Phone, None, true),
@@ -138,7 +174,13 @@ async fn main() {
         spec("ИНН", "inn", FieldKind::Text, None, false),
         spec("Менеджер", "manager", FieldKind::Text, None, false),
         spec("Заметка", "note", FieldKind::LargeText, None, false),
-        spec("Метки", "tags", FieldKind::MultiSelect, Some(tags.id), false),
+        spec(
+            "Метки",
+            "tags",
+            FieldKind::MultiSelect,
+            Some(tags.id),
+            false,
+        ),
         spec("Сайт", "site", FieldKind::Text, None, false),
         spec("Адрес", "address", FieldKind::Text, None, false),
         spec("Сотрудников", "staff", FieldKind::Number, None, false),
@@ -189,9 +231,30 @@ async fn main() {
 
     // Table pages: a search term and two filters, first page and a later one.
     let queries = [
-        ("common term", "Альфа", "city", "Казань", "revenue", "1000000..5000000"),
-        ("rare term", "Логистик Омега 4242", "city", "Москва,Казань", "since", "2026-03-01..2026-09-30"),
-        ("digits of a phone", "4951234", "stage", "Лид,Сделка", "revenue", "..9000000"),
+        (
+            "common term",
+            "Альфа",
+            "city",
+            "Казань",
+            "revenue",
+            "1000000..5000000",
+        ),
+        (
+            "rare term",
+            "Логистик Омега 4242",
+            "city",
+            "Москва,Казань",
+            "since",
+            "2026-03-01..2026-09-30",
+        ),
+        (
+            "digits of a phone",
+            "4951234",
+            "stage",
+            "Лид,Сделка",
+            "revenue",
+            "..9000000",
+        ),
     ];
     for (what, term, f1, v1, f2, v2) in queries {
         let q = TableQuery {
@@ -205,7 +268,10 @@ async fn main() {
         let mut rows = 0;
         for _ in 0..20 {
             let t = Instant::now();
-            let page = store.partner_table(&viewer, &form, &q).await.expect("table");
+            let page = store
+                .partner_table(&viewer, &form, &q)
+                .await
+                .expect("table");
             times.push(t.elapsed());
             rows = page.rows.len();
         }
@@ -224,7 +290,10 @@ async fn main() {
     let mut times = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        store.partner_table(&viewer, &form, &q).await.expect("table");
+        store
+            .partner_table(&viewer, &form, &q)
+            .await
+            .expect("table");
         times.push(t.elapsed());
     }
     println!(
@@ -239,9 +308,15 @@ async fn main() {
         let mut values = Map::new();
         values.insert("manager".into(), Value::String(format!("Менеджер {i}")));
         values.insert("revenue".into(), json!(i * 1000));
-        values.insert("stage".into(), Value::String(STAGES[(i % 4) as usize].into()));
+        values.insert(
+            "stage".into(),
+            Value::String(STAGES[(i % 4) as usize].into()),
+        );
         let t = Instant::now();
-        store.update_partner(&viewer, &form, id, &values).await.expect("save");
+        store
+            .update_partner(&viewer, &form, id, &values)
+            .await
+            .expect("save");
         times.push(t.elapsed());
     }
     println!(

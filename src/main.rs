@@ -352,7 +352,9 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         bus: bus.clone(),
         ice_servers: config.media.ice_servers.clone(),
         ws_keepalive: std::time::Duration::from_secs(config.sip.ws_keepalive_s.max(1)),
+        notices: tokio::sync::broadcast::channel(1024).0,
     };
+    tokio::spawn(kolokol_web::remind(state.clone()));
     if store
         .queues()
         .await?

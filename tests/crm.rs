@@ -1227,3 +1227,239 @@ fn duplicates_are_found_and_merged() {
         assert_eq!(groups, json!([]), "{backend}");
     });
 }
+
+#[test]
+fn calendar_events_remind_and_chain() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text"}),
+        );
+        let partner = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Омега"}})),
+        )["id"]
+            .clone();
+        create_user(&admin, "ivanova", json!({}));
+        let ivanova = Api::login(server, "ivanova", "password-1");
+        let token = server.cli(&["token", "create", "--user", "ivanova"]);
+        let mut live = common::Live::connect(server, &format!("Bearer {}", token.trim()));
+        // Due in a minute with a one-minute reminder: the reminder is due now.
+        let at = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+        let call_back = admin.ok(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "Перезвонить", "kind": "звонок", "at": at, "remind_min": 1, "partner_id": partner, "assignee": "ivanova"})),
+        );
+        assert_eq!(call_back["initiator"], "boss");
+        live.until("the reminder", std::time::Duration::from_secs(10), |r| {
+            r.iter()
+                .any(|m| m["type"] == "reminder" && m["event"]["id"] == call_back["id"])
+        });
+        // Once only, and only to the assignee: a later one (an hour's reminder an hour
+        // ahead) also arrives, the first does not come again.
+        let later = (chrono::Utc::now() + chrono::Duration::minutes(60)).to_rfc3339();
+        let second = ivanova.ok(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "Встреча", "at": later, "remind_min": 60, "follows": call_back["id"]})),
+        );
+        live.until(
+            "the second reminder",
+            std::time::Duration::from_secs(10),
+            |r| {
+                r.iter()
+                    .any(|m| m["type"] == "reminder" && m["event"]["id"] == second["id"])
+            },
+        );
+        let firsts = live
+            .received
+            .iter()
+            .filter(|m| m["event"]["id"] == call_back["id"])
+            .count();
+        assert_eq!(firsts, 1, "{backend}: reminded twice");
+        // The chain both ways.
+        let first = ivanova.ok("GET", &format!("/api/v1/events/{}", call_back["id"]), None);
+        assert_eq!(first["followed_by"], json!([second["id"]]), "{backend}");
+        assert_eq!(second["follows"], call_back["id"]);
+        // Counter, month view, completion keeps the time.
+        let counters = ivanova.ok("GET", "/api/v1/me/counters", None);
+        assert_eq!(counters["events"], 2, "{backend}");
+        let from = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+        let to = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+        let month = ivanova.ok(
+            "GET",
+            &format!("/api/v1/events?from={}&to={}", enc(&from), enc(&to)),
+            None,
+        );
+        assert_eq!(month.as_array().unwrap().len(), 2);
+        let done = ivanova.ok(
+            "POST",
+            &format!("/api/v1/events/{}/complete", call_back["id"]),
+            None,
+        );
+        assert!(done["completed_at"].is_string());
+        assert_eq!(ivanova.ok("GET", "/api/v1/me/counters", None)["events"], 1);
+        // Strangers neither see nor complete it; bad input is named.
+        create_user(&admin, "other", json!({}));
+        let other = Api::login(server, "other", "password-1");
+        let (status, _) = other.call("GET", &format!("/api/v1/events/{}", second["id"]), None);
+        assert_eq!(status, 403);
+        let (status, _) = other.call(
+            "POST",
+            &format!("/api/v1/events/{}/complete", second["id"]),
+            None,
+        );
+        assert_eq!(status, 403);
+        let (status, _) = other.call(
+            "GET",
+            &format!(
+                "/api/v1/events?from={}&to={}&user=ivanova",
+                enc(&from),
+                enc(&to)
+            ),
+            None,
+        );
+        assert_eq!(status, 403);
+        ivanova.fails(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "x", "at": "завтра"})),
+            422,
+            "at",
+        );
+        ivanova.fails(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "x", "at": at, "assignee": "ghost"})),
+            422,
+            "assignee",
+        );
+        ivanova.fails(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "x", "at": at, "partner_id": 999999})),
+            422,
+            "partner_id",
+        );
+    });
+}
+
+#[test]
+fn tasks_move_across_the_board() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Город", "latin": "city", "kind": "text", "in_table": true}),
+        );
+        for city in ["Казань", "Казань", "Омск"] {
+            admin.ok(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({"values": {"city": city}})),
+            );
+        }
+        create_user(&admin, "lead", json!({"tasks": true}));
+        create_user(&admin, "worker", json!({}));
+        create_user(&admin, "outsider", json!({}));
+        // The filter is the lead's table: they must see the field it names.
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "leads", "members": ["lead"], "access": {"city": "view"}})),
+        );
+        let lead = Api::login(server, "lead", "password-1");
+        let worker = Api::login(server, "worker", "password-1");
+        // Without the tasks right no task is created.
+        let (status, _) = worker.call("POST", "/api/v1/tasks", Some(json!({"title": "x"})));
+        assert_eq!(status, 403);
+        // The partners the table shows for a filter come with the task.
+        let task = lead.ok(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"title": "Обзвонить Казань", "assignee": "worker", "priority": "high", "due_on": "30.11.2026", "partner_filter": "filter.city=%D0%9A%D0%B0%D0%B7%D0%B0%D0%BD%D1%8C"})),
+        );
+        assert_eq!(
+            task["partners"].as_array().unwrap().len(),
+            2,
+            "{backend}: {task}"
+        );
+        assert_eq!(task["status"], "todo");
+        assert_eq!(task["due_on"], "2026-11-30");
+        let path = format!("/api/v1/tasks/{}", task["id"]);
+        assert_eq!(worker.ok("GET", "/api/v1/me/counters", None)["tasks"], 1);
+        // The assignee moves it; closing needs the hours.
+        worker.ok("PATCH", &path, Some(json!({"status": "in_progress"})));
+        worker.fails(
+            "PATCH",
+            &path,
+            Some(json!({"status": "closed_by_assignee"})),
+            422,
+            "hours_spent",
+        );
+        worker.fails(
+            "PATCH",
+            &path,
+            Some(json!({"status": "done", "hours_spent": 0})),
+            422,
+            "hours_spent",
+        );
+        worker.fails(
+            "PATCH",
+            &path,
+            Some(json!({"status": "archived"})),
+            422,
+            "status",
+        );
+        let closed = worker.ok(
+            "PATCH",
+            &path,
+            Some(json!({"status": "closed_by_assignee", "hours_spent": 2.5})),
+        );
+        assert_eq!(closed["hours_spent"], 2.5);
+        assert_eq!(
+            worker.ok("GET", "/api/v1/me/counters", None)["tasks"],
+            0,
+            "{backend}"
+        );
+        lead.ok("PATCH", &path, Some(json!({"status": "done"})));
+        // Comments and the history of every change.
+        worker.ok(
+            "POST",
+            &format!("{path}/comments"),
+            Some(json!({"body": "<p>Готово, <b>два звонка</b></p>"})),
+        );
+        let comments = lead.ok("GET", &format!("{path}/comments"), None);
+        assert_eq!(comments[0]["user_name"], "User worker");
+        let history = lead.ok("GET", &format!("{path}/history"), None);
+        let statuses: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["field"] == "status")
+            .map(|h| h["new_value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["in_progress", "closed_by_assignee", "done"],
+            "{backend}: {history}"
+        );
+        // Someone else's task stays theirs.
+        let outsider = Api::login(server, "outsider", "password-1");
+        let (status, _) = outsider.call("GET", &path, None);
+        assert_eq!(status, 403);
+        let (status, _) = outsider.call("PATCH", &path, Some(json!({"status": "todo"})));
+        assert_eq!(status, 403);
+        assert_eq!(outsider.ok("GET", "/api/v1/tasks", None), json!([]));
+        assert_eq!(
+            lead.ok("GET", "/api/v1/tasks", None)
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    });
+}

@@ -555,58 +555,6 @@ fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
     assert_eq!(abandoned[0]["position"], 1);
 }
 
-/// `GET /api/v1/live` read with a blocking WebSocket client.
-struct Live {
-    socket: tokio_tungstenite::tungstenite::WebSocket<
-        tokio_tungstenite::tungstenite::stream::MaybeTlsStream<std::net::TcpStream>,
-    >,
-    received: Vec<Value>,
-}
-
-impl Live {
-    fn connect(server: &Server, auth: &str) -> Live {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!("ws://127.0.0.1:{}/api/v1/live", server.http_port);
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("Authorization", auth.parse().unwrap());
-        let (socket, _) = tokio_tungstenite::tungstenite::connect(request).expect("live socket");
-        if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref()
-        {
-            tcp.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-        }
-        Live {
-            socket,
-            received: Vec::new(),
-        }
-    }
-
-    /// Reads until `done` holds for what was received, or fails after `within`.
-    fn until(&mut self, what: &str, within: Duration, done: impl Fn(&[Value]) -> bool) {
-        use tokio_tungstenite::tungstenite::Message;
-        let deadline = std::time::Instant::now() + within;
-        while !done(&self.received) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "live feed: {what}; got {} messages",
-                self.received.len()
-            );
-            match self.socket.read() {
-                Ok(Message::Text(text)) => self.received.push(serde_json::from_str(&text).unwrap()),
-                Ok(_) => {}
-                Err(tokio_tungstenite::tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("live socket: {e}"),
-            }
-        }
-    }
-}
-
 /// The supervisor sees every stored queue event as it happened, and the call events; the
 /// silent operator sees only their own offers and what happened to those calls.
 fn live_feeds_match_the_log(log: &[Value], supervisor: &mut Live, silent: &mut Live) {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod bindings;
+pub mod calendar;
 pub mod calls;
 pub mod duplicates;
 pub mod exchange;
@@ -14,6 +15,7 @@ pub mod partners;
 pub mod queues;
 pub mod store;
 pub mod table;
+pub mod tasks;
 pub mod telephony;
 pub mod users;
 pub mod values;

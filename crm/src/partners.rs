@@ -181,7 +181,8 @@ impl Store {
         let mut start = 0;
         while start < cards.len() {
             let columns: Vec<i64> = cards[start].iter().map(|(f, _)| f.id).collect();
-            let same = |c: &Vec<(&Field, Arg)>| c.iter().map(|(f, _)| f.id).eq(columns.iter().copied());
+            let same =
+                |c: &Vec<(&Field, Arg)>| c.iter().map(|(f, _)| f.id).eq(columns.iter().copied());
             let len = cards[start..]
                 .iter()
                 .take(ROWS_PER_STATEMENT)
@@ -205,7 +206,9 @@ impl Store {
             batches.push((sql, args, len));
             start += len;
         }
-        let history: Vec<Vec<(Option<i64>, &str, Option<String>)>> = cards
+        // Per card: (field, action, new value) lines.
+        type Lines<'a> = Vec<(Option<i64>, &'a str, Option<String>)>;
+        let history: Vec<Lines> = cards
             .iter()
             .map(|values| {
                 std::iter::once((None, action, None))

@@ -122,6 +122,21 @@ const BODY_FIELDS: &[&str] = &[
     "reports",
     "survivor",
     "merged",
+    "description",
+    "at",
+    "remind_min",
+    "partner_id",
+    "assignee",
+    "follows",
+    "title",
+    "status",
+    "priority",
+    "starts_on",
+    "due_on",
+    "hours_spent",
+    "partners",
+    "partner_filter",
+    "body",
 ];
 
 /// JSON bodies whose rejection is a problem+json naming what is wrong.

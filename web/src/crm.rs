@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kolokol_crm::access::{Group, GroupSpec, Viewer};
+use kolokol_crm::calendar::{CalendarEvent, EventSpec};
 use kolokol_crm::duplicates::{DuplicateGroup, Merge};
 use kolokol_crm::exchange::{Format, Import, ImportReport};
 use kolokol_crm::files::PartnerFile;
@@ -17,6 +18,7 @@ use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
 use kolokol_crm::partner_calls::PartnerCalls;
 use kolokol_crm::partners::{HistoryEntry, Partner};
 use kolokol_crm::table::{TablePage, TableQuery};
+use kolokol_crm::tasks::{Task, TaskChange, TaskComment, TaskSpec};
 use kolokol_crm::users::UserChange;
 use kolokol_crm::User;
 use serde::Deserialize;
@@ -563,6 +565,7 @@ pub async fn import_partners(
         None => None,
     };
     let (viewer, form) = viewer(&st, caller).await?;
+    let (notices, me) = (st.notices.clone(), viewer.user.id);
     let report = st
         .store
         .import_partners(
@@ -574,8 +577,171 @@ pub async fn import_partners(
                 mapping: mapping.as_ref(),
                 dry_run: p.dry_run,
             },
-            |done, total| tracing::debug!(done, total, "importing partners"),
+            // Progress to the importer's live sockets.
+            |done, total| {
+                let _ = notices.send(crate::Notice {
+                    user_id: me,
+                    body: serde_json::json!({"type": "import", "done": done, "total": total}),
+                });
+            },
         )
         .await?;
     Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+pub struct EventRange {
+    /// RFC 3339 instants: a month or week view's bounds.
+    from: String,
+    to: String,
+    /// An admin may look at another user's calendar, or `*` for everyone's.
+    user: Option<String>,
+}
+
+fn instant(field: &'static str, s: &str) -> Result<i64, Problem> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            Problem::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field,
+                "an RFC 3339 date-time",
+            )
+        })
+}
+
+pub async fn list_events(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Query(q): Query<EventRange>,
+) -> Result<Json<Vec<CalendarEvent>>, Problem> {
+    let (from, to) = (instant("from", &q.from)?, instant("to", &q.to)?);
+    let user = match q.user.as_deref() {
+        None => Some(me.id),
+        Some(_) if !me.admin => return Err(Problem::forbidden()),
+        Some("*") => None,
+        Some(login) => Some(st.store.user_by_login(login).await?.id),
+    };
+    Ok(Json(st.store.events(user, from, to).await?))
+}
+
+pub async fn create_event(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    json: Result<Json<EventSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<CalendarEvent>), Problem> {
+    let spec = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_event(&me, &spec).await?),
+    ))
+}
+
+pub async fn event(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<CalendarEvent>, Problem> {
+    let e = st.store.event(id).await?;
+    if !(me.admin || e.assignee == me.login || e.initiator.as_deref() == Some(me.login.as_str())) {
+        return Err(Problem::forbidden());
+    }
+    Ok(Json(e))
+}
+
+pub async fn complete_event(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<CalendarEvent>, Problem> {
+    Ok(Json(st.store.complete_event(&me, id).await?))
+}
+
+pub async fn list_tasks(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<Vec<Task>>, Problem> {
+    // The whole board for those who run tasks, one's own otherwise.
+    let whose = if me.admin || me.tasks { 0 } else { me.id };
+    Ok(Json(st.store.tasks(whose).await?))
+}
+
+pub async fn create_task(
+    State(st): State<AppState>,
+    caller: Caller,
+    json: Result<Json<TaskSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<Task>), Problem> {
+    let spec = body(json)?;
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.save_task(&viewer, &form, None, &spec).await?),
+    ))
+}
+
+pub async fn task(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Task>, Problem> {
+    Ok(Json(st.store.task_for(&me, id).await?))
+}
+
+pub async fn update_task(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<TaskSpec>, JsonRejection>,
+) -> Result<Json<Task>, Problem> {
+    let spec = body(json)?;
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(
+        st.store.save_task(&viewer, &form, Some(id), &spec).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    body: String,
+}
+
+pub async fn comment_task(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<NewComment>, JsonRejection>,
+) -> Result<(StatusCode, Json<TaskComment>), Problem> {
+    let c = body(json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.comment_task(&me, id, &c.body).await?),
+    ))
+}
+
+pub async fn task_comments(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<TaskComment>>, Problem> {
+    Ok(Json(st.store.task_comments(&me, id).await?))
+}
+
+pub async fn task_history(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<TaskChange>>, Problem> {
+    Ok(Json(st.store.task_history(&me, id).await?))
+}
+
+/// The counters beside the menu items: active events and open tasks of the caller.
+pub async fn counters(
+    State(st): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<Value>, Problem> {
+    Ok(Json(serde_json::json!({
+        "events": st.store.active_events(me.id).await?,
+        "tasks": st.store.active_tasks(me.id).await?,
+    })))
 }

@@ -18,6 +18,7 @@ use kolokol_engine::transport::{Connections, Transport};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
+pub use live::remind;
 pub use problem::Problem;
 pub use queues::prepare_prompts;
 pub use softphone::IceServer;
@@ -40,6 +41,15 @@ pub struct AppState {
     pub ice_servers: Vec<IceServer>,
     /// How often SIP WebSocket clients are pinged (silent for three periods: dropped).
     pub ws_keepalive: std::time::Duration,
+    /// Messages for one user's live sockets (reminders, import progress).
+    pub notices: tokio::sync::broadcast::Sender<Notice>,
+}
+
+/// A message for the live sockets of one user.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub user_id: i64,
+    pub body: serde_json::Value,
 }
 
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.
@@ -67,6 +77,20 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             put(crm::replace_group).delete(crm::delete_group),
         )
         .route("/api/v1/form", get(crm::form))
+        .route(
+            "/api/v1/events",
+            get(crm::list_events).post(crm::create_event),
+        )
+        .route("/api/v1/events/{id}", get(crm::event))
+        .route("/api/v1/events/{id}/complete", post(crm::complete_event))
+        .route("/api/v1/tasks", get(crm::list_tasks).post(crm::create_task))
+        .route("/api/v1/tasks/{id}", get(crm::task).patch(crm::update_task))
+        .route(
+            "/api/v1/tasks/{id}/comments",
+            get(crm::task_comments).post(crm::comment_task),
+        )
+        .route("/api/v1/tasks/{id}/history", get(crm::task_history))
+        .route("/api/v1/me/counters", get(crm::counters))
         .route("/api/v1/fields", post(crm::create_field))
         .route(
             "/api/v1/fields/{id}",

@@ -7,7 +7,7 @@
 //! keep up gets `{"type": "lagged", "missed": N}` and should reload what it shows.
 
 use crate::api::Caller;
-use crate::AppState;
+use crate::{AppState, Notice};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -20,17 +20,53 @@ use tokio::sync::broadcast::error::RecvError;
 pub async fn upgrade(caller: Caller, State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let Caller(user) = caller;
     let events = st.bus.subscribe();
-    ws.on_upgrade(move |socket| stream(socket, user, events))
+    let notices = st.notices.subscribe();
+    ws.on_upgrade(move |socket| stream(socket, user, events, notices))
+}
+
+/// Hands out calendar reminders at their minute, to the assignee's live sockets as
+/// `{"type": "reminder", "event": …}`; each goes out once (the store marks it).
+pub async fn remind(st: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match st
+            .store
+            .due_reminders(kolokol_engine::clock::now_ms() as i64)
+            .await
+        {
+            Ok(due) => {
+                for r in due {
+                    let _ = st.notices.send(Notice {
+                        user_id: r.user_id,
+                        body: serde_json::json!({"type": "reminder", "event": r.event}),
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading due reminders failed"),
+        }
+    }
 }
 
 async fn stream(
     mut socket: WebSocket,
     user: User,
     mut events: tokio::sync::broadcast::Receiver<Record>,
+    mut notices: tokio::sync::broadcast::Receiver<Notice>,
 ) {
+    let me = user.id;
     let mut audience = Audience::new(user);
     loop {
         tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(n) if n.user_id == me => {
+                    if socket.send(Message::Text(n.body.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
             received = events.recv() => {
                 let text = match received {
                     Ok(record) if audience.admits(&record) => {
