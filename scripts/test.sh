@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every kolokol test. Installs the test peers it needs (sipp, sqlite3, sox, baresip, espeak-ng, chromium,
-# Node.js/npm for the softphone build and Playwright) from Debian's packages when they are missing.
+# Node.js/npm for the softphone build and Playwright, PostgreSQL, the aiosmtpd SMTP sink) from Debian's
+# packages when they are missing. The CRM tests run on SQLite and on PostgreSQL: a private cluster is
+# started by scripts/postgres.sh unless KOLOKOL_TEST_POSTGRES names one.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ command -v baresip >/dev/null || need+=(baresip-core)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v psql >/dev/null || need+=(postgresql)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing test peers: ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

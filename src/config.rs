@@ -21,6 +21,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub shutdown: ShutdownConfig,
     pub crm: CrmConfig,
+    pub smtp: kolokol_crm::mail::SmtpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +119,11 @@ impl Default for Config {
             data_dir: "data".into(),
             database_url: String::new(),
             crm: CrmConfig::default(),
+            smtp: kolokol_crm::mail::SmtpSettings {
+                port: 25,
+                security: "none".into(),
+                ..Default::default()
+            },
             recordings_dir: "recordings".into(),
             log: "info".into(),
             sip: SipConfig::default(),

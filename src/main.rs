@@ -107,6 +107,7 @@ async fn main() -> Result<()> {
     store.country = config.crm.default_country.clone();
     store.files_dir = config.data_dir.join("files");
     store.max_file_bytes = config.crm.max_file_mb << 20;
+    store.smtp = config.smtp.clone();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, store).await,
         Command::User {

@@ -81,13 +81,20 @@ impl Drop for PgDatabase {
 
 /// Runs `test` on a fresh server over SQLite, then over PostgreSQL.
 fn on_both_backends(test: impl Fn(&Server, &str)) {
+    on_both_backends_with(&[], test)
+}
+
+/// [`on_both_backends`] with these KOLOKOL_* settings.
+fn on_both_backends_with(settings: &[(&str, &str)], test: impl Fn(&Server, &str)) {
     {
-        let server = Server::start(&[], &[]);
+        let server = Server::start(&[], settings);
         test(&server, "sqlite");
     }
     let db = PgDatabase::create();
     let url = db.url();
-    let server = Server::start(&[], &[("KOLOKOL_DATABASE_URL", &url)]);
+    let mut settings = settings.to_vec();
+    settings.push(("KOLOKOL_DATABASE_URL", &url));
+    let server = Server::start(&[], &settings);
     test(&server, "postgres");
     drop(server);
 }
@@ -939,14 +946,7 @@ fn files_on_cards() {
         assert_eq!(file_lines[0]["old_value"], "Договор.pdf");
         assert_eq!(file_lines[1]["new_value"], "Договор.pdf");
     };
-    let limit = [("KOLOKOL_CRM__MAX_FILE_MB", "1")];
-    run(&Server::start(&[], &limit), "sqlite");
-    let db = PgDatabase::create();
-    let url = db.url();
-    run(
-        &Server::start(&[], &[limit[0], ("KOLOKOL_DATABASE_URL", &url)]),
-        "postgres",
-    );
+    on_both_backends_with(&[("KOLOKOL_CRM__MAX_FILE_MB", "1")], run);
 }
 
 /// Percent-encodes a query value.
@@ -1461,5 +1461,174 @@ fn tasks_move_across_the_board() {
                 .len(),
             1
         );
+    });
+}
+
+/// A real SMTP sink (aiosmtpd) writing what it receives into a Maildir.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let port = common::free_port();
+        let maildir =
+            std::env::temp_dir().join(format!("kolokol-mail-{}-{port}", std::process::id()));
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("/usr/bin/python3 -m aiosmtpd (Debian's python3-aiosmtpd)");
+        common::wait_for("the SMTP sink", std::time::Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        SmtpSink {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages received so far, raw.
+    fn messages(&self) -> Vec<String> {
+        std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| {
+                d.map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+#[test]
+fn e_mail_from_a_card() {
+    let sink = SmtpSink::start();
+    let port = sink.port.to_string();
+    let settings = [
+        ("KOLOKOL_SMTP__HOST", "127.0.0.1"),
+        ("KOLOKOL_SMTP__PORT", port.as_str()),
+        ("KOLOKOL_SMTP__FROM", "Контакт-центр <crm@kolokol.test>"),
+    ];
+    on_both_backends_with(&settings, |server, backend| {
+        let before = sink.messages().len();
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text"}),
+        );
+        let id = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Сигма"}})),
+        )["id"]
+            .clone();
+        let (status, _, file) = admin.raw(
+            "POST",
+            &format!("/api/v1/partners/{id}/files?name=price.txt"),
+            "Прайс: 100 ₽".as_bytes(),
+        );
+        assert_eq!(status, 201);
+        let file: Value = serde_json::from_slice(&file).unwrap();
+        let path = format!("/api/v1/partners/{id}/email");
+        admin.fails(
+            "POST",
+            &path,
+            Some(json!({"subject": "Прайс", "to": ["not an address"], "body": "x"})),
+            422,
+            "to",
+        );
+        admin.fails(
+            "POST",
+            &path,
+            Some(json!({"subject": "", "to": ["a@b.ru"], "body": "x"})),
+            422,
+            "subject",
+        );
+        admin.fails(
+            "POST",
+            &path,
+            Some(json!({"subject": "s", "to": ["a@b.ru"], "body": "x", "attachments": [999]})),
+            422,
+            "attachments",
+        );
+        assert_eq!(
+            sink.messages().len(),
+            before,
+            "{backend}: a refused message went out"
+        );
+        admin.ok(
+            "POST",
+            &path,
+            Some(json!({
+                "subject": "Коммерческое предложение",
+                "to": ["Иван Петров <ivan@sigma.test>"],
+                "cc": ["boss@sigma.test"],
+                "bcc": ["archive@kolokol.test"],
+                "body": "Добрый день! Прайс во вложении.",
+                "attachments": [file["id"]],
+            })),
+        );
+        let messages = common::wait_for(
+            "the message at the sink",
+            std::time::Duration::from_secs(10),
+            || {
+                let m = sink.messages();
+                (m.len() > before).then_some(m)
+            },
+        );
+        let mail = messages
+            .iter()
+            .find(|m| m.contains("boss@sigma.test"))
+            .expect("our message");
+        assert!(
+            mail.contains("ivan@sigma.test") && mail.contains("crm@kolokol.test"),
+            "{mail}"
+        );
+        assert!(
+            mail.contains("price.txt"),
+            "{backend}: no attachment: {mail}"
+        );
+        assert!(
+            !mail.to_lowercase().contains("\nbcc:"),
+            "Bcc must not be in the headers: {mail}"
+        );
+        let history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        let line = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["action"] == "email")
+            .expect("e-mail in history");
+        assert_eq!(
+            line["new_value"],
+            "Коммерческое предложение → Иван Петров <ivan@sigma.test>"
+        );
+        create_user(&admin, "reader", json!({}));
+        let reader = Api::login(server, "reader", "password-1");
+        let (status, _) = reader.call(
+            "POST",
+            &path,
+            Some(json!({"subject": "s", "to": ["a@b.ru"], "body": "x"})),
+        );
+        assert_eq!(status, 403);
     });
 }

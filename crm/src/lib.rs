@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod files;
 pub mod form;
 pub mod journal;
+pub mod mail;
 pub mod partner_calls;
 pub mod partners;
 pub mod queues;

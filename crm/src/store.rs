@@ -29,6 +29,9 @@ pub enum StoreError {
     /// Other objects still refer to the one to be removed.
     #[error("in use by {0}")]
     InUse(String),
+    /// Something outside (SMTP) is missing or failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("file storage: {0}")]
     Io(String),
     #[error("password hashing: {0}")]
@@ -111,6 +114,8 @@ pub struct Store {
     pub files_dir: std::path::PathBuf,
     /// The largest file a card takes.
     pub max_file_bytes: u64,
+    /// Where e-mail from cards goes out.
+    pub smtp: crate::mail::SmtpSettings,
 }
 
 impl Store {
@@ -129,6 +134,7 @@ impl Store {
                 country: "RU".into(),
                 files_dir: "data/files".into(),
                 max_file_bytes: 25 << 20,
+                smtp: Default::default(),
             });
         }
         let options = SqliteConnectOptions::from_str(url)?
@@ -154,6 +160,7 @@ impl Store {
             country: "RU".into(),
             files_dir: "data/files".into(),
             max_file_bytes: 25 << 20,
+            smtp: Default::default(),
         })
     }
 

@@ -136,6 +136,11 @@ const BODY_FIELDS: &[&str] = &[
     "hours_spent",
     "partners",
     "partner_filter",
+    "subject",
+    "to",
+    "cc",
+    "bcc",
+    "attachments",
     "body",
 ];
 

@@ -15,6 +15,7 @@ use kolokol_crm::duplicates::{DuplicateGroup, Merge};
 use kolokol_crm::exchange::{Format, Import, ImportReport};
 use kolokol_crm::files::PartnerFile;
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
+use kolokol_crm::mail::Email;
 use kolokol_crm::partner_calls::PartnerCalls;
 use kolokol_crm::partners::{HistoryEntry, Partner};
 use kolokol_crm::table::{TablePage, TableQuery};
@@ -744,4 +745,17 @@ pub async fn counters(
         "events": st.store.active_events(me.id).await?,
         "tasks": st.store.active_tasks(me.id).await?,
     })))
+}
+
+/// `POST /api/v1/partners/{id}/email`: a message about the card, noted in its history.
+pub async fn send_email(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    json: Result<Json<Email>, JsonRejection>,
+) -> Result<StatusCode, Problem> {
+    let email = body(json)?;
+    let viewer = st.store.viewer(caller.0).await?;
+    st.store.send_email(&viewer, id, &email).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

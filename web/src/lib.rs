@@ -121,6 +121,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         )
         .route("/api/v1/partners/{id}/history", get(crm::partner_history))
         .route("/api/v1/partners/{id}/calls", get(crm::partner_calls))
+        .route("/api/v1/partners/{id}/email", post(crm::send_email))
         .route(
             "/api/v1/partners/{id}/files",
             get(crm::list_files)

@@ -106,6 +106,9 @@ impl From<StoreError> for Problem {
                 field.clone(),
                 format!("{field}: {message}"),
             ),
+            StoreError::Unavailable(why) => {
+                Problem::new(StatusCode::BAD_GATEWAY, "Unavailable", why)
+            }
             StoreError::Forbidden(why) => Problem::new(StatusCode::FORBIDDEN, "Forbidden", why),
             StoreError::DataLoss { values } => {
                 let mut p = Problem::field(
