@@ -34,7 +34,8 @@ pub async fn run(store: Store, bus: Arc<dyn EventBus>) {
         match rx.recv().await {
             Ok(Record::Call(event)) if matches!(event.kind, EventKind::Offered { .. }) => {
                 if let Err(e) = store.link_call(&event.call_id).await {
-                    tracing::error!(error = %e, call = %event.call_id, "linking a call to a partner failed");
+                    tracing::warn!(error = %e, call = %event.call_id, "linking a call to a partner failed; retrying with the next event");
+                    catch_up = true;
                 }
             }
             Ok(_) => {}
@@ -92,10 +93,22 @@ impl Store {
         let country = &self.country;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
+            // The claim is the transaction's first statement, so it takes SQLite's write
+            // lock (waiting out the journal writer) before reading anything: a read first
+            // would fail at once (SQLITE_BUSY_SNAPSHOT) when the journal wrote meanwhile.
+            let claimed = sqlx::query("INSERT INTO partner_calls (call_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(call_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed == 0 {
+                return Ok(None);
+            }
             let call: Option<(String, String, String)> = sqlx::query_as("SELECT direction, from_number, to_number FROM calls WHERE id = $1")
                 .bind(call_id)
                 .fetch_optional(&mut *tx)
                 .await?;
+            // Not a call (yet) or an internal one: the claim is rolled back.
             let Some((direction, from, to)) = call else { return Ok(None) };
             let outside = match direction.as_str() {
                 "inbound" => from,
@@ -103,15 +116,11 @@ impl Store {
                 _ => return Ok(None),
             };
             let number = normalise_phone(&outside, country);
-            let claimed = sqlx::query("INSERT INTO partner_calls (call_id, number) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(call_id)
+            sqlx::query("UPDATE partner_calls SET number = $1 WHERE call_id = $2")
                 .bind(&number)
+                .bind(call_id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if claimed == 0 {
-                return Ok(None);
-            }
+                .await?;
             let mut partner = None;
             if let (Some(number), Some(first)) = (&number, phones.first()) {
                 partner = sqlx::query_scalar(&format!("SELECT id FROM partners WHERE {lookup} ORDER BY id LIMIT 1"))
