@@ -1118,6 +1118,30 @@ fn import_and_export_keep_to_the_rules() {
             b"not a spreadsheet",
         );
         assert_eq!((status, v["field"].as_str()), (422, Some("file")), "{v}");
+        // Progress of a larger import reaches the importer's live socket.
+        let token = server.cli(&["token", "create", "--user", "boss"]);
+        let mut live = common::Live::connect(server, &format!("Bearer {}", token.trim()));
+        let mut big = String::from("title;staff\n");
+        for i in 0..2500 {
+            big.push_str(&format!("Компания {i};{i}\n"));
+        }
+        let (status, report) = send(&admin, "/api/v1/partners/import?format=csv", big.as_bytes());
+        assert_eq!(
+            (status, report["imported"].as_u64()),
+            (200, Some(2500)),
+            "{report}"
+        );
+        live.until("import progress", std::time::Duration::from_secs(10), |r| {
+            r.iter()
+                .any(|m| m["type"] == "import" && m["done"] == 2500 && m["total"] == 2500)
+        });
+        let steps: Vec<u64> = live
+            .received
+            .iter()
+            .filter(|m| m["type"] == "import")
+            .map(|m| m["done"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [1000, 2000, 2500], "{backend}");
     });
 }
 
@@ -1175,13 +1199,23 @@ fn duplicates_are_found_and_merged() {
             422,
             "values.nothing",
         );
-        // B has a file and history of its own; both move to A.
+        // B has a file, history, an event and a task of its own; all move to A.
         let (status, _, _) = admin.raw(
             "POST",
             &format!("/api/v1/partners/{b}/files?name=b.txt"),
             b"from b",
         );
         assert_eq!(status, 201);
+        let event = admin.ok(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "Позвонить", "at": "2026-12-01T10:00:00+03:00", "partner_id": b})),
+        );
+        let task = admin.ok(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"title": "Счёт", "partners": [a, b]})),
+        );
         admin.fails(
             "POST",
             "/api/v1/partners/merge",
@@ -1223,6 +1257,10 @@ fn duplicates_are_found_and_merged() {
             text.contains("+74951234567") && text.contains("b.txt"),
             "B's history moved: {history}"
         );
+        let moved = admin.ok("GET", &format!("/api/v1/events/{}", event["id"]), None);
+        assert_eq!(moved["partner_id"], a, "{backend}");
+        let task = admin.ok("GET", &format!("/api/v1/tasks/{}", task["id"]), None);
+        assert_eq!(task["partners"], json!([a]), "{backend}");
         let groups = admin.ok("GET", "/api/v1/partners/duplicates", None);
         assert_eq!(groups, json!([]), "{backend}");
     });

@@ -1,6 +1,7 @@
 //! Duplicates (SPEC 2.8): partners sharing a phone, an e-mail or any other field the viewer
 //! sees (a tax id), and merging them: the survivor takes the chosen values, the others'
-//! history, calls and files move to it, and they are removed — in one transaction.
+//! history, calls, files, events and tasks move to it, and they are removed — in one
+//! transaction.
 
 use crate::access::{Access, Viewer};
 use crate::form::{Field, FieldKind, Form};
@@ -128,13 +129,19 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             for id in &merge.merged {
-                for table in ["partner_history", "partner_calls", "partner_files"] {
+                for table in ["partner_history", "partner_calls", "partner_files", "events"] {
                     sqlx::query(&format!("UPDATE {table} SET partner_id = $1 WHERE partner_id = $2"))
                         .bind(merge.survivor)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
                 }
+                // A task may list both: it keeps the survivor once.
+                sqlx::query("INSERT INTO task_partners (task_id, partner_id) SELECT task_id, $1 FROM task_partners WHERE partner_id = $2 ON CONFLICT DO NOTHING")
+                    .bind(merge.survivor)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM partners WHERE id = $1").bind(id).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, action, new_value) VALUES ($1, $2, $3, $4, 'merged', $5)")
