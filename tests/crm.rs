@@ -307,6 +307,14 @@ fn rights_sessions_and_confirmed_deletes() {
         );
         let (status, _) = renewed.call("GET", "/api/v1/form", None);
         assert_eq!(status, 401, "{backend}");
+        // The API describes itself.
+        let doc = Api {
+            server,
+            headers: vec![],
+        }
+        .ok("GET", "/api/v1/openapi.json", None);
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/partners"]["post"]["requestBody"].is_object());
         // The card the user made stays.
         admin.ok("GET", &format!("/api/v1/partners/{}", card["id"]), None);
     });

@@ -5,6 +5,7 @@ mod api;
 mod calls;
 mod crm;
 mod live;
+mod openapi;
 mod problem;
 mod queues;
 mod sip_ws;
@@ -61,6 +62,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/session", post(api::login))
         .route("/api/v1/session/logout", post(api::logout))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
