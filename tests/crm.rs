@@ -686,6 +686,30 @@ fn the_table_searches_filters_sorts_and_pages() {
             None,
         ); // "компания 07"
         assert_eq!(titles(&found), vec!["Компания 07".to_string()], "{backend}");
+        // The search follows changes: a renamed card is found by its new name only, a
+        // deleted one not at all.
+        let search =
+            |term: &str| admin.ok("GET", &format!("/api/v1/partners?q={}", enc(term)), None);
+        let six = search("компания 06");
+        assert_eq!(titles(&six), vec!["Компания 06".to_string()], "{backend}");
+        let id = six["rows"][0]["id"].as_i64().unwrap();
+        admin.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"title": "Переименована"}})),
+        );
+        assert_eq!(search("компания 06")["rows"], json!([]), "{backend}");
+        assert_eq!(
+            titles(&search("ПЕРЕИМЕН")),
+            vec!["Переименована".to_string()],
+            "{backend}"
+        );
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/partners/{id}?confirm=delete"),
+            None,
+        );
+        assert_eq!(search("переименована")["rows"], json!([]), "{backend}");
         let by_stage = admin.ok(
             "GET",
             "/api/v1/partners?q=%D1%81%D0%B4%D0%B5%D0%BB&limit=100",

@@ -126,6 +126,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let now = chrono::Utc::now().to_rfc3339();
+        let postgres = self.is_postgres();
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             for id in &merge.merged {
@@ -143,6 +144,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("DELETE FROM partners WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                if !postgres {
+                    let (sql, args) = crate::search::forget(*id);
+                    crate::bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                }
             }
             sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, action, new_value) VALUES ($1, $2, $3, $4, 'merged', $5)")
                 .bind(merge.survivor)

@@ -1,6 +1,7 @@
 //! The card form (SPEC 2.3–2.4): admin-defined fields and the value lists they draw from.
 //! Each field is a typed column `f_<id>` of `partners`, so filters and sorts use indexes.
 
+use crate::search;
 use crate::store::{conflict_on, invalid};
 use crate::{on_db, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -324,6 +325,11 @@ impl Store {
             sqlx::query(&format!("CREATE INDEX partners_f_{id} ON partners (f_{id}, id)"))
                 .execute(&mut *tx)
                 .await?;
+            if postgres && search::trigram_kind(spec.kind) {
+                sqlx::query(&format!("CREATE INDEX partners_f_{id}_trgm ON partners USING gin (f_{id} gin_trgm_ops)"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             id
         });
@@ -355,6 +361,10 @@ impl Store {
         };
         let postgres = self.is_postgres();
         let col = old.column();
+        let new_field = Field {
+            id,
+            spec: spec.clone(),
+        };
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE fields SET name = $1, latin = $2, section = $3, kind = $4, list_id = $5, position = $6, shown = $7, placeholder = $8, side = $9, in_table = $10, required = $11 WHERE id = $12")
@@ -383,12 +393,29 @@ impl Store {
                 sqlx::query(&format!("CREATE INDEX partners_{col} ON partners ({col}, id)"))
                     .execute(&mut *tx)
                     .await?;
+                if postgres && search::trigram_kind(spec.kind) {
+                    sqlx::query(&format!("CREATE INDEX partners_{col}_trgm ON partners USING gin ({col} gin_trgm_ops)"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let update = format!("UPDATE partners SET {col} = $1 WHERE id = $2");
                 for (partner, value) in values {
                     let args = [value.clone(), crate::store::Arg::Int(Some(*partner))];
                     crate::bind_args!(sqlx::query(&update), &args)
                         .execute(&mut *tx)
                         .await?;
+                }
+                if !postgres {
+                    let (sql, args) = search::forget_field(id);
+                    crate::bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                    if search::indexed(&new_field) {
+                        for (partner, value) in values {
+                            let shown = crate::values::display(&new_field, &form, crate::values::stored_text(value).as_deref());
+                            for (sql, args) in search::reindex(*partner, &[(id, shown)]) {
+                                crate::bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                            }
+                        }
+                    }
                 }
             }
             tx.commit().await?;
@@ -404,11 +431,16 @@ impl Store {
         let form = self.form().await?;
         let field = form.field_by_id(id).ok_or(StoreError::NotFound)?;
         let col = field.column();
+        let postgres = self.is_postgres();
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!("DROP INDEX partners_{col}")).execute(&mut *tx).await?;
             sqlx::query(&format!("ALTER TABLE partners DROP COLUMN {col}")).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM fields WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            if !postgres {
+                let (sql, args) = search::forget_field(id);
+                crate::bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -91,6 +91,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" OR ");
         let country = &self.country;
+        let postgres = self.is_postgres();
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             // The claim is the transaction's first statement, so it takes SQLite's write
@@ -145,6 +146,11 @@ impl Store {
                             .bind(value)
                             .execute(&mut *tx)
                             .await?;
+                    }
+                    if !postgres && crate::search::indexed(first) {
+                        for (sql, args) in crate::search::reindex(id, &[(first.id, Some(number.clone()))]) {
+                            crate::bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                        }
                     }
                     partner = Some(id);
                 }

@@ -4,6 +4,7 @@
 
 use crate::access::{Access, Viewer};
 use crate::form::{Field, FieldSpec, Form};
+use crate::search;
 use crate::store::Arg;
 use crate::values::{self, display, stored_text};
 use crate::{bind_args, on_db, Store, StoreError};
@@ -176,6 +177,7 @@ impl Store {
         action: &str,
     ) -> Result<Vec<i64>, StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
+        let postgres = self.is_postgres();
         // Runs of cards with the same columns, at most ROWS_PER_STATEMENT each.
         let mut batches: Vec<(String, Vec<Arg>, usize)> = Vec::new();
         let mut start = 0;
@@ -253,6 +255,23 @@ impl Store {
                 );
                 bind_args!(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
             }
+            if !postgres {
+                let rows: Vec<Arg> = ids
+                    .iter()
+                    .zip(cards)
+                    .flat_map(|(id, values)| {
+                        values.iter().filter(|(f, _)| search::indexed(f)).filter_map(move |(f, a)| {
+                            let text = display(f, form, stored_text(a).as_deref())?;
+                            Some([Arg::Int(Some(id * search::SLOTS + f.id)), Arg::Text(Some(text))])
+                        })
+                    })
+                    .flatten()
+                    .collect();
+                for chunk in rows.chunks(2 * ROWS_PER_STATEMENT) {
+                    let sql = format!("INSERT INTO partner_search (rowid, value) VALUES {}", values_list(chunk.len() / 2, 2));
+                    bind_args!(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
+                }
+            }
             tx.commit().await?;
             ids
         });
@@ -301,9 +320,22 @@ impl Store {
                     )
                 })
                 .collect();
+            let reindex = if self.is_postgres() {
+                Vec::new()
+            } else {
+                let shown: Vec<(i64, Option<String>)> = history
+                    .iter()
+                    .filter(|(f, _, _)| form.field_by_id(*f).is_some_and(search::indexed))
+                    .map(|(f, _, new)| (*f, new.clone()))
+                    .collect();
+                search::reindex(id, &shown)
+            };
             on_db!(self, pool => {
                 let mut tx = pool.begin().await?;
                 bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+                for (sql, args) in &reindex {
+                    bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+                }
                 for (field, old, new) in &history {
                     sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, field_id, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5, 'changed', $6, $7)")
                         .bind(id)
@@ -329,8 +361,16 @@ impl Store {
                 "deleting partners needs the contacts right".into(),
             ));
         }
+        let (forget, forget_args) = search::forget(id);
+        let postgres = self.is_postgres();
         let done = on_db!(self, pool => {
-            sqlx::query("DELETE FROM partners WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM partners WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            if !postgres {
+                bind_args!(sqlx::query(forget), &forget_args).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            done
         });
         if done == 0 {
             return Err(StoreError::NotFound);

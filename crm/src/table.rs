@@ -6,6 +6,7 @@
 use crate::access::Viewer;
 use crate::form::{Field, FieldKind, Form};
 use crate::partners::{field_error, hidden_items, text_columns};
+use crate::search;
 use crate::store::Arg;
 use crate::values::{self, item_set};
 use crate::{bind_args, on_db, Store, StoreError};
@@ -206,6 +207,17 @@ fn decode_cursor(s: &str) -> Option<(Option<String>, i64)> {
 }
 
 impl Store {
+    /// How many index rows hold `text`, counted up to [`search::COMMON`].
+    async fn search_hits(&self, text: &str) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM partner_search WHERE partner_search MATCH $1 LIMIT {})",
+            search::COMMON
+        );
+        Ok(on_db!(self, pool => {
+            sqlx::query_scalar(&sql).bind(search::phrase(text)).fetch_one(pool).await?
+        }))
+    }
+
     pub async fn partner_table(
         &self,
         viewer: &Viewer,
@@ -219,7 +231,16 @@ impl Store {
             args: Vec::new(),
         };
         if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let digits: String = term.chars().filter(char::is_ascii_digit).collect();
+            // SQLite: a rare term is looked up in the trigram index; a common one (or one
+            // too short for trigrams) is matched while walking the newest cards, which
+            // fills a page sooner than collecting every match.
+            let looked_up = !postgres
+                && term.chars().count() >= 3
+                && self.search_hits(term).await? < search::COMMON
+                && (digits.len() < 3 || self.search_hits(&digits).await? < search::COMMON);
             let mut any = Vec::new();
+            let (mut text_ids, mut phone_ids) = (Vec::new(), Vec::new());
             for f in &columns {
                 let col = f.column();
                 match f.spec.kind {
@@ -229,6 +250,8 @@ impl Store {
                             any.push(holds_any(&mut w, f, &ids));
                         }
                     }
+                    FieldKind::Phone if looked_up && search::indexed(f) => phone_ids.push(f.id),
+                    _ if looked_up && search::indexed(f) => text_ids.push(f.id),
                     FieldKind::Number | FieldKind::Date => any.push(contains(
                         &mut w,
                         postgres,
@@ -236,13 +259,27 @@ impl Store {
                         term,
                     )),
                     FieldKind::Phone => {
-                        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
                         if !digits.is_empty() {
                             any.push(contains(&mut w, postgres, &col, &digits));
                         }
                     }
                     _ => any.push(contains(&mut w, postgres, &col, term)),
                 }
+            }
+            for (ids, text) in [(text_ids, term), (phone_ids, digits.as_str())] {
+                if ids.is_empty() || text.chars().count() < 3 {
+                    continue;
+                }
+                let p = w.param(Arg::Text(Some(search::phrase(text))));
+                let fields = ids
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                any.push(format!(
+                    "id IN (SELECT rowid / {slots} FROM partner_search WHERE partner_search MATCH {p} AND rowid % {slots} IN ({fields}))",
+                    slots = search::SLOTS
+                ));
             }
             w.sql.push(if any.is_empty() {
                 "FALSE".into()
