@@ -2,8 +2,8 @@
 //! the assignee and who set it up; follow-ups chain events both ways; completing one keeps
 //! the time. Reminders are handed out once, at their minute ([`Store::due_reminders`]).
 
-use crate::store::invalid;
-use crate::{on_db, Store, StoreError, User};
+use crate::store::{invalid, Arg};
+use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,16 +74,16 @@ pub struct Reminder {
 }
 
 impl Store {
+    /// Events matching `filter`, whose `$N` are `args`, with their follow-ups.
     async fn event_rows(
         &self,
         filter: &str,
-        id: i64,
-        from: i64,
-        to: i64,
+        args: &[i64],
     ) -> Result<Vec<CalendarEvent>, StoreError> {
         let sql = format!("{SELECT} WHERE {filter} ORDER BY e.at_ms, e.id");
+        let args: Vec<Arg> = args.iter().map(|a| Arg::Int(Some(*a))).collect();
         let rows: Vec<Row> = on_db!(self, pool => {
-            sqlx::query_as(&sql).bind(id).bind(from).bind(to).fetch_all(pool).await?
+            bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await?
         });
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let children: Vec<(i64, i64)> = if ids.is_empty() {
@@ -121,7 +121,7 @@ impl Store {
     }
 
     pub async fn event(&self, id: i64) -> Result<CalendarEvent, StoreError> {
-        self.event_rows("e.id = $1 AND $2 <= $3", id, 0, 0)
+        self.event_rows("e.id = $1", &[id])
             .await?
             .pop()
             .ok_or(StoreError::NotFound)
@@ -138,20 +138,13 @@ impl Store {
             Some(u) => {
                 self.event_rows(
                     "e.assignee_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3",
-                    u,
-                    from_ms,
-                    to_ms,
+                    &[u, from_ms, to_ms],
                 )
                 .await
             }
             None => {
-                self.event_rows(
-                    "$1 = 0 AND e.at_ms >= $2 AND e.at_ms < $3",
-                    0,
-                    from_ms,
-                    to_ms,
-                )
-                .await
+                self.event_rows("e.at_ms >= $1 AND e.at_ms < $2", &[from_ms, to_ms])
+                    .await
             }
         }
     }
@@ -189,10 +182,7 @@ impl Store {
             }
         }
         let assignee = match &spec.assignee {
-            Some(login) => self.user_by_login(login).await.map_err(|e| match e {
-                StoreError::NotFound => invalid("assignee", "no user with this login"),
-                e => e,
-            })?,
+            Some(login) => self.user_named("assignee", login).await?,
             None => by.clone(),
         };
         if let Some(p) = spec.partner_id {

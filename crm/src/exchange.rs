@@ -243,31 +243,23 @@ impl Store {
         query: &TableQuery,
         format: Format,
     ) -> Result<Vec<u8>, StoreError> {
-        let mut q = query.clone();
-        q.limit = 500;
-        q.after = None;
-        let mut header: Vec<String> = Vec::new();
-        let mut rows: Vec<Vec<Value>> = Vec::new();
-        loop {
-            let page = self.partner_table(viewer, form, &q).await?;
-            if header.is_empty() {
-                header = page
+        let table = self.whole_table(viewer, form, query, usize::MAX).await?;
+        let header: Vec<String> = table
+            .columns
+            .iter()
+            .map(|l| form.field(l).map_or(l.clone(), |f| f.spec.name.clone()))
+            .collect();
+        let rows: Vec<Vec<Value>> = table
+            .rows
+            .iter()
+            .map(|r| {
+                table
                     .columns
-                    .iter()
-                    .map(|l| form.field(l).map_or(l.clone(), |f| f.spec.name.clone()))
-                    .collect();
-            }
-            rows.extend(page.rows.iter().map(|r| {
-                page.columns
                     .iter()
                     .map(|c| r.values.get(c).cloned().unwrap_or(Value::Null))
                     .collect()
-            }));
-            match page.next {
-                Some(next) => q.after = Some(next),
-                None => break,
-            }
-        }
+            })
+            .collect();
         write_sheet(format, &header, &rows)
     }
 
@@ -292,12 +284,7 @@ impl Store {
 }
 
 fn cell_text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(cell_text).collect::<Vec<_>>().join(", "),
-        v => v.to_string(),
-    }
+    crate::values::plain(v).unwrap_or_default()
 }
 
 /// Writes a header and rows: CSV with a BOM (so Excel reads UTF-8), or an XLSX sheet with

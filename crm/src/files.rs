@@ -51,14 +51,6 @@ impl Store {
         self.files_dir.join(&stored[..2]).join(stored)
     }
 
-    /// `NotFound` unless card `id` exists.
-    pub(crate) async fn partner_exists(&self, id: i64) -> Result<(), StoreError> {
-        let found: Option<i64> = on_db!(self, pool => {
-            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(id).fetch_optional(pool).await?
-        });
-        found.map(|_| ()).ok_or(StoreError::NotFound)
-    }
-
     /// Attaches `bytes` named `name` to a card (the "contacts" right).
     pub async fn add_file(
         &self,

@@ -2,7 +2,7 @@
 //! Each field is a typed column `f_<id>` of `partners`, so filters and sorts use indexes.
 
 use crate::search;
-use crate::store::{conflict_on, invalid};
+use crate::store::{conflict_on, invalid, Arg};
 use crate::{on_db, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -400,7 +400,7 @@ impl Store {
                 }
                 let update = format!("UPDATE partners SET {col} = $1 WHERE id = $2");
                 for (partner, value) in values {
-                    let args = [value.clone(), crate::store::Arg::Int(Some(*partner))];
+                    let args = [value.clone(), Arg::Int(Some(*partner))];
                     crate::bind_args!(sqlx::query(&update), &args)
                         .execute(&mut *tx)
                         .await?;
@@ -448,10 +448,7 @@ impl Store {
 
     /// Creates a list with its items.
     pub async fn create_list(&self, name: &str, items: &[ListItem]) -> Result<List, StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(invalid("name", "1-100 characters"));
-        }
+        let name = list_name(name)?;
         check_items(items)?;
         let id: i64 = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -461,13 +458,7 @@ impl Store {
                 .await
                 .map_err(conflict_on("name"))?;
             for item in items {
-                sqlx::query("INSERT INTO list_items (list_id, name, position, hidden_by_default) VALUES ($1, $2, $3, $4)")
-                    .bind(id)
-                    .bind(item.name.trim())
-                    .bind(item.position)
-                    .bind(item.hidden_by_default)
-                    .execute(&mut *tx)
-                    .await?;
+                crate::bind_args!(sqlx::query(INSERT_ITEM), &item_args(id, item)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             id
@@ -511,10 +502,7 @@ impl Store {
             .filter(|f| f.spec.list_id == Some(id))
             .cloned()
             .collect();
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(invalid("name", "1-100 characters"));
-        }
+        let name = list_name(name)?;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE lists SET name = $1 WHERE id = $2")
@@ -546,13 +534,7 @@ impl Store {
             }
             for item in items {
                 if item.id == 0 {
-                    sqlx::query("INSERT INTO list_items (list_id, name, position, hidden_by_default) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
-                        .bind(item.name.trim())
-                        .bind(item.position)
-                        .bind(item.hidden_by_default)
-                        .execute(&mut *tx)
-                        .await?;
+                    crate::bind_args!(sqlx::query(INSERT_ITEM), &item_args(id, item)).execute(&mut *tx).await?;
                 } else {
                     sqlx::query("UPDATE list_items SET name = $1, position = $2, hidden_by_default = $3 WHERE id = $4")
                         .bind(item.name.trim())
@@ -590,6 +572,27 @@ impl Store {
         });
         Ok(())
     }
+}
+
+const INSERT_ITEM: &str =
+    "INSERT INTO list_items (list_id, name, position, hidden_by_default) VALUES ($1, $2, $3, $4)";
+
+fn item_args(list: i64, item: &ListItem) -> [Arg; 4] {
+    [
+        Arg::Int(Some(list)),
+        Arg::Text(Some(item.name.trim().to_string())),
+        Arg::Int(Some(item.position)),
+        Arg::Bool(item.hidden_by_default),
+    ]
+}
+
+/// A list's name, trimmed, when it fits.
+fn list_name(name: &str) -> Result<&str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(invalid("name", "1-100 characters"));
+    }
+    Ok(name)
 }
 
 fn check_items(items: &[ListItem]) -> Result<(), StoreError> {

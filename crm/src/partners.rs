@@ -51,6 +51,14 @@ pub(crate) struct Author<'a> {
 }
 
 impl Store {
+    /// `NotFound` unless card `id` exists.
+    pub(crate) async fn partner_exists(&self, id: i64) -> Result<(), StoreError> {
+        let found: Option<i64> = on_db!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
     /// The card `id` with the fields `viewer` sees.
     pub async fn partner(
         &self,

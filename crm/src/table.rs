@@ -14,6 +14,7 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
+use std::collections::BTreeMap;
 
 /// What the table is asked for.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,49 @@ pub struct TableQuery {
     /// The `next` of the previous page.
     pub after: Option<String>,
     pub limit: u32,
+}
+
+impl TableQuery {
+    /// The table's parameters from a query string's pairs: `q`, `filter.<latin>`, `sort`,
+    /// `after`, `limit` (1-500, default 50). Pairs named in `extra` are handed back by name;
+    /// any other is refused, named.
+    pub fn from_pairs(
+        pairs: Vec<(String, String)>,
+        extra: &[&str],
+    ) -> Result<(TableQuery, BTreeMap<String, String>), StoreError> {
+        let mut q = TableQuery {
+            limit: 50,
+            ..TableQuery::default()
+        };
+        let mut others = BTreeMap::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "q" => q.search = Some(v),
+                "sort" => q.sort = Some(v),
+                "after" => q.after = Some(v),
+                "limit" => {
+                    q.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=500).contains(n))
+                        .ok_or_else(|| crate::store::invalid("limit", "1 to 500"))?
+                }
+                other if extra.contains(&other) => {
+                    others.insert(k, v);
+                }
+                other => match other.strip_prefix("filter.") {
+                    Some(latin) => q.filters.push((latin.to_string(), v)),
+                    None => {
+                        return Err(StoreError::InvalidField {
+                            field: other.to_string(),
+                            message: format!("unknown parameter {other}"),
+                        })
+                    }
+                },
+            }
+        }
+        Ok((q, others))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,6 +251,29 @@ fn decode_cursor(s: &str) -> Option<(Option<String>, i64)> {
 }
 
 impl Store {
+    /// Every row (up to `max`) the table shows for `query`, from its first page on.
+    pub async fn whole_table(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        query: &TableQuery,
+        max: usize,
+    ) -> Result<TablePage, StoreError> {
+        let mut q = query.clone();
+        q.limit = 500;
+        q.after = None;
+        let mut whole = self.partner_table(viewer, form, &q).await?;
+        while let Some(next) = whole.next.take().filter(|_| whole.rows.len() < max) {
+            q.after = Some(next);
+            let page = self.partner_table(viewer, form, &q).await?;
+            whole.rows.extend(page.rows);
+            whole.next = page.next;
+        }
+        whole.rows.truncate(max);
+        whole.next = None;
+        Ok(whole)
+    }
+
     /// How many index rows hold `text`, counted up to [`search::COMMON`].
     async fn search_hits(&self, text: &str) -> Result<i64, StoreError> {
         let sql = format!(

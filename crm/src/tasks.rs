@@ -106,15 +106,22 @@ impl Store {
         let sql = format!("{SELECT} WHERE {filter} ORDER BY t.id");
         let rows: Vec<Row> =
             on_db!(self, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?);
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let partners: Vec<i64> = on_db!(self, pool => {
-                sqlx::query_scalar("SELECT partner_id FROM task_partners WHERE task_id = $1 ORDER BY partner_id")
-                    .bind(r.id)
-                    .fetch_all(pool)
-                    .await?
-            });
-            out.push(Task {
+        // The partners of all of them in one query.
+        let links: Vec<(i64, i64)> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let ids = rows
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT task_id, partner_id FROM task_partners WHERE task_id IN ({ids}) ORDER BY partner_id");
+            on_db!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?)
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| Task {
+                partners: links.iter().filter(|l| l.0 == r.id).map(|l| l.1).collect(),
                 id: r.id,
                 title: r.title,
                 description: r.description,
@@ -125,12 +132,10 @@ impl Store {
                 starts_on: r.starts_on,
                 due_on: r.due_on,
                 hours_spent: r.hours_spent,
-                partners,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     pub async fn task(&self, id: i64) -> Result<Task, StoreError> {
@@ -190,32 +195,16 @@ impl Store {
         };
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(filter)
             .map_err(|_| invalid("partner_filter", "a query string"))?;
-        let mut q = TableQuery {
-            limit: 500,
-            ..TableQuery::default()
-        };
-        for (k, v) in pairs {
-            match k.as_str() {
-                "q" => q.search = Some(v),
-                "sort" => {}
-                k => match k.strip_prefix("filter.") {
-                    Some(latin) => q.filters.push((latin.into(), v)),
-                    None => {
-                        return Err(invalid("partner_filter", &format!("unknown parameter {k}")))
-                    }
-                },
+        let (q, _) = TableQuery::from_pairs(pairs, &[]).map_err(|e| match e {
+            StoreError::Invalid { message, .. } | StoreError::InvalidField { message, .. } => {
+                invalid("partner_filter", &message)
             }
-        }
-        let mut ids = Vec::new();
-        loop {
-            let page = self.partner_table(viewer, form, &q).await?;
-            ids.extend(page.rows.iter().map(|r| r.id));
-            match page.next {
-                Some(next) if ids.len() < MAX_FILTERED_PARTNERS => q.after = Some(next),
-                _ => break,
-            }
-        }
-        ids.truncate(MAX_FILTERED_PARTNERS);
+            e => e,
+        })?;
+        let table = self
+            .whole_table(viewer, form, &q, MAX_FILTERED_PARTNERS)
+            .await?;
+        let ids = table.rows.iter().map(|r| r.id).collect();
         Ok(Some(ids))
     }
 
@@ -286,10 +275,7 @@ impl Store {
             ));
         }
         let assignee = match &spec.assignee {
-            Some(login) => self.user_by_login(login).await.map_err(|e| match e {
-                StoreError::NotFound => invalid("assignee", "no user with this login"),
-                e => e,
-            })?,
+            Some(login) => self.user_named("assignee", login).await?,
             None => match &old {
                 Some(o) => self.user_by_login(&o.assignee).await?,
                 None => by.clone(),

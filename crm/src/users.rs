@@ -244,6 +244,14 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
+    /// The user called `login`; an unknown login is a fault in request field `field`.
+    pub async fn user_named(&self, field: &'static str, login: &str) -> Result<User, StoreError> {
+        self.user_by_login(login).await.map_err(|e| match e {
+            StoreError::NotFound => invalid(field, "no user with this login"),
+            e => e,
+        })
+    }
+
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         Ok(on_db!(self, pool => {
             sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
@@ -335,11 +343,15 @@ impl Store {
 
     /// The active user a token or session belongs to.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let columns = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // The users' columns, qualified: the join has its own `id`.
+        static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let columns = &*COLUMNS;
         Ok(on_db!(self, pool => {
             sqlx::query_as::<_, User>(&format!(
                 "SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id \

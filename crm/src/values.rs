@@ -169,17 +169,17 @@ pub fn render(field: &Field, form: &Form, stored: Option<&str>) -> Value {
     }
 }
 
-/// Plain text of a stored value, for history and exports.
+/// Plain text of a stored value, for history and the search index.
 pub fn display(field: &Field, form: &Form, stored: Option<&str>) -> Option<String> {
-    match render(field, form, stored) {
+    plain(&render(field, form, stored))
+}
+
+/// An API value as plain text: item lists joined with ", ", nothing for null.
+pub fn plain(value: &Value) -> Option<String> {
+    match value {
         Value::Null => None,
-        Value::String(s) => Some(s),
-        Value::Array(a) => Some(
-            a.iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => Some(a.iter().filter_map(plain).collect::<Vec<_>>().join(", ")),
         v => Some(v.to_string()),
     }
 }

@@ -38,6 +38,15 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Only an administrator passes.
+pub fn admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.0.admin {
+        Ok(())
+    } else {
+        Err(Problem::forbidden())
+    }
+}
+
 /// The session cookie of a request, if any.
 fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
@@ -242,11 +251,9 @@ pub async fn logout(
 
 pub async fn list_users(
     State(st): State<AppState>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Json<Vec<User>>, Problem> {
-    if !caller.admin {
-        return Err(Problem::forbidden());
-    }
+    admin(&caller)?;
     Ok(Json(st.store.users().await?))
 }
 
@@ -261,12 +268,10 @@ pub struct Created {
 
 pub async fn create_user(
     State(st): State<AppState>,
-    Caller(caller): Caller,
+    caller: Caller,
     json: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
-    if !caller.admin {
-        return Err(Problem::forbidden());
-    }
+    admin(&caller)?;
     let new = body(json)?;
     let (user, password) = st.store.create_user(&new, &st.realm).await?;
     st.directory.reload(&st.store, &st.realm).await?;

@@ -1,7 +1,7 @@
 //! Telephony provisioning (trunks, numbers, per-user call settings), the call history and
 //! recordings.
 
-use crate::api::{body, Caller};
+use crate::api::{admin, body, Caller};
 use crate::{AppState, Problem};
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
@@ -13,14 +13,6 @@ use kolokol_crm::telephony::{NewNumber, NewTrunk, TrunkRow, UserCalls};
 use kolokol_engine::call::outbound_registration::RegistrationStatus;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-
-fn admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.0.admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden())
-    }
-}
 
 /// A trunk with where kolokol's registration with the provider stands.
 #[derive(Serialize)]

@@ -2,7 +2,7 @@
 //! partners with their history and table. Every rule is the crm crate's; this only maps
 //! HTTP onto it.
 
-use crate::api::{body, Caller};
+use crate::api::{admin, body, Caller};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -25,14 +25,6 @@ use kolokol_crm::User;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-fn admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.0.admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden())
-    }
-}
 
 /// `?confirm=удалить` (or `delete`), asked before removing users, groups, fields, lists.
 #[derive(Deserialize)]
@@ -390,17 +382,12 @@ pub async fn download_file(
     Path((id, file)): Path<(i64, i64)>,
 ) -> Result<Response, Problem> {
     let (file, bytes) = st.store.file_content(id, file).await?;
-    let encoded: String = file
-        .name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    // RFC 5987: the original name, percent-encoded UTF-8.
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_');
+    let encoded = percent_encoding::utf8_percent_encode(&file.name, ATTR);
     Ok((
         [
             (header::CONTENT_TYPE, file.content_type),
@@ -425,49 +412,14 @@ pub async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The table's query from `q`, `filter.<latin>`, `sort`, `after`, `limit`; `extra` names
-/// further parameters the caller takes (returned by name).
+/// The table's query (see [`TableQuery::from_pairs`]) from the request's query string.
 fn table_query(
     raw: Option<&str>,
     extra: &[&str],
 ) -> Result<(TableQuery, BTreeMap<String, String>), Problem> {
-    let mut q = TableQuery {
-        limit: 50,
-        ..TableQuery::default()
-    };
-    let mut others = BTreeMap::new();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))?;
-    for (k, v) in pairs {
-        match k.as_str() {
-            "q" => q.search = Some(v),
-            "sort" => q.sort = Some(v),
-            "after" => q.after = Some(v),
-            "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=500).contains(n))
-                    .ok_or_else(|| {
-                        Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "limit", "1 to 500")
-                    })?
-            }
-            other if extra.contains(&other) => {
-                others.insert(k, v);
-            }
-            other => match other.strip_prefix("filter.") {
-                Some(latin) => q.filters.push((latin.to_string(), v)),
-                None => {
-                    return Err(Problem::field(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        other.to_string(),
-                        format!("unknown parameter {other}"),
-                    ))
-                }
-            },
-        }
-    }
-    Ok((q, others))
+    Ok(TableQuery::from_pairs(pairs, extra)?)
 }
 
 /// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`

@@ -694,14 +694,17 @@ mod tests {
             }
             // The route's handlers end where the next route begins.
             for method in ["get", "post", "put", "patch", "delete"] {
-                if block.contains(&format!("{method}(crm::"))
-                    || block.contains(&format!("{method}(api::"))
-                    || block.contains(&format!("{method}(calls::"))
-                    || block.contains(&format!("{method}(queues::"))
-                    || block.contains(&format!("{method}(live::"))
-                    || block.contains(&format!("{method}(softphone::"))
-                    || block.contains(&format!("{method}(openapi::"))
-                {
+                let handler = format!("{method}(");
+                // `get(crm::form)`: the method alone, its argument a handler's path.
+                let routed = block.match_indices(&handler).any(|(i, _)| {
+                    let before = block[..i].chars().last();
+                    let arg = block[i + handler.len()..]
+                        .split(')')
+                        .next()
+                        .unwrap_or_default();
+                    !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && arg.contains("::")
+                });
+                if routed {
                     out.insert((method.to_string(), path.to_string()));
                 }
             }

@@ -1,7 +1,7 @@
 //! Queues, pause reasons and operators (SPEC §1.4–1.5): configuration for admins, states
 //! for everyone, state changes for the operator themself or a supervisor.
 
-use crate::api::{body, Caller};
+use crate::api::{admin, body, Caller};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,14 +12,6 @@ use kolokol_engine::clock::now_ms;
 use kolokol_engine::queue::{Acd, AcdError, AcdOutputs, OperatorState, QueueConfig};
 use kolokol_engine::service::CallPlane;
 use serde::{Deserialize, Serialize};
-
-fn admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.0.admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden())
-    }
-}
 
 fn plane(st: &AppState) -> Result<&CallPlane, Problem> {
     st.sip.calls.as_ref().ok_or_else(|| {
