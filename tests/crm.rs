@@ -591,12 +591,17 @@ fn the_table_searches_filters_sorts_and_pages() {
             &admin,
             json!({"name": "Этап", "latin": "stage", "kind": "list", "list_id": list["id"], "in_table": true}),
         );
+        create_field(
+            &admin,
+            json!({"name": "Телефон", "latin": "tel", "kind": "phone", "in_table": true}),
+        );
         let stages = ["Лид", "Сделка", "Архив"];
         for i in 0..30 {
             let mut values = json!({
                 "title": format!("Компания {i:02}"),
                 "since": format!("2026-01-{:02}", i + 1),
                 "stage": stages[i % 3],
+                "tel": format!("8 (495) 123-45-{:02}", 60 + i),
             });
             // Every fifth has no revenue: NULLs sort last.
             if i % 5 != 0 {
@@ -616,21 +621,21 @@ fn the_table_searches_filters_sorts_and_pages() {
                 .map(|r| r["values"]["title"].as_str().unwrap().to_string())
                 .collect()
         };
-        // "Архив" is hidden by default: 20 of 30.
-        let mut seen: Vec<Value> = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let path = match &next {
-                Some(c) => format!("/api/v1/partners?sort=revenue&limit=7&after={c}"),
-                None => "/api/v1/partners?sort=revenue&limit=7".into(),
-            };
-            let page = admin.ok("GET", &path, None);
-            seen.extend(page["rows"].as_array().unwrap().iter().cloned());
-            match page["next"].as_str() {
-                Some(c) => next = Some(c.to_string()),
-                None => break,
+        // Every row of the table, page by page.
+        let every_page = |first: &str| -> Vec<Value> {
+            let mut rows: Vec<Value> = Vec::new();
+            let mut path = first.to_string();
+            loop {
+                let page = admin.ok("GET", &path, None);
+                rows.extend(page["rows"].as_array().unwrap().iter().cloned());
+                match page["next"].as_str() {
+                    Some(c) => path = format!("{first}&after={c}"),
+                    None => return rows,
+                }
             }
-        }
+        };
+        // "Архив" is hidden by default: 20 of 30.
+        let seen = every_page("/api/v1/partners?sort=revenue&limit=7");
         assert_eq!(seen.len(), 20, "{backend}");
         assert!(seen.iter().all(|r| r["values"]["stage"] != "Архив"));
         let revenues: Vec<Option<f64>> = seen
@@ -661,6 +666,23 @@ fn the_table_searches_filters_sorts_and_pages() {
             .collect();
         let highest: Vec<f64> = known.iter().rev().take(3).copied().collect();
         assert_eq!(top, highest, "{backend}");
+        // Descending pages: values high to low, then the cards without one, newest first.
+        let down = every_page("/api/v1/partners?sort=-revenue&limit=3");
+        let down_revenues: Vec<Option<f64>> = down
+            .iter()
+            .map(|r| r["values"]["revenue"].as_f64())
+            .collect();
+        let mut expected_down: Vec<Option<f64>> = known.iter().rev().map(|r| Some(*r)).collect();
+        expected_down.extend(std::iter::repeat_n(None, 20 - known.len()));
+        assert_eq!(down_revenues, expected_down, "{backend}");
+        let null_ids: Vec<i64> = down[known.len()..]
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert!(
+            null_ids.windows(2).all(|w| w[0] > w[1]),
+            "{backend}: {null_ids:?}"
+        );
         // A filter on the list field shows hidden items when asked.
         let archived = admin.ok(
             "GET",
@@ -716,6 +738,25 @@ fn the_table_searches_filters_sorts_and_pages() {
             None,
         ); // "сдел"
         assert_eq!(by_stage["rows"].as_array().unwrap().len(), 10, "{backend}");
+        // A phone as people type it finds the card by its number; digits inside a term of
+        // words do not search phones.
+        assert_eq!(
+            titles(&search("123-45-67")),
+            vec!["Компания 07".to_string()],
+            "{backend}"
+        );
+        assert_eq!(
+            titles(&search("+7 495 123")).len(),
+            19,
+            "{backend}: every card neither archived nor deleted"
+        );
+        assert_eq!(search("компания 67")["rows"], json!([]), "{backend}");
+        // Several words: each must appear in that order.
+        assert_eq!(
+            search("пания 1")["rows"].as_array().unwrap().len(),
+            7,
+            "{backend}"
+        );
         // Bad input names what is wrong.
         admin.fails(
             "GET",

@@ -225,6 +225,9 @@ impl Store {
                     .await?;
                 progress(((done + 1) * 1000).min(total), total);
             }
+            if total >= 1000 {
+                self.analyse().await?;
+            }
         }
         Ok(ImportReport {
             rows: rows.len(),

@@ -27,6 +27,12 @@ pub(crate) fn trigram_kind(kind: FieldKind) -> bool {
     )
 }
 
+/// The condition keeping index rows of `fields` (ids, so written into the SQL).
+pub(crate) fn in_fields(fields: &[i64]) -> String {
+    let list: Vec<String> = fields.iter().map(i64::to_string).collect();
+    format!("rowid % {SLOTS} IN ({})", list.join(", "))
+}
+
 /// `term` as an FTS5 phrase.
 pub(crate) fn phrase(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))

@@ -89,6 +89,7 @@ pub struct TableRow {
 }
 
 /// A SQL condition with its values, numbered as they are appended.
+#[derive(Clone)]
 struct Where {
     sql: Vec<String>,
     args: Vec<Arg>,
@@ -237,6 +238,16 @@ fn filter(
     }
 }
 
+/// Cards whose `fields` hold `text`, as the trigram index finds them.
+fn lookup(w: &mut Where, text: &str, fields: &[i64]) -> String {
+    let p = w.param(Arg::Text(Some(search::phrase(text))));
+    format!(
+        "id IN (SELECT rowid / {} FROM partner_search WHERE partner_search MATCH {p} AND {})",
+        search::SLOTS,
+        search::in_fields(fields)
+    )
+}
+
 /// A page cursor: the sort column's value as text (none: NULL) and the row id.
 fn encode_cursor(value: Option<&str>, id: i64) -> String {
     let json = serde_json::json!([value, id]).to_string();
@@ -274,15 +285,128 @@ impl Store {
         Ok(whole)
     }
 
-    /// How many index rows hold `text`, counted up to [`search::COMMON`].
-    async fn search_hits(&self, text: &str) -> Result<i64, StoreError> {
+    /// How many index rows of `fields` hold `text`, counted up to [`search::COMMON`].
+    async fn search_hits(&self, text: &str, fields: &[i64]) -> Result<i64, StoreError> {
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM partner_search WHERE partner_search MATCH $1 LIMIT {})",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM partner_search WHERE partner_search MATCH $1 AND {} LIMIT {})",
+            search::in_fields(fields),
             search::COMMON
         );
         Ok(on_db!(self, pool => {
             sqlx::query_scalar(&sql).bind(search::phrase(text)).fetch_one(pool).await?
         }))
+    }
+
+    /// The rarest of `pieces` in `fields` of the index, if it is rare (SQLite only).
+    async fn rarest(&self, pieces: &[&str], fields: &[i64]) -> Result<Option<String>, StoreError> {
+        if self.is_postgres() || fields.is_empty() {
+            return Ok(None);
+        }
+        let mut best: Option<(i64, &str)> = None;
+        for piece in pieces.iter().filter(|p| p.chars().count() >= 3) {
+            let hits = self.search_hits(piece, fields).await?;
+            if hits < best.map_or(search::COMMON, |(h, _)| h) {
+                best = Some((hits, piece));
+            }
+        }
+        Ok(best.map(|(_, p)| p.to_string()))
+    }
+
+    /// The search box's condition: `term` inside any of `columns` as shown (phones by
+    /// digits, lists by item names). On SQLite, where some word of the term (or the whole
+    /// term) is rare in the trigram index, the cards holding it are looked up there and
+    /// only they are checked for the whole term; otherwise every card is checked while the
+    /// table walks them in order, which fills a page soon when the term is common.
+    async fn search_condition(
+        &self,
+        w: &mut Where,
+        columns: &[&Field],
+        form: &Form,
+        term: &str,
+    ) -> Result<String, StoreError> {
+        let postgres = self.is_postgres();
+        // Digits search phones only when the term is a phone number as people type it.
+        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
+        let phone_like = !digits.is_empty()
+            && term
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        let has_digit = !digits.is_empty();
+        let (phones, texts): (Vec<&Field>, Vec<&Field>) = columns
+            .iter()
+            .copied()
+            .filter(|f| !f.spec.kind.uses_list())
+            .filter(|f| match f.spec.kind {
+                FieldKind::Phone => phone_like,
+                FieldKind::Number | FieldKind::Date => has_digit,
+                _ => true,
+            })
+            .partition(|f| f.spec.kind == FieldKind::Phone);
+        let ids = |fields: &[&Field]| -> Option<Vec<i64>> {
+            fields
+                .iter()
+                .map(|f| search::indexed(f).then_some(f.id))
+                .collect()
+        };
+        let (text_ids, phone_ids) = (ids(&texts), ids(&phones));
+        // The words of the term are cheap to count (a common one stops early); the whole
+        // term, when it has several, costs the intersection of all its trigrams.
+        let words: Vec<&str> = term.split_whitespace().collect();
+        let text_piece = match &text_ids {
+            Some(ids) if !texts.is_empty() => match self.rarest(&words, ids).await? {
+                None if words.len() > 1 => self.rarest(&[term], ids).await?,
+                found => found,
+            },
+            _ => None,
+        };
+        let phone_found = match &phone_ids {
+            Some(ids) if !phones.is_empty() => self.rarest(&[&digits], ids).await?.is_some(),
+            _ => false,
+        };
+        let looked_up = (texts.is_empty() || text_piece.is_some())
+            && (phones.is_empty() || phone_found)
+            && !(texts.is_empty() && phones.is_empty());
+
+        let mut any = Vec::new();
+        for f in columns.iter().filter(|f| f.spec.kind.uses_list()) {
+            let items = items_matching(f, form, term);
+            if !items.is_empty() {
+                any.push(holds_any(w, f, &items));
+            }
+        }
+        let matches = |w: &mut Where, fields: &[&Field], text: &str| -> Vec<String> {
+            fields
+                .iter()
+                .map(|f| match f.spec.kind {
+                    FieldKind::Number | FieldKind::Date => {
+                        contains(w, postgres, &format!("CAST({} AS TEXT)", f.column()), text)
+                    }
+                    _ => contains(w, postgres, &f.column(), text),
+                })
+                .collect()
+        };
+        if looked_up {
+            if let (Some(piece), Some(ids)) = (&text_piece, &text_ids) {
+                let found = lookup(w, piece, ids);
+                if piece == term {
+                    any.push(found);
+                } else {
+                    let whole = matches(w, &texts, term);
+                    any.push(format!("({found} AND ({}))", whole.join(" OR ")));
+                }
+            }
+            if let (true, Some(ids)) = (phone_found, &phone_ids) {
+                any.push(lookup(w, &digits, ids));
+            }
+        } else {
+            any.extend(matches(w, &texts, term));
+            any.extend(matches(w, &phones, &digits));
+        }
+        Ok(if any.is_empty() {
+            "FALSE".into()
+        } else {
+            format!("({})", any.join(" OR "))
+        })
     }
 
     pub async fn partner_table(
@@ -298,61 +422,8 @@ impl Store {
             args: Vec::new(),
         };
         if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let digits: String = term.chars().filter(char::is_ascii_digit).collect();
-            // SQLite: a rare term is looked up in the trigram index; a common one (or one
-            // too short for trigrams) is matched while walking the newest cards, which
-            // fills a page sooner than collecting every match.
-            let looked_up = !postgres
-                && term.chars().count() >= 3
-                && self.search_hits(term).await? < search::COMMON
-                && (digits.len() < 3 || self.search_hits(&digits).await? < search::COMMON);
-            let mut any = Vec::new();
-            let (mut text_ids, mut phone_ids) = (Vec::new(), Vec::new());
-            for f in &columns {
-                let col = f.column();
-                match f.spec.kind {
-                    k if k.uses_list() => {
-                        let ids = items_matching(f, form, term);
-                        if !ids.is_empty() {
-                            any.push(holds_any(&mut w, f, &ids));
-                        }
-                    }
-                    FieldKind::Phone if looked_up && search::indexed(f) => phone_ids.push(f.id),
-                    _ if looked_up && search::indexed(f) => text_ids.push(f.id),
-                    FieldKind::Number | FieldKind::Date => any.push(contains(
-                        &mut w,
-                        postgres,
-                        &format!("CAST({col} AS TEXT)"),
-                        term,
-                    )),
-                    FieldKind::Phone => {
-                        if !digits.is_empty() {
-                            any.push(contains(&mut w, postgres, &col, &digits));
-                        }
-                    }
-                    _ => any.push(contains(&mut w, postgres, &col, term)),
-                }
-            }
-            for (ids, text) in [(text_ids, term), (phone_ids, digits.as_str())] {
-                if ids.is_empty() || text.chars().count() < 3 {
-                    continue;
-                }
-                let p = w.param(Arg::Text(Some(search::phrase(text))));
-                let fields = ids
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                any.push(format!(
-                    "id IN (SELECT rowid / {slots} FROM partner_search WHERE partner_search MATCH {p} AND rowid % {slots} IN ({fields}))",
-                    slots = search::SLOTS
-                ));
-            }
-            w.sql.push(if any.is_empty() {
-                "FALSE".into()
-            } else {
-                format!("({})", any.join(" OR "))
-            });
+            let cond = self.search_condition(&mut w, &columns, form, term).await?;
+            w.sql.push(cond);
         }
         let mut filtered = Vec::new();
         for (latin, text) in &q.filters {
@@ -390,62 +461,92 @@ impl Store {
         } else {
             (">", "ASC")
         };
-        if let Some(after) = &q.after {
-            let (value, id) = decode_cursor(after)
-                .ok_or_else(|| crate::store::invalid("after", "not a cursor from this table"))?;
-            let idp = w.param(Arg::Int(Some(id)));
-            let cond = match (sort, value) {
-                (None, _) => format!("id {cmp} {idp}"),
-                (Some(f), None) => format!("({} IS NULL AND id {cmp} {idp})", f.column()),
-                (Some(f), Some(v)) => {
-                    let col = f.column();
-                    let arg = column_arg(f, form, &v, &self.country).map_err(|_| {
-                        crate::store::invalid("after", "not a cursor from this table")
-                    })?;
-                    let vp = w.param(arg);
-                    format!(
-                        "({col} IS NULL OR {col} {cmp} {vp} OR ({col} = {vp} AND id {cmp} {idp}))"
-                    )
-                }
-            };
-            w.sql.push(cond);
-        }
-        let order = match sort {
-            Some(f) => format!(
-                "CASE WHEN {c} IS NULL THEN 1 ELSE 0 END, {c} {dir}, id {dir}",
-                c = f.column()
-            ),
-            None => format!("id {dir}"),
-        };
         let limit = q.limit.clamp(1, 500) as usize;
-        let sort_col = sort
-            .map(|f| format!(", CAST({c} AS TEXT) AS sort_key", c = f.column()))
-            .unwrap_or_default();
+        let cursor =
+            match &q.after {
+                Some(after) => Some(decode_cursor(after).ok_or_else(|| {
+                    crate::store::invalid("after", "not a cursor from this table")
+                })?),
+                None => None,
+            };
         let cols = text_columns(columns.iter().copied());
-        let sql = format!(
-            "SELECT id{sort_col}{cols} FROM partners{} ORDER BY {order} LIMIT {}",
-            if w.sql.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", w.sql.join(" AND "))
-            },
-            limit + 1
-        );
-        let first = if sort.is_some() { 2 } else { 1 };
-        let mut rows: Vec<(i64, Option<String>, Vec<Option<String>>)> = on_db!(self, pool => {
-            bind_args!(sqlx::query(&sql), &w.args)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    (
-                        r.get::<i64, _>(0),
-                        if sort.is_some() { r.get::<Option<String>, _>(1) } else { None },
-                        (0..columns.len()).map(|i| r.get::<Option<String>, _>(i + first)).collect(),
-                    )
-                })
-                .collect()
-        });
+        // Sorted by a column, the cards holding a value come first (walking the column's
+        // index), then those without one by id: two plain orders an index serves, where one
+        // "NULLs last" order would sort every matching card.
+        let mut phases: Vec<(Where, String)> = Vec::new();
+        match (sort, cursor) {
+            (None, cursor) => {
+                let mut w = w;
+                if let Some((_, id)) = cursor {
+                    let idp = w.param(Arg::Int(Some(id)));
+                    w.sql.push(format!("id {cmp} {idp}"));
+                }
+                phases.push((w, format!("id {dir}")));
+            }
+            (Some(f), cursor) => {
+                let col = f.column();
+                let mut nulls = w.clone();
+                nulls.sql.push(format!("{col} IS NULL"));
+                let by_value = format!("{col} {dir}, id {dir}");
+                match cursor {
+                    Some((None, id)) => {
+                        let idp = nulls.param(Arg::Int(Some(id)));
+                        nulls.sql.push(format!("id {cmp} {idp}"));
+                    }
+                    Some((Some(v), id)) => {
+                        let mut values = w;
+                        let arg = column_arg(f, form, &v, &self.country).map_err(|_| {
+                            crate::store::invalid("after", "not a cursor from this table")
+                        })?;
+                        let vp = values.param(arg);
+                        let idp = values.param(Arg::Int(Some(id)));
+                        values.sql.push(format!(
+                            "({col} {cmp} {vp} OR ({col} = {vp} AND id {cmp} {idp}))"
+                        ));
+                        phases.push((values, by_value));
+                    }
+                    None => {
+                        let mut values = w;
+                        values.sql.push(format!("{col} IS NOT NULL"));
+                        phases.push((values, by_value));
+                    }
+                }
+                phases.push((nulls, format!("id {dir}")));
+            }
+        }
+        let sort_key = sort
+            .map(|f| format!("CAST({} AS TEXT)", f.column()))
+            .unwrap_or_else(|| "NULL".into());
+        let mut rows = Vec::new();
+        for (w, order) in phases {
+            let wanted = limit + 1 - rows.len();
+            if wanted == 0 {
+                break;
+            }
+            let sql = format!(
+                "SELECT id, {sort_key} AS sort_key{cols} FROM partners{} ORDER BY {order} LIMIT {wanted}",
+                if w.sql.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", w.sql.join(" AND "))
+                },
+            );
+            let found: Vec<(i64, Option<String>, Vec<Option<String>>)> = on_db!(self, pool => {
+                bind_args!(sqlx::query(&sql), &w.args)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.get::<i64, _>(0),
+                            r.get::<Option<String>, _>(1),
+                            (0..columns.len()).map(|i| r.get::<Option<String>, _>(i + 2)).collect(),
+                        )
+                    })
+                    .collect()
+            });
+            rows.extend(found);
+        }
         let next = (rows.len() > limit).then(|| {
             rows.truncate(limit);
             let (id, key, _) = rows.last().expect("a full page");
