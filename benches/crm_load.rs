@@ -291,9 +291,8 @@ async fn main() {
         let q = TableQuery {
             search: Some(term.into()),
             filters: vec![(f1.into(), v1.into()), (f2.into(), v2.into())],
-            sort: None,
-            after: None,
             limit: 50,
+            ..TableQuery::default()
         };
         let mut times = Vec::new();
         let mut rows = 0;

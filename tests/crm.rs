@@ -345,7 +345,7 @@ fn a_hidden_field_is_nowhere() {
             &admin,
             json!({"name": "Маржа", "latin": "margin", "kind": "text", "in_table": true}),
         );
-        create_user(&admin, "op", json!({"contacts": true}));
+        create_user(&admin, "op", json!({"contacts": true, "reports": true}));
         create_user(&admin, "nogroup", json!({"contacts": true}));
         // Two groups: the user gets the most permissive access of both.
         admin.ok(
@@ -431,6 +431,54 @@ fn a_hidden_field_is_nowhere() {
             .find(|h| h["field"] == "margin" && h["old_value"] == "секрет-42")
             .expect("the change of margin in history");
         assert_eq!(change["new_value"], "секрет-43");
+        // Reports: the partners report (every visible field, as JSON, CSV and a page to
+        // print) and card dynamics leave the hidden field out; admins get it.
+        let partners = op.ok("GET", "/api/v1/reports/partners", None);
+        assert_eq!(
+            partners["columns"],
+            json!(["№", "Создана", "Название", "Телефон", "Статус"]),
+            "{backend}"
+        );
+        assert!(
+            !partners.to_string().contains("секрет"),
+            "{backend}: {partners}"
+        );
+        assert_eq!(partners["rows"][0][2], "Альфа", "{backend}: {partners}");
+        let found = op.ok(
+            "GET",
+            "/api/v1/reports/partners?q=%D1%81%D0%B5%D0%BA%D1%80%D0%B5%D1%82",
+            None,
+        );
+        assert_eq!(
+            found["rows"],
+            json!([]),
+            "{backend}: a report searched by a hidden field"
+        );
+        for format in ["csv", "html"] {
+            let (status, _, body) = op.raw(
+                "GET",
+                &format!("/api/v1/reports/partners?format={format}"),
+                b"",
+            );
+            let text = String::from_utf8(body).unwrap();
+            assert_eq!(status, 200, "{backend}: {text}");
+            assert!(
+                text.contains("Альфа") && !text.contains("секрет"),
+                "{backend}: {text}"
+            );
+            assert!(!text.contains("Маржа"), "{backend}: {text}");
+        }
+        let dynamics = op.ok("GET", "/api/v1/reports/card-dynamics", None);
+        assert!(
+            dynamics.to_string().contains("Альфа"),
+            "{backend}: {dynamics}"
+        );
+        assert!(
+            !dynamics.to_string().contains("секрет"),
+            "{backend}: {dynamics}"
+        );
+        let all = admin.ok("GET", "/api/v1/reports/card-dynamics", None);
+        assert!(all.to_string().contains("секрет-43"), "{backend}: {all}");
         // Writes: a hidden field is unknown, a viewed one read-only.
         op.fails(
             "PATCH",
@@ -457,6 +505,279 @@ fn a_hidden_field_is_nowhere() {
         assert_eq!(seen["values"], json!({}), "{backend}");
         let table = outsider.ok("GET", "/api/v1/partners", None);
         assert_eq!(table["columns"], json!([]), "{backend}");
+        // Reports need the reports right.
+        let (status, problem) = outsider.call("GET", "/api/v1/reports/partners", None);
+        assert_eq!(status, 403, "{backend}: {problem}");
+    });
+}
+
+#[test]
+fn reports_filter_download_and_print() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let cities = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "Города", "items": [{"name": "Казань"}, {"name": "Омск"}]})),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Название", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Город", "latin": "city", "kind": "dropdown", "list_id": cities["id"]}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Оборот", "latin": "revenue", "kind": "number"}),
+        );
+        create_user(&admin, "head", json!({"reports": true, "tasks": true}));
+        create_user(&admin, "clerk", json!({"contacts": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "all", "members": ["head", "clerk"], "access": {"title": "edit", "city": "edit", "revenue": "edit"}})),
+        );
+        let head = Api::login(server, "head", "password-1");
+        let clerk = Api::login(server, "clerk", "password-1");
+        let mut ids = Vec::new();
+        for (title, city, revenue) in [
+            ("<Альфа & Ко>", "Казань", 100),
+            ("Бета", "Омск", 200),
+            ("Гамма", "Казань", 300),
+        ] {
+            let card = admin.ok(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({"values": {"title": title, "city": city, "revenue": revenue}})),
+            );
+            ids.push(card["id"].as_i64().unwrap());
+        }
+        clerk.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{}", ids[1]),
+            Some(json!({"values": {"revenue": 250}})),
+        );
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+
+        // Partners: every visible field (not only the table's), a field filter, the
+        // creation period.
+        let kazan = head.ok(
+            "GET",
+            &format!(
+                "/api/v1/reports/partners?filter.city={}&created={today}..{today}&sort=revenue",
+                enc("Казань")
+            ),
+            None,
+        );
+        assert_eq!(
+            kazan["columns"],
+            json!(["№", "Создана", "Название", "Город", "Оборот"]),
+            "{backend}"
+        );
+        let rows: Vec<(Value, Value)> = kazan["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r[2].clone(), r[4].clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (json!("<Альфа & Ко>"), json!(100)),
+                (json!("Гамма"), json!(300))
+            ],
+            "{backend}: {kazan}"
+        );
+        assert!(
+            kazan["rows"][0][1].as_str().unwrap().starts_with(&today),
+            "{backend}"
+        );
+        let none = head.ok(
+            "GET",
+            "/api/v1/reports/partners?created=2001-01-01..2001-12-31",
+            None,
+        );
+        assert_eq!(none["rows"], json!([]), "{backend}");
+        head.fails(
+            "GET",
+            "/api/v1/reports/partners?created=вчера",
+            None,
+            422,
+            "created",
+        );
+
+        // Card dynamics: by one user, within a period.
+        let by_clerk = head.ok("GET", "/api/v1/reports/card-dynamics?user=clerk", None);
+        let changes = by_clerk["rows"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{backend}: {by_clerk}");
+        assert_eq!(changes[0][2], json!(ids[1]), "{backend}");
+        assert_eq!(changes[0][4], "Оборот", "{backend}");
+        assert_eq!(
+            (changes[0][5].clone(), changes[0][6].clone()),
+            (json!("200"), json!("250")),
+            "{backend}: {by_clerk}"
+        );
+        let everyone = head.ok(
+            "GET",
+            &format!("/api/v1/reports/card-dynamics?period={today}"),
+            None,
+        );
+        assert!(everyone["rows"].as_array().unwrap().len() > 1, "{backend}");
+        let past = head.ok(
+            "GET",
+            "/api/v1/reports/card-dynamics?period=..2001-01-01",
+            None,
+        );
+        assert_eq!(past["rows"], json!([]), "{backend}");
+        head.fails(
+            "GET",
+            "/api/v1/reports/card-dynamics?user=nobody",
+            None,
+            422,
+            "user",
+        );
+        head.fails(
+            "GET",
+            "/api/v1/reports/card-dynamics?colour=red",
+            None,
+            422,
+            "colour",
+        );
+
+        // Events: due period, assignee, partner.
+        let due = |days: i64| (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+        for (what, days, assignee, partner) in [
+            ("Позвонить", 1, "clerk", ids[0]),
+            ("Встреча", 10, "clerk", ids[1]),
+            ("Отчёт", 1, "head", ids[0]),
+        ] {
+            admin.ok(
+                "POST",
+                "/api/v1/events",
+                Some(json!({"description": what, "at": due(days), "assignee": assignee, "partner_id": partner})),
+            );
+        }
+        let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+        let soon = head.ok(
+            "GET",
+            &format!("/api/v1/reports/events?due={today}..{tomorrow}&assignee=clerk"),
+            None,
+        );
+        let described: Vec<&Value> = soon["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r[3])
+            .collect();
+        assert_eq!(described, vec!["Позвонить"], "{backend}: {soon}");
+        let about = head.ok(
+            "GET",
+            &format!("/api/v1/reports/events?partner={}&created={today}", ids[0]),
+            None,
+        );
+        assert_eq!(
+            about["rows"].as_array().unwrap().len(),
+            2,
+            "{backend}: {about}"
+        );
+        head.fails(
+            "GET",
+            "/api/v1/reports/events?due=someday",
+            None,
+            422,
+            "due",
+        );
+
+        // Tasks: search and per-column filters.
+        for (title, status, priority) in [
+            ("Обзвонить Казань", "todo", "high"),
+            ("Сверить Омск", "in_progress", "low"),
+        ] {
+            let task = head.ok(
+                "POST",
+                "/api/v1/tasks",
+                Some(json!({"title": title, "assignee": "clerk", "priority": priority, "due_on": "2026-12-01"})),
+            );
+            if status != "todo" {
+                head.ok(
+                    "PATCH",
+                    &format!("/api/v1/tasks/{}", task["id"]),
+                    Some(json!({"status": status})),
+                );
+            }
+        }
+        let found = head.ok(
+            "GET",
+            &format!("/api/v1/reports/tasks?q={}", enc("казань")),
+            None,
+        );
+        let titles: Vec<&Value> = found["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r[1])
+            .collect();
+        assert_eq!(titles, vec!["Обзвонить Казань"], "{backend}: {found}");
+        let working = head.ok(
+            "GET",
+            "/api/v1/reports/tasks?status=in_progress,question&due=2026-12-01",
+            None,
+        );
+        let titles: Vec<&Value> = working["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r[1])
+            .collect();
+        assert_eq!(titles, vec!["Сверить Омск"], "{backend}: {working}");
+        let later = head.ok("GET", "/api/v1/reports/tasks?due=2026-12-02..", None);
+        assert_eq!(later["rows"], json!([]), "{backend}");
+        head.fails(
+            "GET",
+            "/api/v1/reports/tasks?status=lost",
+            None,
+            422,
+            "status",
+        );
+
+        // Download and print.
+        let (status, head_lines, xlsx) = head.raw("GET", "/api/v1/reports/tasks?format=xlsx", b"");
+        assert_eq!(status, 200);
+        assert!(
+            head_lines.to_lowercase().contains("spreadsheetml"),
+            "{head_lines}"
+        );
+        assert_eq!(&xlsx[..2], b"PK", "an XLSX is a zip");
+        let (status, _, csv) =
+            head.raw("GET", "/api/v1/reports/partners?format=csv&sort=title", b"");
+        assert_eq!(status, 200);
+        let csv = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines.len(), 4, "{backend}: {csv}");
+        assert!(
+            lines[0].starts_with("№,Создана,Название"),
+            "{backend}: {csv}"
+        );
+        let (status, _, page) = head.raw("GET", "/api/v1/reports/partners?format=html", b"");
+        assert_eq!(status, 200);
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.contains("&lt;Альфа &amp; Ко&gt;"),
+            "{backend}: escaped: {page}"
+        );
+        assert!(!page.contains("<Альфа"), "{backend}");
+        head.fails(
+            "GET",
+            "/api/v1/reports/tasks?format=pdf",
+            None,
+            422,
+            "format",
+        );
+        // Without the reports right: refused.
+        let (status, _) = clerk.call("GET", "/api/v1/reports/tasks", None);
+        assert_eq!(status, 403, "{backend}");
     });
 }
 

@@ -75,15 +75,14 @@ pub struct Reminder {
 
 impl Store {
     /// Events matching `filter`, whose `$N` are `args`, with their follow-ups.
-    async fn event_rows(
+    pub(crate) async fn event_rows(
         &self,
         filter: &str,
-        args: &[i64],
+        args: &[Arg],
     ) -> Result<Vec<CalendarEvent>, StoreError> {
         let sql = format!("{SELECT} WHERE {filter} ORDER BY e.at_ms, e.id");
-        let args: Vec<Arg> = args.iter().map(|a| Arg::Int(Some(*a))).collect();
         let rows: Vec<Row> = on_db!(self, pool => {
-            bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await?
+            bind_args!(sqlx::query_as(&sql), args).fetch_all(pool).await?
         });
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let children: Vec<(i64, i64)> = if ids.is_empty() {
@@ -121,7 +120,7 @@ impl Store {
     }
 
     pub async fn event(&self, id: i64) -> Result<CalendarEvent, StoreError> {
-        self.event_rows("e.id = $1", &[id])
+        self.event_rows("e.id = $1", &[Arg::Int(Some(id))])
             .await?
             .pop()
             .ok_or(StoreError::NotFound)
@@ -138,13 +137,16 @@ impl Store {
             Some(u) => {
                 self.event_rows(
                     "e.assignee_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3",
-                    &[u, from_ms, to_ms],
+                    &[u, from_ms, to_ms].map(|a| Arg::Int(Some(a))),
                 )
                 .await
             }
             None => {
-                self.event_rows("e.at_ms >= $1 AND e.at_ms < $2", &[from_ms, to_ms])
-                    .await
+                self.event_rows(
+                    "e.at_ms >= $1 AND e.at_ms < $2",
+                    &[from_ms, to_ms].map(|a| Arg::Int(Some(a))),
+                )
+                .await
             }
         }
     }

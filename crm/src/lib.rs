@@ -14,6 +14,7 @@ pub mod mail;
 pub mod partner_calls;
 pub mod partners;
 pub mod queues;
+pub mod reports;
 pub(crate) mod search;
 pub mod store;
 pub mod table;

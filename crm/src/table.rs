@@ -28,11 +28,15 @@ pub struct TableQuery {
     /// The `next` of the previous page.
     pub after: Option<String>,
     pub limit: u32,
+    /// Cards created in `from..to` (dates, both ends included, either open).
+    pub created: Option<String>,
+    /// Every field the viewer sees as a column, not only the table's (reports).
+    pub every_field: bool,
 }
 
 impl TableQuery {
     /// The table's parameters from a query string's pairs: `q`, `filter.<latin>`, `sort`,
-    /// `after`, `limit` (1-500, default 50). Pairs named in `extra` are handed back by name;
+    /// `after`, `limit` (1-500, default 50), `created` (`from..to`, dates). Pairs named in `extra` are handed back by name;
     /// any other is refused, named.
     pub fn from_pairs(
         pairs: Vec<(String, String)>,
@@ -48,6 +52,7 @@ impl TableQuery {
                 "q" => q.search = Some(v),
                 "sort" => q.sort = Some(v),
                 "after" => q.after = Some(v),
+                "created" => q.created = Some(v),
                 "limit" => {
                     q.limit = v
                         .parse()
@@ -85,18 +90,19 @@ pub struct TablePage {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableRow {
     pub id: i64,
+    pub created_at: String,
     pub values: Map<String, Value>,
 }
 
 /// A SQL condition with its values, numbered as they are appended.
-#[derive(Clone)]
-struct Where {
-    sql: Vec<String>,
-    args: Vec<Arg>,
+#[derive(Clone, Default)]
+pub(crate) struct Where {
+    pub sql: Vec<String>,
+    pub args: Vec<Arg>,
 }
 
 impl Where {
-    fn param(&mut self, a: Arg) -> String {
+    pub fn param(&mut self, a: Arg) -> String {
         self.args.push(a);
         format!("${}", self.args.len())
     }
@@ -104,7 +110,7 @@ impl Where {
 
 /// Case-insensitive (any alphabet) substring match of `col` (text) against `term`:
 /// ILIKE on PostgreSQL, a `(?i)` regular expression on SQLite, whose LIKE folds ASCII only.
-fn contains(w: &mut Where, postgres: bool, col: &str, term: &str) -> String {
+pub(crate) fn contains(w: &mut Where, postgres: bool, col: &str, term: &str) -> String {
     if postgres {
         let escaped = term
             .replace('\\', "\\\\")
@@ -246,6 +252,36 @@ fn lookup(w: &mut Where, text: &str, fields: &[i64]) -> String {
         search::SLOTS,
         search::in_fields(fields)
     )
+}
+
+/// A card as read for a page: the sort column's value as text, the columns' as stored.
+struct Found {
+    id: i64,
+    created_at: String,
+    sort_key: Option<String>,
+    values: Vec<Option<String>>,
+}
+
+/// `col` (RFC 3339 text, UTC) within `range`, read as a [`values::DateRange`]; `field`
+/// names the parameter when it is not one.
+pub(crate) fn instant_between(
+    w: &mut Where,
+    col: &str,
+    field: &'static str,
+    range: &str,
+) -> Result<String, StoreError> {
+    let range = values::DateRange::parse(range).ok_or_else(|| {
+        crate::store::invalid(field, "from..to, dates (YYYY-MM-DD or DD.MM.YYYY)")
+    })?;
+    let (from, until) = range.text_bounds();
+    let mut parts = Vec::new();
+    if let Some(from) = from {
+        parts.push(format!("{col} >= {}", w.param(Arg::Text(Some(from)))));
+    }
+    if let Some(until) = until {
+        parts.push(format!("{col} < {}", w.param(Arg::Text(Some(until)))));
+    }
+    Ok(format!("({})", parts.join(" AND ")))
 }
 
 /// A page cursor: the sort column's value as text (none: NULL) and the row id.
@@ -416,13 +452,20 @@ impl Store {
         q: &TableQuery,
     ) -> Result<TablePage, StoreError> {
         let postgres = self.is_postgres();
-        let columns: Vec<&Field> = viewer.visible(form).filter(|f| f.spec.in_table).collect();
+        let columns: Vec<&Field> = viewer
+            .visible(form)
+            .filter(|f| f.spec.in_table || q.every_field)
+            .collect();
         let mut w = Where {
             sql: Vec::new(),
             args: Vec::new(),
         };
         if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             let cond = self.search_condition(&mut w, &columns, form, term).await?;
+            w.sql.push(cond);
+        }
+        if let Some(range) = &q.created {
+            let cond = instant_between(&mut w, "created_at", "created", range)?;
             w.sql.push(cond);
         }
         let mut filtered = Vec::new();
@@ -524,24 +567,23 @@ impl Store {
                 break;
             }
             let sql = format!(
-                "SELECT id, {sort_key} AS sort_key{cols} FROM partners{} ORDER BY {order} LIMIT {wanted}",
+                "SELECT id, created_at, {sort_key} AS sort_key{cols} FROM partners{} ORDER BY {order} LIMIT {wanted}",
                 if w.sql.is_empty() {
                     String::new()
                 } else {
                     format!(" WHERE {}", w.sql.join(" AND "))
                 },
             );
-            let found: Vec<(i64, Option<String>, Vec<Option<String>>)> = on_db!(self, pool => {
+            let found: Vec<Found> = on_db!(self, pool => {
                 bind_args!(sqlx::query(&sql), &w.args)
                     .fetch_all(pool)
                     .await?
                     .iter()
-                    .map(|r| {
-                        (
-                            r.get::<i64, _>(0),
-                            r.get::<Option<String>, _>(1),
-                            (0..columns.len()).map(|i| r.get::<Option<String>, _>(i + 2)).collect(),
-                        )
+                    .map(|r| Found {
+                        id: r.get(0),
+                        created_at: r.get(1),
+                        sort_key: r.get(2),
+                        values: (0..columns.len()).map(|i| r.get(i + 3)).collect(),
                     })
                     .collect()
             });
@@ -549,21 +591,31 @@ impl Store {
         }
         let next = (rows.len() > limit).then(|| {
             rows.truncate(limit);
-            let (id, key, _) = rows.last().expect("a full page");
-            encode_cursor(key.as_deref(), *id)
+            let last = rows.last().expect("a full page");
+            encode_cursor(last.sort_key.as_deref(), last.id)
         });
         Ok(TablePage {
             columns: columns.iter().map(|f| f.spec.latin.clone()).collect(),
             rows: rows
                 .into_iter()
-                .map(|(id, _, values)| TableRow {
-                    id,
-                    values: columns
-                        .iter()
-                        .zip(values)
-                        .map(|(f, v)| (f.spec.latin.clone(), values::render(f, form, v.as_deref())))
-                        .collect(),
-                })
+                .map(
+                    |Found {
+                         id,
+                         created_at,
+                         values,
+                         ..
+                     }| TableRow {
+                        id,
+                        created_at,
+                        values: columns
+                            .iter()
+                            .zip(values)
+                            .map(|(f, v)| {
+                                (f.spec.latin.clone(), values::render(f, form, v.as_deref()))
+                            })
+                            .collect(),
+                    },
+                )
                 .collect(),
             next,
         })

@@ -3,9 +3,9 @@
 
 use crate::access::Viewer;
 use crate::form::Form;
-use crate::store::invalid;
+use crate::store::{invalid, Arg};
 use crate::table::TableQuery;
-use crate::{on_db, Store, StoreError, User};
+use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
 /// The board's columns, in order.
@@ -16,7 +16,7 @@ pub const STATUSES: [&str; 5] = [
     "closed_by_assignee",
     "done",
 ];
-const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
+pub const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
 /// At most this many partners come with a table filter.
 const MAX_FILTERED_PARTNERS: usize = 10_000;
 
@@ -102,10 +102,16 @@ fn date(field: &'static str, v: &Option<String>) -> Result<Option<String>, Store
 }
 
 impl Store {
-    async fn task_rows(&self, filter: &str, id: i64) -> Result<Vec<Task>, StoreError> {
+    /// Tasks matching `filter`, whose `$N` are `args`, with their partners.
+    pub(crate) async fn task_rows(
+        &self,
+        filter: &str,
+        args: &[Arg],
+    ) -> Result<Vec<Task>, StoreError> {
         let sql = format!("{SELECT} WHERE {filter} ORDER BY t.id");
-        let rows: Vec<Row> =
-            on_db!(self, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?);
+        let rows: Vec<Row> = on_db!(self, pool => {
+            bind_args!(sqlx::query_as(&sql), args).fetch_all(pool).await?
+        });
         // The partners of all of them in one query.
         let links: Vec<(i64, i64)> = if rows.is_empty() {
             Vec::new()
@@ -139,7 +145,7 @@ impl Store {
     }
 
     pub async fn task(&self, id: i64) -> Result<Task, StoreError> {
-        self.task_rows("t.id = $1", id)
+        self.task_rows("t.id = $1", &[Arg::Int(Some(id))])
             .await?
             .pop()
             .ok_or(StoreError::NotFound)
@@ -147,7 +153,8 @@ impl Store {
 
     /// The board: tasks assigned to `user`, or (0) everyone's.
     pub async fn tasks(&self, user: i64) -> Result<Vec<Task>, StoreError> {
-        self.task_rows("($1 = 0 OR t.assignee_id = $1)", user).await
+        self.task_rows("($1 = 0 OR t.assignee_id = $1)", &[Arg::Int(Some(user))])
+            .await
     }
 
     /// Open tasks (not closed, not done) assigned to a user: the counter beside the menu.

@@ -194,6 +194,59 @@ pub fn stored_text(arg: &Arg) -> Option<String> {
     }
 }
 
+/// A period of whole days, `from..to` with both ends included and either open; a single
+/// date is that day.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DateRange {
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+}
+
+impl DateRange {
+    /// Reads `from..to` (dates as [`parse_date`] takes them); none for nonsense or `..`.
+    pub fn parse(text: &str) -> Option<DateRange> {
+        let (from, to) = text.split_once("..").unwrap_or((text, text));
+        let day = |s: &str| -> Option<Option<chrono::NaiveDate>> {
+            if s.trim().is_empty() {
+                return Some(None);
+            }
+            let iso = parse_date(s)?;
+            chrono::NaiveDate::parse_from_str(&iso, "%Y-%m-%d")
+                .ok()
+                .map(Some)
+        };
+        let range = DateRange {
+            from: day(from)?,
+            to: day(to)?,
+        };
+        (range.from.is_some() || range.to.is_some()).then_some(range)
+    }
+
+    /// The first instant in the period and the first after it (UTC midnights), as RFC 3339
+    /// prefixes that compare as text with stored timestamps.
+    pub fn text_bounds(&self) -> (Option<String>, Option<String>) {
+        (
+            self.from.map(|d| d.format("%Y-%m-%d").to_string()),
+            self.to
+                .and_then(|d| d.succ_opt())
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+        )
+    }
+
+    /// The same bounds in milliseconds since the epoch.
+    pub fn ms_bounds(&self) -> (Option<i64>, Option<i64>) {
+        let ms = |d: chrono::NaiveDate| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_millis()
+        };
+        (
+            self.from.map(ms),
+            self.to.and_then(|d| d.succ_opt()).map(ms),
+        )
+    }
+}
+
 /// ISO `YYYY-MM-DD` from that form or Russian `DD.MM.YYYY`.
 pub fn parse_date(s: &str) -> Option<String> {
     let s = s.trim();

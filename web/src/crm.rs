@@ -32,7 +32,7 @@ pub struct Confirm {
     confirm: Option<String>,
 }
 
-async fn viewer(st: &AppState, caller: Caller) -> Result<(Viewer, Form), Problem> {
+pub(crate) async fn viewer(st: &AppState, caller: Caller) -> Result<(Viewer, Form), Problem> {
     Ok((st.store.viewer(caller.0).await?, st.store.form().await?))
 }
 
@@ -413,13 +413,17 @@ pub async fn delete_file(
 }
 
 /// The table's query (see [`TableQuery::from_pairs`]) from the request's query string.
-fn table_query(
+/// A query string's pairs, in order.
+pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))
+}
+
+pub(crate) fn table_query(
     raw: Option<&str>,
     extra: &[&str],
 ) -> Result<(TableQuery, BTreeMap<String, String>), Problem> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))?;
-    Ok(TableQuery::from_pairs(pairs, extra)?)
+    Ok(TableQuery::from_pairs(query_pairs(raw)?, extra)?)
 }
 
 /// `GET /api/v1/partners?q=…&filter.<latin>=…&sort=[-]<latin>&after=…&limit=…`
@@ -439,7 +443,7 @@ fn format_of(params: &BTreeMap<String, String>) -> Result<Format, Problem> {
     )?)
 }
 
-fn download(format: Format, name: &str, bytes: Vec<u8>) -> Response {
+pub(crate) fn download(format: Format, name: &str, bytes: Vec<u8>) -> Response {
     let ext = match format {
         Format::Csv => "csv",
         Format::Xlsx => "xlsx",

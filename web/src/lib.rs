@@ -8,6 +8,7 @@ mod live;
 mod openapi;
 mod problem;
 mod queues;
+mod reports;
 mod sip_ws;
 mod softphone;
 
@@ -101,6 +102,10 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/lists", post(crm::create_list))
         .route("/api/v1/lists/{id}/export", get(crm::export_list))
         .route("/api/v1/partners/export", get(crm::export_partners))
+        .route("/api/v1/reports/partners", get(reports::partners))
+        .route("/api/v1/reports/card-dynamics", get(reports::card_dynamics))
+        .route("/api/v1/reports/events", get(reports::events))
+        .route("/api/v1/reports/tasks", get(reports::tasks))
         .route("/api/v1/partners/duplicates", get(crm::duplicates))
         .route("/api/v1/partners/merge", post(crm::merge_partners))
         .route(
