@@ -1339,6 +1339,16 @@ fn files_on_cards() {
         assert_eq!(file_lines.len(), 2, "{backend}: {history}");
         assert_eq!(file_lines[0]["old_value"], "Договор.pdf");
         assert_eq!(file_lines[1]["new_value"], "Договор.pdf");
+        // Deleting the card deletes its files from the disk too.
+        let (status, _, _) = admin.raw("POST", &format!("{files}?name=a.txt"), b"text");
+        assert_eq!(status, 201);
+        assert_eq!(files_on_disk(), 1);
+        admin.ok(
+            "DELETE",
+            &format!("/api/v1/partners/{id}?confirm=delete"),
+            None,
+        );
+        assert_eq!(files_on_disk(), 0, "{backend}");
     };
     on_both_backends_with(&[("KOLOKOL_CRM__MAX_FILE_MB", "1")], run);
 }
@@ -1879,8 +1889,64 @@ fn tasks_move_across_the_board() {
             ["in_progress", "closed_by_assignee", "done"],
             "{backend}: {history}"
         );
-        // Someone else's task stays theirs.
+        // Rich-text comments keep their formatting, never a script.
+        worker.ok(
+            "POST",
+            &format!("{path}/comments"),
+            Some(json!({"body": "<b onclick=\"steal()\">Важно</b><script>steal()</script><a href=\"javascript:steal()\">ссылка</a>"})),
+        );
+        let comments = lead.ok("GET", &format!("{path}/comments"), None);
+        let body = comments[1]["body"].as_str().unwrap();
+        assert!(body.contains("<b>Важно</b>"), "{backend}: {body}");
+        assert!(!body.contains("steal"), "{backend}: {body}");
+        assert_eq!(
+            comments[0]["body"], "<p>Готово, <b>два звонка</b></p>",
+            "{backend}"
+        );
+        // Files on the task: attached, listed, downloaded, removed, each in its history.
+        let files = format!("{path}/files");
+        let pdf = b"%PDF-1.7\n% a report\n";
+        let (status, _, body) =
+            worker.raw("POST", &format!("{files}?name={}", enc("Отчёт.pdf")), pdf);
+        assert_eq!(status, 201, "{backend}: {}", String::from_utf8_lossy(&body));
+        let file: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(file["content_type"], "application/pdf", "{backend}");
+        let listed = lead.ok("GET", &files, None);
+        assert_eq!(listed[0]["name"], "Отчёт.pdf", "{backend}: {listed}");
+        let (status, _, bytes) = lead.raw("GET", &format!("{files}/{}", file["id"]), b"");
+        assert_eq!((status, bytes.as_slice()), (200, &pdf[..]), "{backend}");
+        // The calendar view: tasks on the days of a period.
+        let november = lead.ok("GET", "/api/v1/tasks?period=2026-11-01..2026-11-30", None);
+        assert_eq!(november[0]["id"], task["id"], "{backend}: {november}");
+        let december = lead.ok("GET", "/api/v1/tasks?period=01.12.2026..31.12.2026", None);
+        assert_eq!(december, json!([]), "{backend}");
+        lead.fails("GET", "/api/v1/tasks?period=someday", None, 422, "period");
+        lead.fails("GET", "/api/v1/tasks?colour=red", None, 422, "colour");
+        // Someone else's task stays theirs, its files too.
         let outsider = Api::login(server, "outsider", "password-1");
+        let (status, _) = outsider.call("GET", &files, None);
+        assert_eq!(status, 403);
+        let (status, _, _) = outsider.raw("DELETE", &format!("{files}/{}", file["id"]), b"");
+        assert_eq!(status, 403);
+        lead.ok("DELETE", &format!("{files}/{}", file["id"]), None);
+        let (status, _) = lead.call("GET", &format!("{files}/{}", file["id"]), None);
+        assert_eq!(status, 404, "{backend}");
+        let history = lead.ok("GET", &format!("{path}/history"), None);
+        let file_lines: Vec<(&Value, &Value)> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["field"] == "file")
+            .map(|h| (&h["old_value"], &h["new_value"]))
+            .collect();
+        assert_eq!(
+            file_lines,
+            [
+                (&Value::Null, &json!("Отчёт.pdf")),
+                (&json!("Отчёт.pdf"), &Value::Null)
+            ],
+            "{backend}: {history}"
+        );
         let (status, _) = outsider.call("GET", &path, None);
         assert_eq!(status, 403);
         let (status, _) = outsider.call("PATCH", &path, Some(json!({"status": "todo"})));

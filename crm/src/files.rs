@@ -1,19 +1,18 @@
-//! Files on cards (SPEC 2.6): kept under `<data_dir>/files/<ab>/<abcd…>` (a random name,
-//! not the card's id, so merging cards moves no file), with the original
+//! Files on cards (SPEC 2.6) and tasks (SPEC 2.10): kept under `<data_dir>/files/<ab>/<abcd…>`
+//! (a random name, not the owner's id, so merging cards moves no file), with the original
 //! name, a content type sniffed from the bytes (never the client's word), a size limit;
-//! adding and removing one is written into the card's history.
+//! adding and removing one is written into the owner's history.
 
 use crate::access::Viewer;
-use crate::store::invalid;
+use crate::store::{invalid, Arg};
 use crate::users::random_secret;
-use crate::{on_db, Store, StoreError};
+use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::Serialize;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
-pub struct PartnerFile {
+pub struct Attachment {
     pub id: i64,
-    pub partner_id: i64,
     pub name: String,
     pub content_type: String,
     pub size: i64,
@@ -21,6 +20,45 @@ pub struct PartnerFile {
     pub user_name: String,
     #[serde(skip)]
     pub stored: String,
+}
+
+/// What a file hangs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    Partner(i64),
+    Task(i64),
+}
+
+impl Owner {
+    fn id(self) -> i64 {
+        match self {
+            Owner::Partner(id) | Owner::Task(id) => id,
+        }
+    }
+
+    /// The table of its files and the column naming it there.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Partner(_) => ("partner_files", "partner_id"),
+            Owner::Task(_) => ("task_files", "task_id"),
+        }
+    }
+
+    /// The owner's history line for a file `name` added or removed.
+    fn history(self, by: &User, at: &str, name: &str, added: bool) -> (String, Vec<Arg>) {
+        let value = if added { "new_value" } else { "old_value" };
+        let text = |s: &str| Arg::Text(Some(s.to_string()));
+        match self {
+            Owner::Partner(id) => (
+                format!("INSERT INTO partner_history (partner_id, at, user_id, user_name, action, {value}) VALUES ($1, $2, $3, $4, 'file', $5)"),
+                vec![Arg::Int(Some(id)), text(at), Arg::Int(Some(by.id)), text(&by.name), text(name)],
+            ),
+            Owner::Task(id) => (
+                format!("INSERT INTO task_history (task_id, at, user_name, field, {value}) VALUES ($1, $2, $3, 'file', $4)"),
+                vec![Arg::Int(Some(id)), text(at), text(&by.name), text(name)],
+            ),
+        }
+    }
 }
 
 /// What the bytes are: known signatures first, then text, else opaque.
@@ -58,12 +96,38 @@ impl Store {
         partner: i64,
         name: &str,
         bytes: &[u8],
-    ) -> Result<PartnerFile, StoreError> {
+    ) -> Result<Attachment, StoreError> {
         if !viewer.works_with_contacts() {
             return Err(StoreError::Forbidden(
                 "attaching files needs the contacts right".into(),
             ));
         }
+        self.partner_exists(partner).await?;
+        self.attach(&viewer.user, Owner::Partner(partner), name, bytes)
+            .await
+    }
+
+    /// Attaches `bytes` named `name` to a task `by` may touch.
+    pub async fn add_task_file(
+        &self,
+        by: &User,
+        task: i64,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Attachment, StoreError> {
+        self.task_for(by, task).await?;
+        self.attach(by, Owner::Task(task), name, bytes).await
+    }
+
+    /// Writes the file to disk (synced before its row exists: a listed file is always
+    /// there), then its row and the owner's history line in one transaction.
+    async fn attach(
+        &self,
+        by: &User,
+        owner: Owner,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Attachment, StoreError> {
         let name = clean_name(name)?;
         if bytes.len() as u64 > self.max_file_bytes {
             return Err(invalid(
@@ -71,12 +135,10 @@ impl Store {
                 &format!("larger than {} bytes", self.max_file_bytes),
             ));
         }
-        self.partner_exists(partner).await?;
         let stored = random_secret(16);
         let path = self.file_path(&stored);
         let dir = path.parent().expect("a folder");
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        // Written and synced before the row exists: a listed file is always there.
         let tmp = path.with_extension("part");
         tokio::fs::write(&tmp, bytes).await.map_err(io)?;
         tokio::fs::File::open(&tmp)
@@ -88,34 +150,30 @@ impl Store {
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
         let now = chrono::Utc::now().to_rfc3339();
         let content_type = sniff(bytes);
+        let (table, key) = owner.table();
+        let insert = format!("INSERT INTO {table} ({key}, name, content_type, size, stored, uploaded_at, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id");
+        let (history, args) = owner.history(by, &now, &name, true);
         let result: Result<i64, sqlx::Error> = on_db!(self, pool => {
             async {
                 let mut tx = pool.begin().await?;
-                let id: i64 = sqlx::query_scalar("INSERT INTO partner_files (partner_id, name, content_type, size, stored, uploaded_at, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
-                    .bind(partner)
+                let id: i64 = sqlx::query_scalar(&insert)
+                    .bind(owner.id())
                     .bind(&name)
                     .bind(&content_type)
                     .bind(bytes.len() as i64)
                     .bind(&stored)
                     .bind(&now)
-                    .bind(&viewer.user.name)
+                    .bind(&by.name)
                     .fetch_one(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, action, new_value) VALUES ($1, $2, $3, $4, 'file', $5)")
-                    .bind(partner)
-                    .bind(&now)
-                    .bind(viewer.user.id)
-                    .bind(&viewer.user.name)
-                    .bind(&name)
-                    .execute(&mut *tx)
-                    .await?;
+                bind_args!(sqlx::query(&history), &args).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(id)
             }
             .await
         });
         match result {
-            Ok(id) => self.file(partner, id).await,
+            Ok(id) => self.file(owner, id).await,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&path).await;
                 Err(e.into())
@@ -123,20 +181,28 @@ impl Store {
         }
     }
 
-    pub async fn files(&self, partner: i64) -> Result<Vec<PartnerFile>, StoreError> {
-        self.partner_exists(partner).await?;
+    /// The files of a card or task (which must exist).
+    pub async fn files(&self, owner: Owner) -> Result<Vec<Attachment>, StoreError> {
+        match owner {
+            Owner::Partner(id) => self.partner_exists(id).await?,
+            Owner::Task(id) => drop(self.task(id).await?),
+        }
+        let (table, key) = owner.table();
+        let sql = format!("SELECT * FROM {table} WHERE {key} = $1 ORDER BY id");
         Ok(on_db!(self, pool => {
-            sqlx::query_as::<_, PartnerFile>("SELECT * FROM partner_files WHERE partner_id = $1 ORDER BY id")
-                .bind(partner)
+            sqlx::query_as::<_, Attachment>(&sql)
+                .bind(owner.id())
                 .fetch_all(pool)
                 .await?
         }))
     }
 
-    pub async fn file(&self, partner: i64, id: i64) -> Result<PartnerFile, StoreError> {
+    pub async fn file(&self, owner: Owner, id: i64) -> Result<Attachment, StoreError> {
+        let (table, key) = owner.table();
+        let sql = format!("SELECT * FROM {table} WHERE {key} = $1 AND id = $2");
         on_db!(self, pool => {
-            sqlx::query_as::<_, PartnerFile>("SELECT * FROM partner_files WHERE partner_id = $1 AND id = $2")
-                .bind(partner)
+            sqlx::query_as::<_, Attachment>(&sql)
+                .bind(owner.id())
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
@@ -147,17 +213,17 @@ impl Store {
     /// A file's record and content.
     pub async fn file_content(
         &self,
-        partner: i64,
+        owner: Owner,
         id: i64,
-    ) -> Result<(PartnerFile, Vec<u8>), StoreError> {
-        let file = self.file(partner, id).await?;
+    ) -> Result<(Attachment, Vec<u8>), StoreError> {
+        let file = self.file(owner, id).await?;
         let bytes = tokio::fs::read(self.file_path(&file.stored))
             .await
             .map_err(io)?;
         Ok((file, bytes))
     }
 
-    /// Removes a file (the "contacts" right); its history line stays.
+    /// Removes a card's file (the "contacts" right); its history line stays.
     pub async fn delete_file(
         &self,
         viewer: &Viewer,
@@ -169,23 +235,39 @@ impl Store {
                 "removing files needs the contacts right".into(),
             ));
         }
-        let file = self.file(partner, id).await?;
+        self.detach(&viewer.user, Owner::Partner(partner), id).await
+    }
+
+    /// Removes a file from a task `by` may touch.
+    pub async fn delete_task_file(&self, by: &User, task: i64, id: i64) -> Result<(), StoreError> {
+        self.task_for(by, task).await?;
+        self.detach(by, Owner::Task(task), id).await
+    }
+
+    async fn detach(&self, by: &User, owner: Owner, id: i64) -> Result<(), StoreError> {
+        let file = self.file(owner, id).await?;
         let now = chrono::Utc::now().to_rfc3339();
+        let (table, _) = owner.table();
+        let delete = format!("DELETE FROM {table} WHERE id = $1");
+        let (history, args) = owner.history(by, &now, &file.name, false);
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM partner_files WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO partner_history (partner_id, at, user_id, user_name, action, old_value) VALUES ($1, $2, $3, $4, 'file', $5)")
-                .bind(partner)
-                .bind(&now)
-                .bind(viewer.user.id)
-                .bind(&viewer.user.name)
-                .bind(&file.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&delete).bind(id).execute(&mut *tx).await?;
+            bind_args!(sqlx::query(&history), &args).execute(&mut *tx).await?;
             tx.commit().await?;
         });
-        let _ = tokio::fs::remove_file(self.file_path(&file.stored)).await;
+        self.remove_stored(std::slice::from_ref(&file)).await;
         Ok(())
+    }
+
+    /// Removes files whose rows are gone. A file that will not go is only logged: its
+    /// row, what the API answers from, is already deleted.
+    pub(crate) async fn remove_stored(&self, files: &[Attachment]) {
+        for file in files {
+            if let Err(e) = tokio::fs::remove_file(self.file_path(&file.stored)).await {
+                tracing::warn!(file = %file.stored, error = %e, "a deleted file stays on disk");
+            }
+        }
     }
 }
 

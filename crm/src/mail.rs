@@ -91,12 +91,15 @@ impl Store {
         }
         let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(email.body.clone()));
         for id in &email.attachments {
-            let (file, bytes) = self.file_content(partner, *id).await.map_err(|e| match e {
-                StoreError::NotFound => {
-                    invalid("attachments", &format!("the card has no file {id}"))
-                }
-                e => e,
-            })?;
+            let (file, bytes) = self
+                .file_content(crate::files::Owner::Partner(partner), *id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        invalid("attachments", &format!("the card has no file {id}"))
+                    }
+                    e => e,
+                })?;
             let kind = ContentType::parse(&file.content_type)
                 .unwrap_or(ContentType::parse("application/octet-stream").expect("a content type"));
             parts = parts.singlepart(Attachment::new(file.name).body(bytes, kind));

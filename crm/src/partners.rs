@@ -369,6 +369,7 @@ impl Store {
                 "deleting partners needs the contacts right".into(),
             ));
         }
+        let files = self.files(crate::files::Owner::Partner(id)).await?;
         let (forget, forget_args) = search::forget(id);
         let postgres = self.is_postgres();
         let done = on_db!(self, pool => {
@@ -383,6 +384,7 @@ impl Store {
         if done == 0 {
             return Err(StoreError::NotFound);
         }
+        self.remove_stored(&files).await;
         Ok(())
     }
 

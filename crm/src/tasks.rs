@@ -5,6 +5,7 @@ use crate::access::Viewer;
 use crate::form::Form;
 use crate::store::{invalid, Arg};
 use crate::table::TableQuery;
+use crate::values::DateRange;
 use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +156,32 @@ impl Store {
     pub async fn tasks(&self, user: i64) -> Result<Vec<Task>, StoreError> {
         self.task_rows("($1 = 0 OR t.assignee_id = $1)", &[Arg::Int(Some(user))])
             .await
+    }
+
+    /// The calendar's tasks: those of `user` (0: everyone's) whose days, start to due, meet
+    /// `period`; tasks with neither date are not on the calendar.
+    pub async fn tasks_in(&self, user: i64, period: &DateRange) -> Result<Vec<Task>, StoreError> {
+        let day = |d: chrono::NaiveDate| Arg::Text(Some(d.format("%Y-%m-%d").to_string()));
+        let mut filter = vec![
+            "($1 = 0 OR t.assignee_id = $1)".to_string(),
+            "COALESCE(t.starts_on, t.due_on) IS NOT NULL".to_string(),
+        ];
+        let mut args = vec![Arg::Int(Some(user))];
+        if let Some(from) = period.from {
+            args.push(day(from));
+            filter.push(format!(
+                "COALESCE(t.due_on, t.starts_on) >= ${}",
+                args.len()
+            ));
+        }
+        if let Some(to) = period.to {
+            args.push(day(to));
+            filter.push(format!(
+                "COALESCE(t.starts_on, t.due_on) <= ${}",
+                args.len()
+            ));
+        }
+        self.task_rows(&filter.join(" AND "), &args).await
     }
 
     /// Open tasks (not closed, not done) assigned to a user: the counter beside the menu.
@@ -388,9 +415,14 @@ impl Store {
         if body.trim().is_empty() || body.len() > 100_000 {
             return Err(invalid("body", "1-100000 bytes"));
         }
+        // Rich text is shown as HTML to others: only harmless tags and attributes stay.
+        let body = ammonia::clean(body);
+        if body.trim().is_empty() {
+            return Err(invalid("body", "no text left once scripts are removed"));
+        }
         let comment_id: i64 = on_db!(self, pool => {
             sqlx::query_scalar("INSERT INTO task_comments (task_id, user_name, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-                .bind(id).bind(&by.name).bind(body).bind(chrono::Utc::now().to_rfc3339())
+                .bind(id).bind(&by.name).bind(&body).bind(chrono::Utc::now().to_rfc3339())
                 .fetch_one(pool)
                 .await?
         });

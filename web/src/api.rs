@@ -153,6 +153,26 @@ const BODY_FIELDS: &[&str] = &[
     "body",
 ];
 
+/// A query string's parameters; a rejection is a problem+json naming the parameter
+/// where serde names it (unknown or missing ones).
+pub struct QueryParams<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map(QueryParams)
+            .map_err(|e| {
+                let text = e.to_string();
+                let named = text.split('`').nth(1).map(str::to_string);
+                let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query", text);
+                p.field = named.map(Into::into);
+                p
+            })
+    }
+}
+
 /// JSON bodies whose rejection is a problem+json naming what is wrong.
 pub fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     json.map(|Json(v)| v).map_err(|e| {

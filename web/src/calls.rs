@@ -1,11 +1,11 @@
 //! Telephony provisioning (trunks, numbers, per-user call settings), the call history and
 //! recordings.
 
-use crate::api::{admin, body, Caller};
+use crate::api::{admin, body, Caller, QueryParams};
 use crate::{AppState, Problem};
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -112,7 +112,7 @@ fn hundred() -> i64 {
 pub async fn list_calls(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<CallQuery>,
+    QueryParams(q): QueryParams<CallQuery>,
 ) -> Result<Json<Vec<kolokol_crm::calls::CallRow>>, Problem> {
     if !(1..=1000).contains(&q.limit) {
         return Err(Problem::field(

@@ -2,10 +2,10 @@
 //! partners with their history and table. Every rule is the crm crate's; this only maps
 //! HTTP onto it.
 
-use crate::api::{admin, body, Caller};
+use crate::api::{admin, body, Caller, QueryParams};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use kolokol_crm::access::{Group, GroupSpec, Viewer};
 use kolokol_crm::calendar::{CalendarEvent, EventSpec};
 use kolokol_crm::duplicates::{DuplicateGroup, Merge};
 use kolokol_crm::exchange::{Format, Import, ImportReport};
-use kolokol_crm::files::PartnerFile;
+use kolokol_crm::files::{Attachment, Owner};
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
 use kolokol_crm::mail::Email;
 use kolokol_crm::partner_calls::PartnerCalls;
@@ -21,6 +21,7 @@ use kolokol_crm::partners::{HistoryEntry, Partner};
 use kolokol_crm::table::{TablePage, TableQuery};
 use kolokol_crm::tasks::{Task, TaskChange, TaskComment, TaskSpec};
 use kolokol_crm::users::UserChange;
+use kolokol_crm::values::DateRange;
 use kolokol_crm::User;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -62,7 +63,7 @@ pub async fn delete_user(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(c): Query<Confirm>,
+    QueryParams(c): QueryParams<Confirm>,
 ) -> Result<StatusCode, Problem> {
     admin(&caller)?;
     confirmed(c.confirm.as_deref())?;
@@ -115,7 +116,7 @@ pub async fn delete_group(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(c): Query<Confirm>,
+    QueryParams(c): QueryParams<Confirm>,
 ) -> Result<StatusCode, Problem> {
     admin(&caller)?;
     confirmed(c.confirm.as_deref())?;
@@ -186,7 +187,7 @@ pub async fn delete_field(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(c): Query<Confirm>,
+    QueryParams(c): QueryParams<Confirm>,
 ) -> Result<StatusCode, Problem> {
     admin(&caller)?;
     confirmed(c.confirm.as_deref())?;
@@ -232,7 +233,7 @@ pub async fn delete_list(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(c): Query<Confirm>,
+    QueryParams(c): QueryParams<Confirm>,
 ) -> Result<StatusCode, Problem> {
     admin(&caller)?;
     confirmed(c.confirm.as_deref())?;
@@ -288,7 +289,7 @@ pub async fn delete_partner(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(c): Query<Confirm>,
+    QueryParams(c): QueryParams<Confirm>,
 ) -> Result<StatusCode, Problem> {
     confirmed(c.confirm.as_deref())?;
     let viewer = st.store.viewer(caller.0).await?;
@@ -324,7 +325,7 @@ pub struct DuplicateQuery {
 pub async fn duplicates(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<DuplicateQuery>,
+    QueryParams(q): QueryParams<DuplicateQuery>,
 ) -> Result<Json<Vec<DuplicateGroup>>, Problem> {
     let (viewer, form) = viewer(&st, caller).await?;
     Ok(Json(
@@ -349,18 +350,49 @@ pub struct FileName {
     name: Option<String>,
 }
 
+/// The request's file: its bytes and `?name=`.
+fn upload(
+    q: FileName,
+    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(String, axum::body::Bytes), Problem> {
+    let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
+    let name = q.name.ok_or_else(|| {
+        Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "name", "the file's name")
+    })?;
+    Ok((name, bytes))
+}
+
+/// A stored file as a download under its original name.
+fn send_file(file: Attachment, bytes: Vec<u8>) -> Response {
+    // RFC 5987: the original name, percent-encoded UTF-8.
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_');
+    let encoded = percent_encoding::utf8_percent_encode(&file.name, ATTR);
+    (
+        [
+            (header::CONTENT_TYPE, file.content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename*=UTF-8''{encoded}"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
 /// `POST /api/v1/partners/{id}/files?name=<original name>` with the file as the body.
 pub async fn add_file(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    Query(q): Query<FileName>,
+    QueryParams(q): QueryParams<FileName>,
     bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<PartnerFile>), Problem> {
-    let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
-    let name = q.name.ok_or_else(|| {
-        Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "name", "the file's name")
-    })?;
+) -> Result<(StatusCode, Json<Attachment>), Problem> {
+    let (name, bytes) = upload(q, bytes)?;
     let viewer = st.store.viewer(caller.0).await?;
     Ok((
         StatusCode::CREATED,
@@ -372,8 +404,8 @@ pub async fn list_files(
     State(st): State<AppState>,
     _caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<PartnerFile>>, Problem> {
-    Ok(Json(st.store.files(id).await?))
+) -> Result<Json<Vec<Attachment>>, Problem> {
+    Ok(Json(st.store.files(Owner::Partner(id)).await?))
 }
 
 pub async fn download_file(
@@ -381,25 +413,8 @@ pub async fn download_file(
     _caller: Caller,
     Path((id, file)): Path<(i64, i64)>,
 ) -> Result<Response, Problem> {
-    let (file, bytes) = st.store.file_content(id, file).await?;
-    // RFC 5987: the original name, percent-encoded UTF-8.
-    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_');
-    let encoded = percent_encoding::utf8_percent_encode(&file.name, ATTR);
-    Ok((
-        [
-            (header::CONTENT_TYPE, file.content_type),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename*=UTF-8''{encoded}"),
-            ),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        ],
-        bytes,
-    )
-        .into_response())
+    let (file, bytes) = st.store.file_content(Owner::Partner(id), file).await?;
+    Ok(send_file(file, bytes))
 }
 
 pub async fn delete_file(
@@ -412,13 +427,56 @@ pub async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The table's query (see [`TableQuery::from_pairs`]) from the request's query string.
+/// `POST /api/v1/tasks/{id}/files?name=<original name>` with the file as the body.
+pub async fn add_task_file(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    QueryParams(q): QueryParams<FileName>,
+    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<Attachment>), Problem> {
+    let (name, bytes) = upload(q, bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.add_task_file(&caller.0, id, &name, &bytes).await?),
+    ))
+}
+
+pub async fn list_task_files(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Attachment>>, Problem> {
+    st.store.task_for(&caller.0, id).await?;
+    Ok(Json(st.store.files(Owner::Task(id)).await?))
+}
+
+pub async fn download_task_file(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, file)): Path<(i64, i64)>,
+) -> Result<Response, Problem> {
+    st.store.task_for(&caller.0, id).await?;
+    let (file, bytes) = st.store.file_content(Owner::Task(id), file).await?;
+    Ok(send_file(file, bytes))
+}
+
+pub async fn delete_task_file(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, file)): Path<(i64, i64)>,
+) -> Result<StatusCode, Problem> {
+    st.store.delete_task_file(&caller.0, id, file).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A query string's pairs, in order.
 pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
     serde_urlencoded::from_str(raw.unwrap_or_default())
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.to_string()))
 }
 
+/// The table's query (see [`TableQuery::from_pairs`]) from the request's query string.
 pub(crate) fn table_query(
     raw: Option<&str>,
     extra: &[&str],
@@ -506,7 +564,7 @@ fn xlsx() -> String {
 pub async fn import_partners(
     State(st): State<AppState>,
     caller: Caller,
-    Query(p): Query<ImportParams>,
+    QueryParams(p): QueryParams<ImportParams>,
     bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<ImportReport>, Problem> {
     let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
@@ -570,7 +628,7 @@ fn instant(field: &'static str, s: &str) -> Result<i64, Problem> {
 pub async fn list_events(
     State(st): State<AppState>,
     Caller(me): Caller,
-    Query(q): Query<EventRange>,
+    QueryParams(q): QueryParams<EventRange>,
 ) -> Result<Json<Vec<CalendarEvent>>, Problem> {
     let (from, to) = (instant("from", &q.from)?, instant("to", &q.to)?);
     let user = match q.user.as_deref() {
@@ -614,13 +672,34 @@ pub async fn complete_event(
     Ok(Json(st.store.complete_event(&me, id).await?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskView {
+    /// The calendar's period, `from..to` (dates); none: the whole board.
+    period: Option<String>,
+}
+
+/// `GET /api/v1/tasks[?period=from..to]`: the board, or the tasks of a calendar period.
 pub async fn list_tasks(
     State(st): State<AppState>,
     Caller(me): Caller,
+    QueryParams(view): QueryParams<TaskView>,
 ) -> Result<Json<Vec<Task>>, Problem> {
     // The whole board for those who run tasks, one's own otherwise.
     let whose = if me.admin || me.tasks { 0 } else { me.id };
-    Ok(Json(st.store.tasks(whose).await?))
+    Ok(Json(match view.period {
+        None => st.store.tasks(whose).await?,
+        Some(p) => {
+            let period = DateRange::parse(&p).ok_or_else(|| {
+                Problem::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "period",
+                    "from..to, dates (YYYY-MM-DD or DD.MM.YYYY)",
+                )
+            })?;
+            st.store.tasks_in(whose, &period).await?
+        }
+    }))
 }
 
 pub async fn create_task(

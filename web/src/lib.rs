@@ -142,6 +142,16 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             "/api/v1/partners/{id}/files/{file}",
             get(crm::download_file).delete(crm::delete_file),
         )
+        .route(
+            "/api/v1/tasks/{id}/files",
+            get(crm::list_task_files).post(crm::add_task_file).layer(
+                axum::extract::DefaultBodyLimit::max(state.store.max_file_bytes as usize + 1),
+            ),
+        )
+        .route(
+            "/api/v1/tasks/{id}/files/{file}",
+            get(crm::download_task_file).delete(crm::delete_task_file),
+        )
         .route("/api/v1/registrations", get(api::registrations))
         .route(
             "/api/v1/trunks",

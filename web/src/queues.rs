@@ -1,10 +1,10 @@
 //! Queues, pause reasons and operators (SPEC §1.4–1.5): configuration for admins, states
 //! for everyone, state changes for the operator themself or a supervisor.
 
-use crate::api::{admin, body, Caller};
+use crate::api::{admin, body, Caller, QueryParams};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kolokol_crm::StoreError;
@@ -305,7 +305,7 @@ pub struct EventFilter {
 pub async fn list_events(
     State(st): State<AppState>,
     caller: Caller,
-    Query(f): Query<EventFilter>,
+    QueryParams(f): QueryParams<EventFilter>,
 ) -> Result<Json<Vec<serde_json::Value>>, Problem> {
     admin(&caller)?;
     let limit = f.limit.unwrap_or(1000).clamp(1, 10_000);
