@@ -6,7 +6,7 @@ use crate::store::{invalid, Arg};
 use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     pub description: String,
@@ -27,7 +27,7 @@ pub struct EventSpec {
     pub follows: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct CalendarEvent {
     pub id: i64,
     pub description: String,

@@ -4,7 +4,7 @@ use crate::{on_db, Store, StoreError, User};
 use serde::Serialize;
 
 /// One call's summary row.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct CallRow {
     pub id: String,
     pub direction: String,

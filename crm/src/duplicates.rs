@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Partners sharing one value.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct DuplicateGroup {
     pub field: String,
     pub value: Value,
@@ -20,7 +20,7 @@ pub struct DuplicateGroup {
 }
 
 /// A merge as asked: who survives, who goes, which values the survivor ends with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Merge {
     pub survivor: i64,

@@ -108,7 +108,7 @@ fn cell(c: &calamine::Data) -> Value {
 }
 
 /// One row the import refused, and why (row numbers as in the file, header = 1).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct RowError {
     pub row: usize,
     pub field: String,
@@ -124,7 +124,7 @@ pub struct Import<'a> {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct ImportReport {
     pub rows: usize,
     /// Cards created (would be, on a dry run).

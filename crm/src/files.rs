@@ -10,7 +10,7 @@ use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::Serialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct Attachment {
     pub id: i64,
     pub name: String,

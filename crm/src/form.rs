@@ -7,7 +7,7 @@ use crate::{on_db, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// What a field holds (SPEC 2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     Text,
@@ -72,7 +72,9 @@ impl FieldKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     #[default]
@@ -81,7 +83,7 @@ pub enum Side {
 }
 
 /// A card field as the admin defined it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     /// Display name.
@@ -113,7 +115,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Field {
     pub id: i64,
     #[serde(flatten)]
@@ -127,14 +129,14 @@ impl Field {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct List {
     pub id: i64,
     pub name: String,
     pub items: Vec<ListItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct ListItem {
     #[serde(default)]
     pub id: i64,
@@ -147,7 +149,7 @@ pub struct ListItem {
 }
 
 /// The whole form: fields in order, lists with their items.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Form {
     pub fields: Vec<Field>,
     pub lists: Vec<List>,

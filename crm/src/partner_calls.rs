@@ -46,7 +46,7 @@ pub async fn run(store: Store, bus: Arc<dyn EventBus>) {
 }
 
 /// A partner's call, as the card's "Call history" tab shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct PartnerCall {
     pub id: String,
     pub direction: String,
@@ -63,7 +63,7 @@ pub struct PartnerCall {
     pub recording: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct PartnerCalls {
     /// Calls made to the partner.
     pub made: i64,

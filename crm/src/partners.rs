@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 /// A card as one viewer sees it: only the fields they may view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Partner {
     pub id: i64,
     pub created_at: String,
@@ -24,7 +24,7 @@ pub struct Partner {
 }
 
 /// One line of a card's history.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct HistoryEntry {
     pub id: i64,
     pub at: String,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// A report holds at most this many rows; `truncated` says when there were more.
 pub const MAX_ROWS: usize = 100_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub title: String,
     pub columns: Vec<String>,

@@ -78,7 +78,7 @@ impl TableQuery {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TablePage {
     /// The columns shown, in form order.
     pub columns: Vec<String>,
@@ -87,7 +87,7 @@ pub struct TablePage {
     pub next: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TableRow {
     pub id: i64,
     pub created_at: String,

@@ -22,7 +22,7 @@ pub const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
 const MAX_FILTERED_PARTNERS: usize = 10_000;
 
 /// A new task, or changes to one (absent fields stay).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     pub title: Option<String>,
@@ -40,7 +40,7 @@ pub struct TaskSpec {
     pub partner_filter: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Task {
     pub id: i64,
     pub title: String,
@@ -57,7 +57,7 @@ pub struct Task {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct TaskComment {
     pub id: i64,
     pub user_name: String,
@@ -65,7 +65,7 @@ pub struct TaskComment {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct TaskChange {
     pub at: String,
     pub user_name: String,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::net::{IpAddr, SocketAddr};
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct NewTrunk {
     pub name: String,
     /// `ip:port` calls out are sent to.
@@ -33,7 +33,7 @@ fn udp() -> String {
     "udp".into()
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct TrunkRow {
     pub id: i64,
     #[serde(flatten)]
@@ -77,7 +77,7 @@ impl NewTrunk {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct NewNumber {
     pub number: String,
     /// The login of the user the number rings …
@@ -95,7 +95,7 @@ fn yes() -> bool {
 }
 
 /// Per-user call settings.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct UserCalls {
     pub record: bool,
     pub trunk_id: Option<i64>,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct User {
     pub id: i64,
     pub login: String,
@@ -29,7 +29,7 @@ pub struct User {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, schemars::JsonSchema)]
 pub struct NewUser {
     pub login: String,
     pub name: String,
@@ -103,7 +103,7 @@ pub(crate) const USER_COLUMNS: &str =
     "id, login, name, extension, active, admin, contacts, tasks, reports, created_at";
 
 /// Changes to a user; absent fields stay as they are.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     pub name: Option<String>,

@@ -223,7 +223,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Login {
     login: String,
     password: String,
@@ -277,7 +277,7 @@ pub async fn list_users(
     Ok(Json(st.store.users().await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Created {
     #[serde(flatten)]
     user: User,

@@ -145,7 +145,7 @@ pub async fn create_field(
 }
 
 /// A field's new definition; `confirm_loss` accepts losing values that do not fit a new type.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct FieldChange {
     #[serde(flatten)]
     spec: FieldSpec,
@@ -195,7 +195,7 @@ pub async fn delete_field(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListSpec {
     name: String,
@@ -242,7 +242,7 @@ pub async fn delete_list(
 }
 
 /// A card's values by field latin name.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerValues {
     values: Map<String, Value>,
@@ -736,7 +736,7 @@ pub async fn update_task(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
     body: String,

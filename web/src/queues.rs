@@ -129,7 +129,7 @@ pub async fn list_pause_reasons(
     Ok(Json(st.store.pause_reasons().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct NewReason {
     name: String,
 }
@@ -205,7 +205,7 @@ pub async fn list_operators(
     Ok(Json(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct PauseBody {
     reason: String,
 }

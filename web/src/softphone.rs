@@ -34,7 +34,7 @@ pub async fn script() -> impl IntoResponse {
 }
 
 /// An ICE server handed to browsers (STUN/TURN), as `RTCIceServer` wants it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,7 +43,7 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Softphone {
     login: String,
     name: String,
