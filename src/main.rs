@@ -354,6 +354,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         ice_servers: config.media.ice_servers.clone(),
         ws_keepalive: std::time::Duration::from_secs(config.sip.ws_keepalive_s.max(1)),
         notices: tokio::sync::broadcast::channel(1024).0,
+        presence: Default::default(),
     };
     tokio::spawn(kolokol_web::remind(state.clone()));
     if store

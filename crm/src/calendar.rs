@@ -238,14 +238,24 @@ impl Store {
         self.event(id).await
     }
 
-    /// Reminders due at `now_ms` that were not handed out yet; each is marked as handed
-    /// out in the same statement, so it goes out once.
-    pub async fn due_reminders(&self, now_ms: i64) -> Result<Vec<Reminder>, StoreError> {
+    /// Hands out (once: marks) the reminders due by `now_ms` of `users`, for events not
+    /// completed. Callers name the users they can reach, so a reminder whose user is away
+    /// waits for them.
+    pub async fn due_reminders(
+        &self,
+        now_ms: i64,
+        users: &[i64],
+    ) -> Result<Vec<Reminder>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = users.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "UPDATE events SET reminded = TRUE WHERE NOT reminded AND remind_at_ms <= $1 AND completed_at IS NULL AND assignee_id IN ({}) RETURNING id, assignee_id",
+            list.join(", ")
+        );
         let ids: Vec<(i64, i64)> = on_db!(self, pool => {
-            sqlx::query_as("UPDATE events SET reminded = TRUE WHERE NOT reminded AND remind_at_ms <= $1 AND completed_at IS NULL RETURNING id, assignee_id")
-                .bind(now_ms)
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(&sql).bind(now_ms).fetch_all(pool).await?
         });
         let mut out = Vec::with_capacity(ids.len());
         for (id, user_id) in ids {

@@ -20,7 +20,7 @@ use kolokol_engine::transport::{Connections, Transport};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
-pub use live::remind;
+pub use live::{remind, Presence};
 pub use problem::Problem;
 pub use queues::prepare_prompts;
 pub use softphone::IceServer;
@@ -45,6 +45,8 @@ pub struct AppState {
     pub ws_keepalive: std::time::Duration,
     /// Messages for one user's live sockets (reminders, import progress).
     pub notices: tokio::sync::broadcast::Sender<Notice>,
+    /// Who has a live socket open.
+    pub presence: Arc<live::Presence>,
 }
 
 /// A message for the live sockets of one user.

@@ -11,35 +11,91 @@ use crate::{AppState, Notice};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use kolokol_crm::calendar::Reminder;
 use kolokol_crm::User;
 use kolokol_engine::event::{EventKind, Record};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Who asks is checked before the upgrade, so a stranger gets 401, not a socket.
 pub async fn upgrade(caller: Caller, State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let Caller(user) = caller;
+    // Subscribed before the user counts as present: nothing meant for them is missed.
     let events = st.bus.subscribe();
     let notices = st.notices.subscribe();
-    ws.on_upgrade(move |socket| stream(socket, user, events, notices))
+    ws.on_upgrade(move |socket| async move {
+        let _present = st.presence.enter(user.id);
+        let mut socket = socket;
+        // Reminders that fell due while the user had no live socket.
+        if let Ok(missed) = st.store.due_reminders(now(), &[user.id]).await {
+            for r in missed {
+                let text = reminder(&r).to_string();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+        stream(socket, user, events, notices).await
+    })
+}
+
+fn now() -> i64 {
+    kolokol_engine::clock::now_ms() as i64
+}
+
+fn reminder(r: &Reminder) -> serde_json::Value {
+    serde_json::json!({"type": "reminder", "event": r.event})
+}
+
+/// Users with a live socket open, counted per socket.
+#[derive(Debug, Default)]
+pub struct Presence(std::sync::Mutex<HashMap<i64, usize>>);
+
+/// A user's presence while it lives.
+pub struct Present<'p> {
+    presence: &'p Presence,
+    user: i64,
+}
+
+impl Presence {
+    pub fn enter(&self, user: i64) -> Present<'_> {
+        *self.0.lock().expect("presence").entry(user).or_default() += 1;
+        Present {
+            presence: self,
+            user,
+        }
+    }
+
+    pub fn users(&self) -> Vec<i64> {
+        self.0.lock().expect("presence").keys().copied().collect()
+    }
+}
+
+impl Drop for Present<'_> {
+    fn drop(&mut self) {
+        let mut users = self.presence.0.lock().expect("presence");
+        if let Some(n) = users.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                users.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// Hands out calendar reminders at their minute, to the assignee's live sockets as
-/// `{"type": "reminder", "event": …}`; each goes out once (the store marks it).
+/// `{"type": "reminder", "event": …}`; each goes out once (the store marks it). A user
+/// with no socket open gets theirs when they next connect.
 pub async fn remind(st: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        match st
-            .store
-            .due_reminders(kolokol_engine::clock::now_ms() as i64)
-            .await
-        {
+        match st.store.due_reminders(now(), &st.presence.users()).await {
             Ok(due) => {
                 for r in due {
                     let _ = st.notices.send(Notice {
                         user_id: r.user_id,
-                        body: serde_json::json!({"type": "reminder", "event": r.event}),
+                        body: reminder(&r),
                     });
                 }
             }
