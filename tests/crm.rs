@@ -1004,6 +1004,37 @@ fn the_table_searches_filters_sorts_and_pages() {
             null_ids.windows(2).all(|w| w[0] > w[1]),
             "{backend}: {null_ids:?}"
         );
+        // A list field sorts in the list's order, which the admin may change.
+        let items = &list["items"];
+        admin.ok(
+            "PUT",
+            &format!("/api/v1/lists/{}", list["id"]),
+            Some(json!({"name": "Этап", "items": [
+                {"id": items[0]["id"], "name": "Лид", "position": 2},
+                {"id": items[1]["id"], "name": "Сделка", "position": 1},
+                {"id": items[2]["id"], "name": "Архив", "position": 3, "hidden_by_default": true},
+            ]})),
+        );
+        let stages_of = |rows: &[Value]| -> Vec<String> {
+            rows.iter()
+                .map(|r| r["values"]["stage"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let by_stage = every_page("/api/v1/partners?sort=stage&limit=3");
+        let mut expected: Vec<String> = vec!["Сделка".into(); 10];
+        expected.extend(vec!["Лид".to_string(); 10]);
+        assert_eq!(stages_of(&by_stage), expected, "{backend}");
+        let ids: Vec<i64> = by_stage[..10]
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{backend}: by id within an item"
+        );
+        let by_stage_down = every_page("/api/v1/partners?sort=-stage&limit=4");
+        expected.reverse();
+        assert_eq!(stages_of(&by_stage_down), expected, "{backend}");
         // A filter on the list field shows hidden items when asked.
         let archived = admin.ok(
             "GET",

@@ -162,6 +162,24 @@ fn holds_any(w: &mut Where, field: &Field, ids: &[i64]) -> String {
     format!("({})", parts.join(" OR "))
 }
 
+/// A single-valued list field's item ids in the list's order (position, then id), reversed
+/// for a descending sort; none for other fields.
+fn list_order(field: &Field, form: &Form, descending: bool) -> Option<Vec<i64>> {
+    if !matches!(field.spec.kind, FieldKind::List | FieldKind::Dropdown) {
+        return None;
+    }
+    let mut items: Vec<i64> = form
+        .list(field.spec.list_id?)?
+        .items
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    if descending {
+        items.reverse();
+    }
+    Some(items)
+}
+
 /// The bound form of a filter or cursor value for `field`'s column.
 fn column_arg(field: &Field, form: &Form, text: &str, country: &str) -> Result<Arg, String> {
     match field.spec.kind {
@@ -528,31 +546,54 @@ impl Store {
             }
             (Some(f), cursor) => {
                 let col = f.column();
-                let mut nulls = w.clone();
+                let bad_cursor = || crate::store::invalid("after", "not a cursor from this table");
+                if let Some(items) = list_order(f, form, descending) {
+                    // The list's own order: each item's cards by id (an index range), from
+                    // the cursor's item on.
+                    let from = match &cursor {
+                        Some((Some(v), _)) => items
+                            .iter()
+                            .position(|i| i.to_string() == *v)
+                            .ok_or_else(bad_cursor)?,
+                        Some((None, _)) => items.len(),
+                        None => 0,
+                    };
+                    for (n, item) in items[from..].iter().enumerate() {
+                        let mut one = w.clone();
+                        let p = one.param(Arg::Int(Some(*item)));
+                        one.sql.push(format!("{col} = {p}"));
+                        if let (0, Some((Some(_), id))) = (n, &cursor) {
+                            let idp = one.param(Arg::Int(Some(*id)));
+                            one.sql.push(format!("id {cmp} {idp}"));
+                        }
+                        phases.push((one, format!("id {dir}")));
+                    }
+                } else {
+                    let by_value = format!("{col} {dir}, id {dir}");
+                    let mut values = w.clone();
+                    match &cursor {
+                        Some((None, _)) => {}
+                        Some((Some(v), id)) => {
+                            let arg =
+                                column_arg(f, form, v, &self.country).map_err(|_| bad_cursor())?;
+                            let vp = values.param(arg);
+                            let idp = values.param(Arg::Int(Some(*id)));
+                            values.sql.push(format!(
+                                "({col} {cmp} {vp} OR ({col} = {vp} AND id {cmp} {idp}))"
+                            ));
+                            phases.push((values, by_value));
+                        }
+                        None => {
+                            values.sql.push(format!("{col} IS NOT NULL"));
+                            phases.push((values, by_value));
+                        }
+                    }
+                }
+                let mut nulls = w;
                 nulls.sql.push(format!("{col} IS NULL"));
-                let by_value = format!("{col} {dir}, id {dir}");
-                match cursor {
-                    Some((None, id)) => {
-                        let idp = nulls.param(Arg::Int(Some(id)));
-                        nulls.sql.push(format!("id {cmp} {idp}"));
-                    }
-                    Some((Some(v), id)) => {
-                        let mut values = w;
-                        let arg = column_arg(f, form, &v, &self.country).map_err(|_| {
-                            crate::store::invalid("after", "not a cursor from this table")
-                        })?;
-                        let vp = values.param(arg);
-                        let idp = values.param(Arg::Int(Some(id)));
-                        values.sql.push(format!(
-                            "({col} {cmp} {vp} OR ({col} = {vp} AND id {cmp} {idp}))"
-                        ));
-                        phases.push((values, by_value));
-                    }
-                    None => {
-                        let mut values = w;
-                        values.sql.push(format!("{col} IS NOT NULL"));
-                        phases.push((values, by_value));
-                    }
+                if let Some((None, id)) = cursor {
+                    let idp = nulls.param(Arg::Int(Some(id)));
+                    nulls.sql.push(format!("id {cmp} {idp}"));
                 }
                 phases.push((nulls, format!("id {dir}")));
             }
