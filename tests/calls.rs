@@ -413,6 +413,20 @@ fn calls_create_and_fill_partner_cards_exactly_once() {
     assert_eq!(status, 200);
     assert!(wav.len() > 44);
     assert_eq!(v["calls"][1]["answered"], false);
+    // From a call to its card (what the operator opens while it rings).
+    let (status, from_call) = o.api(
+        "GET",
+        &format!("/api/v1/calls/{}/partner", answered["id"].as_str().unwrap()),
+        "",
+    );
+    assert_eq!(
+        (status, &from_call["id"]),
+        (200, &card["id"]),
+        "{from_call}"
+    );
+    assert_eq!(from_call["values"]["phone"], "+74951112233");
+    let (status, _) = o.api("GET", "/api/v1/calls/no-such-call/partner", "");
+    assert_eq!(status, 404);
 
     // Replaying the log: with the answered call's link gone, a restart links it again, to
     // the same card, once.

@@ -166,6 +166,19 @@ impl Store {
         })
     }
 
+    /// The card a call belongs to. The call is linked first if the consumer has not done
+    /// it yet, so an operator asking while the call rings gets the card, found or new.
+    pub async fn call_partner(&self, call_id: &str) -> Result<i64, StoreError> {
+        self.link_call(call_id).await?;
+        let linked: Option<Option<i64>> = on_db!(self, pool => {
+            sqlx::query_scalar("SELECT partner_id FROM partner_calls WHERE call_id = $1")
+                .bind(call_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        linked.flatten().ok_or(StoreError::NotFound)
+    }
+
     /// Links every inbound and outbound call not linked yet; returns how many it linked.
     pub async fn link_unlinked_calls(&self) -> Result<usize, StoreError> {
         let ids: Vec<String> = on_db!(self, pool => {

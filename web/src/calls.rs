@@ -156,6 +156,20 @@ pub async fn call_events(
     ))
 }
 
+/// `GET /api/v1/calls/{id}/partner`: the card of the call's outside party, as the caller
+/// may see it (made for an unknown number as the call is offered).
+pub async fn call_partner(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<kolokol_crm::partners::Partner>, Problem> {
+    may_see(&st, &caller, &id).await?;
+    let partner = st.store.call_partner(&id).await?;
+    let viewer = st.store.viewer(caller.0).await?;
+    let form = st.store.form().await?;
+    Ok(Json(st.store.partner(&viewer, &form, partner).await?))
+}
+
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` against a length: the inclusive range, or None
 /// when unsatisfiable.
 fn byte_range(spec: &str, len: u64) -> Option<(u64, u64)> {

@@ -167,6 +167,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/calls", get(calls::list_calls))
         .route("/api/v1/live", get(live::upgrade))
         .route("/api/v1/calls/{id}/events", get(calls::call_events))
+        .route("/api/v1/calls/{id}/partner", get(calls::call_partner))
         .route("/api/v1/recordings/{id}", get(calls::recording))
         .route(
             "/api/v1/queues",

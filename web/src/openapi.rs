@@ -572,6 +572,15 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
+        "/api/v1/calls/{id}/partner",
+        "calls",
+        "The card of the call's outside party (made for an unknown number as the call is offered)",
+        None,
+        200,
+        Some("Partner"),
+    ),
+    (
+        "get",
         "/api/v1/recordings/{id}",
         "calls",
         "A call's recording (WAV, byte ranges)",
@@ -785,7 +794,10 @@ pub fn document() -> Value {
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| {
-                let kind = if ["login", "name"].contains(&name) {
+                // Call ids (calls and their recordings) are text, like logins and names.
+                let text_id =
+                    path.starts_with("/api/v1/calls/") || path.starts_with("/api/v1/recordings/");
+                let kind = if ["login", "name"].contains(&name) || text_id {
                     "string"
                 } else {
                     "integer"
