@@ -349,13 +349,21 @@ async fn main() {
         }
     }
 
-    // Card saves: three fields changed, history written.
+    // Card saves: three fields changed, history written. The values are new on every run
+    // (a save changing nothing writes nothing).
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock")
+        .as_millis() as u64;
     let mut times = Vec::new();
     for i in 0..200u64 {
         let id = 1 + (rng.next() % partners as u64) as i64;
         let mut values = Map::new();
-        values.insert("manager".into(), Value::String(format!("Менеджер {i}")));
-        values.insert("revenue".into(), json!(i * 1000));
+        values.insert(
+            "manager".into(),
+            Value::String(format!("Менеджер {i} {run}")),
+        );
+        values.insert("revenue".into(), json!(run % 1_000_000 + i));
         values.insert(
             "stage".into(),
             Value::String(STAGES[(i % 4) as usize].into()),

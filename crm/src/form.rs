@@ -327,10 +327,8 @@ impl Store {
             sqlx::query(&format!("CREATE INDEX partners_f_{id} ON partners (f_{id}, id)"))
                 .execute(&mut *tx)
                 .await?;
-            if postgres && search::trigram_kind(spec.kind) {
-                sqlx::query(&format!("CREATE INDEX partners_f_{id}_trgm ON partners USING gin (f_{id} gin_trgm_ops)"))
-                    .execute(&mut *tx)
-                    .await?;
+            if let Some(index) = search::trigram_index(id, spec.kind).filter(|_| postgres) {
+                sqlx::query(&index).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             id
@@ -395,10 +393,8 @@ impl Store {
                 sqlx::query(&format!("CREATE INDEX partners_{col} ON partners ({col}, id)"))
                     .execute(&mut *tx)
                     .await?;
-                if postgres && search::trigram_kind(spec.kind) {
-                    sqlx::query(&format!("CREATE INDEX partners_{col}_trgm ON partners USING gin ({col} gin_trgm_ops)"))
-                        .execute(&mut *tx)
-                        .await?;
+                if let Some(index) = search::trigram_index(id, spec.kind).filter(|_| postgres) {
+                    sqlx::query(&index).execute(&mut *tx).await?;
                 }
                 let update = format!("UPDATE partners SET {col} = $1 WHERE id = $2");
                 for (partner, value) in values {

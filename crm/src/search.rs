@@ -19,12 +19,21 @@ pub(crate) fn indexed(field: &Field) -> bool {
     !field.spec.kind.uses_list() && field.id < SLOTS
 }
 
-/// Whether PostgreSQL gets a trigram index for a field of this kind.
-pub(crate) fn trigram_kind(kind: FieldKind) -> bool {
-    matches!(
-        kind,
-        FieldKind::Text | FieldKind::LargeText | FieldKind::Phone | FieldKind::Email
-    )
+/// PostgreSQL's trigram index for field `id` of `kind`, if it gets one: on the column, or
+/// on a number's text (what the search box matches, `CAST(f AS TEXT)`, an immutable cast).
+pub(crate) fn trigram_index(id: i64, kind: FieldKind) -> Option<String> {
+    let on = match kind {
+        FieldKind::Text
+        | FieldKind::LargeText
+        | FieldKind::Phone
+        | FieldKind::Email
+        | FieldKind::Date => format!("f_{id}"),
+        FieldKind::Number => format!("(CAST(f_{id} AS TEXT))"),
+        _ => return None,
+    };
+    Some(format!(
+        "CREATE INDEX IF NOT EXISTS partners_f_{id}_trgm ON partners USING gin ({on} gin_trgm_ops)"
+    ))
 }
 
 /// The condition keeping index rows of `fields` (ids, so written into the SQL).

@@ -3,7 +3,7 @@
 //! written once, in SQL both accept (`$N` placeholders, `ON CONFLICT`, `TRUE`/`FALSE`), and
 //! run on whichever pool the store holds through [`on_db!`](crate::on_db).
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
@@ -123,19 +123,31 @@ impl Store {
     /// `postgresql://…` for PostgreSQL, anything else is a SQLite URL.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // The table's queries are built per request and bind search patterns: a generic
+            // plan, blind to how rare a pattern is, walks the whole table where the trigram
+            // indexes answer in milliseconds. Every statement is planned with its values.
+            let options = PgConnectOptions::from_str(url)?
+                .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(std::time::Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            return Ok(Store {
-                db: Db::Postgres(pool),
+            let store = Store {
+                db: Db::Postgres(pool.clone()),
                 country: "RU".into(),
                 files_dir: "data/files".into(),
                 max_file_bytes: 25 << 20,
                 smtp: Default::default(),
-            });
+            };
+            // Fields made before their kind had a trigram index get it now (once).
+            for field in store.form().await?.fields {
+                if let Some(index) = crate::search::trigram_index(field.id, field.spec.kind) {
+                    sqlx::query(&index).execute(&pool).await?;
+                }
+            }
+            return Ok(store);
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

@@ -385,14 +385,18 @@ impl Store {
             && term
                 .chars()
                 .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-        let has_digit = !digits.is_empty();
+        // Numbers and dates hold nothing but digits and separators.
+        let numeric = !digits.is_empty()
+            && term
+                .chars()
+                .all(|c| c.is_ascii_digit() || " .,-:/+".contains(c));
         let (phones, texts): (Vec<&Field>, Vec<&Field>) = columns
             .iter()
             .copied()
             .filter(|f| !f.spec.kind.uses_list())
             .filter(|f| match f.spec.kind {
                 FieldKind::Phone => phone_like,
-                FieldKind::Number | FieldKind::Date => has_digit,
+                FieldKind::Number | FieldKind::Date => numeric,
                 _ => true,
             })
             .partition(|f| f.spec.kind == FieldKind::Phone);
@@ -432,7 +436,8 @@ impl Store {
             fields
                 .iter()
                 .map(|f| match f.spec.kind {
-                    FieldKind::Number | FieldKind::Date => {
+                    // As PostgreSQL's trigram index on a number has it.
+                    FieldKind::Number => {
                         contains(w, postgres, &format!("CAST({} AS TEXT)", f.column()), text)
                     }
                     _ => contains(w, postgres, &f.column(), text),
