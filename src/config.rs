@@ -31,6 +31,8 @@ pub struct CrmConfig {
     pub default_country: String,
     /// The largest file a card takes, in MiB.
     pub max_file_mb: u64,
+    /// Where report and filter periods' days begin and end (IANA, e.g. "Europe/Moscow").
+    pub time_zone: String,
 }
 
 impl Default for CrmConfig {
@@ -38,6 +40,7 @@ impl Default for CrmConfig {
         CrmConfig {
             default_country: "RU".into(),
             max_file_mb: 25,
+            time_zone: "Europe/Moscow".into(),
         }
     }
 }

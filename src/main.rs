@@ -107,6 +107,9 @@ async fn main() -> Result<()> {
     store.country = config.crm.default_country.clone();
     store.files_dir = config.data_dir.join("files");
     store.max_file_bytes = config.crm.max_file_mb << 20;
+    store
+        .set_time_zone(&config.crm.time_zone)
+        .with_context(|| format!("crm.time_zone = {:?}", config.crm.time_zone))?;
     store.smtp = config.smtp.clone();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, store).await,

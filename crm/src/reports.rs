@@ -72,11 +72,6 @@ impl Params {
     }
 }
 
-/// A timestamp as a report shows it: `YYYY-MM-DD HH:MM` (UTC).
-fn minute(rfc3339: &str) -> Value {
-    json!(rfc3339.get(..16).unwrap_or(rfc3339).replacen('T', " ", 1))
-}
-
 fn may_read_reports(viewer: &Viewer) -> Result<(), StoreError> {
     if viewer.user.admin || viewer.user.reports {
         Ok(())
@@ -88,6 +83,11 @@ fn may_read_reports(viewer: &Viewer) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// A stored timestamp as a report shows it: `YYYY-MM-DD HH:MM`, local time.
+    fn minute(&self, rfc3339: &str) -> Value {
+        json!(crate::values::local_minute(rfc3339, self.time_zone))
+    }
+
     /// The conditions events and tasks reports share: the right to read reports, `created`
     /// (a period of `created_col`) and users by login (parameter, column).
     async fn report_filter(
@@ -101,7 +101,7 @@ impl Store {
         let mut w = Where::default();
         w.sql.push("TRUE".into());
         if let Some(period) = params.get("created") {
-            let cond = instant_between(&mut w, created_col, "created", period)?;
+            let cond = instant_between(&mut w, created_col, "created", period, self.time_zone)?;
             w.sql.push(cond);
         }
         for (name, col) in users {
@@ -139,7 +139,7 @@ impl Store {
             .rows
             .into_iter()
             .map(|mut r| {
-                let mut row = vec![json!(r.id), minute(&r.created_at)];
+                let mut row = vec![json!(r.id), self.minute(&r.created_at)];
                 row.extend(
                     table
                         .columns
@@ -163,7 +163,7 @@ impl Store {
         may_read_reports(viewer)?;
         let mut w = Where::default();
         if let Some(period) = params.get("period") {
-            let cond = instant_between(&mut w, "h.at", "period", period)?;
+            let cond = instant_between(&mut w, "h.at", "period", period, self.time_zone)?;
             w.sql.push(cond);
         }
         if let Some(login) = params.get("user") {
@@ -217,7 +217,7 @@ impl Store {
                     .and_then(|id| form.field_by_id(id))
                     .map(|f| f.spec.name.clone());
                 vec![
-                    minute(&at),
+                    self.minute(&at),
                     json!(who),
                     json!(partner),
                     json!(action),
@@ -251,7 +251,7 @@ impl Store {
         if let Some(period) = params.get("due") {
             let range =
                 DateRange::parse(period).ok_or_else(|| invalid("due", "from..to, dates"))?;
-            let (from, until) = range.ms_bounds();
+            let (from, until) = range.ms_bounds(self.time_zone);
             if let Some(ms) = from {
                 let p = w.param(Arg::Int(Some(ms)));
                 w.sql.push(format!("e.at_ms >= {p}"));
@@ -288,14 +288,16 @@ impl Store {
             .map(|e| {
                 vec![
                     json!(e.id),
-                    minute(&e.at),
+                    self.minute(&e.at),
                     json!(e.kind),
                     json!(e.description),
                     json!(e.partner_id),
                     json!(e.assignee),
                     json!(e.initiator),
                     json!(e.remind_min),
-                    e.completed_at.as_deref().map_or(Value::Null, minute),
+                    e.completed_at
+                        .as_deref()
+                        .map_or(Value::Null, |t| self.minute(t)),
                 ]
             })
             .collect();
@@ -385,7 +387,7 @@ impl Store {
                     json!(t.due_on),
                     json!(t.hours_spent),
                     json!(partners.join(", ")),
-                    minute(&t.created_at),
+                    self.minute(&t.created_at),
                 ]
             })
             .collect();

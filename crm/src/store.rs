@@ -116,6 +116,8 @@ pub struct Store {
     pub max_file_bytes: u64,
     /// Where e-mail from cards goes out.
     pub smtp: crate::mail::SmtpSettings,
+    /// Where report and filter periods' days begin and end (`crm.time_zone`).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Store {
@@ -140,6 +142,7 @@ impl Store {
                 files_dir: "data/files".into(),
                 max_file_bytes: 25 << 20,
                 smtp: Default::default(),
+                time_zone: chrono_tz::Europe::Moscow,
             };
             // Fields made before their kind had a trigram index get it now (once).
             for field in store.form().await?.fields {
@@ -177,7 +180,16 @@ impl Store {
             files_dir: "data/files".into(),
             max_file_bytes: 25 << 20,
             smtp: Default::default(),
+            time_zone: chrono_tz::Europe::Moscow,
         })
+    }
+
+    /// Sets the time zone periods are read in from its IANA name (`Europe/Moscow`).
+    pub fn set_time_zone(&mut self, name: &str) -> Result<(), StoreError> {
+        self.time_zone = name
+            .parse()
+            .map_err(|_| invalid("time_zone", "an IANA time zone, e.g. Europe/Moscow"))?;
+        Ok(())
     }
 
     /// Renews the query planner's statistics after a bulk change, so that, say, a sort

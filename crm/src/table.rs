@@ -280,18 +280,19 @@ struct Found {
     values: Vec<Option<String>>,
 }
 
-/// `col` (RFC 3339 text, UTC) within `range`, read as a [`values::DateRange`]; `field`
-/// names the parameter when it is not one.
+/// `col` (RFC 3339 text, UTC) within `range`, read as a [`values::DateRange`] of days in
+/// `zone`; `field` names the parameter when it is not one.
 pub(crate) fn instant_between(
     w: &mut Where,
     col: &str,
     field: &'static str,
     range: &str,
+    zone: chrono_tz::Tz,
 ) -> Result<String, StoreError> {
     let range = values::DateRange::parse(range).ok_or_else(|| {
         crate::store::invalid(field, "from..to, dates (YYYY-MM-DD or DD.MM.YYYY)")
     })?;
-    let (from, until) = range.text_bounds();
+    let (from, until) = range.text_bounds(zone);
     let mut parts = Vec::new();
     if let Some(from) = from {
         parts.push(format!("{col} >= {}", w.param(Arg::Text(Some(from)))));
@@ -488,7 +489,7 @@ impl Store {
             w.sql.push(cond);
         }
         if let Some(range) = &q.created {
-            let cond = instant_between(&mut w, "created_at", "created", range)?;
+            let cond = instant_between(&mut w, "created_at", "created", range, self.time_zone)?;
             w.sql.push(cond);
         }
         let mut filtered = Vec::new();

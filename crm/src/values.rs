@@ -5,6 +5,8 @@
 
 use crate::form::{Field, FieldKind, Form};
 use crate::store::Arg;
+use chrono::TimeZone;
+use chrono_tz::Tz;
 use serde_json::Value;
 
 /// The longest text a one-line field keeps, and a large text.
@@ -222,29 +224,44 @@ impl DateRange {
         (range.from.is_some() || range.to.is_some()).then_some(range)
     }
 
-    /// The first instant in the period and the first after it (UTC midnights), as RFC 3339
-    /// prefixes that compare as text with stored timestamps.
-    pub fn text_bounds(&self) -> (Option<String>, Option<String>) {
-        (
-            self.from.map(|d| d.format("%Y-%m-%d").to_string()),
-            self.to
-                .and_then(|d| d.succ_opt())
-                .map(|d| d.format("%Y-%m-%d").to_string()),
-        )
+    /// The first instant in the period and the first after it: midnights in `zone`, as
+    /// UTC `YYYY-MM-DDTHH:MM:SS` prefixes comparing as text with stored RFC 3339 (UTC)
+    /// timestamps.
+    pub fn text_bounds(&self, zone: Tz) -> (Option<String>, Option<String>) {
+        let text = |d| midnight(d, zone).format("%Y-%m-%dT%H:%M:%S").to_string();
+        (self.from.map(text), self.after().map(text))
     }
 
     /// The same bounds in milliseconds since the epoch.
-    pub fn ms_bounds(&self) -> (Option<i64>, Option<i64>) {
-        let ms = |d: chrono::NaiveDate| {
-            d.and_time(chrono::NaiveTime::MIN)
-                .and_utc()
-                .timestamp_millis()
-        };
-        (
-            self.from.map(ms),
-            self.to.and_then(|d| d.succ_opt()).map(ms),
-        )
+    pub fn ms_bounds(&self, zone: Tz) -> (Option<i64>, Option<i64>) {
+        let ms = |d| midnight(d, zone).timestamp_millis();
+        (self.from.map(ms), self.after().map(ms))
     }
+
+    /// The day after the period.
+    fn after(&self) -> Option<chrono::NaiveDate> {
+        self.to.and_then(|d| d.succ_opt())
+    }
+}
+
+/// When day `date` begins in `zone` (the first instant that exists, across a DST gap), in UTC.
+fn midnight(date: chrono::NaiveDate, zone: Tz) -> chrono::DateTime<chrono::Utc> {
+    let local = date.and_time(chrono::NaiveTime::MIN);
+    zone.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| local.and_utc())
+}
+
+/// A stored RFC 3339 timestamp as `YYYY-MM-DD HH:MM` in `zone`, as reports show it.
+pub fn local_minute(rfc3339: &str, zone: Tz) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 /// ISO `YYYY-MM-DD` from that form or Russian `DD.MM.YYYY`.
@@ -317,6 +334,31 @@ pub fn normalise_phone(s: &str, country: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn periods_are_days_of_the_configured_zone() {
+        let period = DateRange::parse("24.11.2026..2026-11-24").unwrap();
+        assert_eq!(
+            period.text_bounds(chrono_tz::Europe::Moscow),
+            (
+                Some("2026-11-23T21:00:00".into()),
+                Some("2026-11-24T21:00:00".into())
+            )
+        );
+        // Summer time: Berlin's July days begin at 22:00 UTC.
+        let july = DateRange::parse("2026-07-01..").unwrap();
+        assert_eq!(
+            july.ms_bounds(chrono_tz::Europe::Berlin).0,
+            Some(1_782_856_800_000)
+        );
+        assert_eq!(july.ms_bounds(chrono_tz::Europe::Berlin).1, None);
+        assert!(DateRange::parse("..").is_none());
+        assert!(DateRange::parse("вчера").is_none());
+        assert_eq!(
+            local_minute("2026-11-23T21:30:05.123+00:00", chrono_tz::Europe::Moscow),
+            "2026-11-24 00:30"
+        );
+    }
+
     use super::*;
 
     #[test]
