@@ -98,7 +98,7 @@ pub async fn set_user_calls(
     Ok(Json(calls))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct CallQuery {
     #[serde(default = "hundred")]
     limit: i64,

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// `?confirm=удалить` (or `delete`), asked before removing users, groups, fields, lists.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Confirm {
     confirm: Option<String>,
 }
@@ -315,7 +315,7 @@ pub async fn partner_calls(
     Ok(Json(st.store.partner_calls(&viewer, &form, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct DuplicateQuery {
     field: Option<String>,
 }
@@ -345,7 +345,7 @@ pub async fn merge_partners(
     Ok(Json(st.store.merge_partners(&viewer, &form, &merge).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct FileName {
     name: Option<String>,
 }
@@ -545,7 +545,7 @@ pub async fn export_list(
     Ok(download(format, &format!("list-{id}"), bytes))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ImportParams {
     #[serde(default = "xlsx")]
     format: String,
@@ -604,7 +604,7 @@ pub async fn import_partners(
     Ok(Json(report))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct EventRange {
     /// RFC 3339 instants: a month or week view's bounds.
     from: String,
@@ -672,7 +672,7 @@ pub async fn complete_event(
     Ok(Json(st.store.complete_event(&me, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskView {
     /// The calendar's period, `from..to` (dates); none: the whole board.

@@ -778,6 +778,122 @@ fn schemas() -> Map<String, Value> {
     all
 }
 
+/// Query parameters read into a type: its properties, as the handler's serde sees them.
+fn query_of<T: schemars::JsonSchema>() -> Vec<Value> {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let schema = schema.as_value();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    schema["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, p)| {
+                    let mut param = json!({
+                        "name": name, "in": "query", "required": required.contains(&name.as_str()),
+                        "schema": p,
+                    });
+                    if let Some(d) = p.get("description") {
+                        param["description"] = d.clone();
+                    }
+                    param
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Query parameters parsed by hand: (name, JSON type, description).
+fn query_listed(params: &[(&str, &str, &str)]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|(name, kind, about)| {
+            json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}, "description": about})
+        })
+        .collect()
+}
+
+/// The partner table's parameters (its `filter.<latin>=…` are named per field, so they are
+/// described in the summaries).
+const TABLE_QUERY: &[(&str, &str, &str)] = &[
+    ("q", "string", "search term, inside any visible column"),
+    (
+        "sort",
+        "string",
+        "a field's latin name, `-` first for descending",
+    ),
+    ("after", "string", "the previous page's `next`"),
+    ("limit", "integer", "rows per page, 1-500 (50)"),
+    ("created", "string", "cards created from..to (dates)"),
+];
+
+const FORMAT: (&str, &str, &str) = ("format", "string", "json (default), xlsx, csv or html");
+
+/// The query parameters of an operation.
+fn query_params(method: &str, path: &str) -> Vec<Value> {
+    use crate::{calls, crm, queues};
+    let with_format = |own: &[(&str, &str, &str)]| {
+        let mut all = own.to_vec();
+        all.push(FORMAT);
+        query_listed(&all)
+    };
+    match (method, path) {
+        ("delete", p)
+            if ["users", "groups", "fields", "lists", "partners"]
+                .iter()
+                .any(|what| p == format!("/api/v1/{what}/{{id}}")) =>
+        {
+            query_of::<crm::Confirm>()
+        }
+        ("get", "/api/v1/partners") => query_listed(TABLE_QUERY),
+        ("get", "/api/v1/partners/export") => {
+            let mut all = TABLE_QUERY.to_vec();
+            all.push(("format", "string", "xlsx (default) or csv"));
+            query_listed(&all)
+        }
+        ("get", "/api/v1/lists/{id}/export") => {
+            query_listed(&[("format", "string", "xlsx (default) or csv")])
+        }
+        ("get", "/api/v1/reports/partners") => with_format(TABLE_QUERY),
+        ("get", "/api/v1/reports/card-dynamics") => with_format(&[
+            ("period", "string", "from..to (dates)"),
+            ("user", "string", "changes by this login only"),
+        ]),
+        ("get", "/api/v1/reports/events") => with_format(&[
+            ("created", "string", "from..to (dates)"),
+            ("due", "string", "from..to (dates)"),
+            ("initiator", "string", "login"),
+            ("assignee", "string", "login"),
+            ("partner", "integer", "partner id"),
+        ]),
+        ("get", "/api/v1/reports/tasks") => with_format(&[
+            ("q", "string", "inside the title or description"),
+            ("status", "string", "comma-separated columns"),
+            ("priority", "string", "comma-separated: low, normal, high"),
+            ("assignee", "string", "login"),
+            ("author", "string", "login"),
+            ("due", "string", "from..to (dates)"),
+            ("created", "string", "from..to (dates)"),
+        ]),
+        ("get", "/api/v1/partners/duplicates") => query_of::<crm::DuplicateQuery>(),
+        ("post", "/api/v1/partners/{id}/files" | "/api/v1/tasks/{id}/files") => {
+            query_of::<crm::FileName>()
+        }
+        ("post", "/api/v1/partners/import") => query_of::<crm::ImportParams>(),
+        ("get", "/api/v1/events") => query_of::<crm::EventRange>(),
+        ("get", "/api/v1/tasks") => query_of::<crm::TaskView>(),
+        ("get", "/api/v1/calls") => query_of::<calls::CallQuery>(),
+        ("get", "/api/v1/queue-events") => query_of::<queues::EventFilter>(),
+        _ => Vec::new(),
+    }
+}
+
 /// A reference to schema `name`; `[name]` is an array of them.
 fn schema_ref(name: &str) -> Value {
     match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
@@ -790,7 +906,7 @@ fn schema_ref(name: &str) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for (method, path, tag, summary, body, ok, answer) in OPS {
-        let params: Vec<Value> = path
+        let mut params: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| {
@@ -805,6 +921,7 @@ pub fn document() -> Value {
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": kind}})
             })
             .collect();
+        params.extend(query_params(method, path));
         let mut op = json!({
             "tags": [tag],
             "summary": summary,
@@ -947,6 +1064,30 @@ mod tests {
         for p in ["status", "hours_spent", "partners", "due_on"] {
             assert!(task.get(p).is_some(), "Task lacks {p}: {task}");
         }
+        // Query parameters: from the handlers' types, or listed where parsed by hand.
+        let query = |method: &str, path: &str| -> Vec<(String, bool)> {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "query")
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap().to_string(),
+                        p["required"].as_bool().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let events = query("get", "/api/v1/events");
+        assert!(events.contains(&("from".into(), true)), "{events:?}");
+        assert!(events.contains(&("user".into(), false)), "{events:?}");
+        assert!(query("get", "/api/v1/partners").contains(&("q".into(), false)));
+        assert!(query("delete", "/api/v1/fields/{id}").contains(&("confirm".into(), false)));
+        assert!(query("post", "/api/v1/tasks/{id}/files").contains(&("name".into(), false)));
+        assert!(query("get", "/api/v1/queue-events").contains(&("after_id".into(), false)));
+        assert!(query("get", "/api/v1/reports/tasks").contains(&("format".into(), false)));
+        assert!(query("get", "/api/v1/calls").contains(&("limit".into(), false)));
         let kinds = schemas["FieldKind"].to_string();
         assert!(
             kinds.contains("multi_select") && kinds.contains("large_text"),

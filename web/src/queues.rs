@@ -292,7 +292,7 @@ pub async fn resume(
     change(&st, &operator, |acd, now, o| acd.resume(&operator, now, o))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct EventFilter {
     queue: Option<String>,
     operator: Option<String>,
