@@ -5,6 +5,7 @@
 use crate::store::{invalid, Arg};
 use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,12 +81,15 @@ impl Store {
         filter: &str,
         args: &[Arg],
     ) -> Result<Vec<CalendarEvent>, StoreError> {
-        let sql = format!("{SELECT} WHERE {filter} ORDER BY e.at_ms, e.id");
+        let sql = format!(
+            "{SELECT} WHERE {filter} ORDER BY e.at_ms, e.id LIMIT {}",
+            crate::reports::MAX_ROWS + 1
+        );
         let rows: Vec<Row> = on_db!(self, pool => {
             bind_args!(sqlx::query_as(&sql), args).fetch_all(pool).await?
         });
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let children: Vec<(i64, i64)> = if ids.is_empty() {
+        let links: Vec<(i64, i64)> = if ids.is_empty() {
             Vec::new()
         } else {
             let list = ids
@@ -97,14 +101,14 @@ impl Store {
                 format!("SELECT parent_id, id FROM events WHERE parent_id IN ({list}) ORDER BY id");
             on_db!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?)
         };
+        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (parent, child) in links {
+            children.entry(parent).or_default().push(child);
+        }
         Ok(rows
             .into_iter()
             .map(|r| CalendarEvent {
-                followed_by: children
-                    .iter()
-                    .filter(|c| c.0 == r.id)
-                    .map(|c| c.1)
-                    .collect(),
+                followed_by: children.remove(&r.id).unwrap_or_default(),
                 id: r.id,
                 description: r.description,
                 kind: r.kind,
@@ -257,13 +261,35 @@ impl Store {
         let ids: Vec<(i64, i64)> = on_db!(self, pool => {
             sqlx::query_as(&sql).bind(now_ms).fetch_all(pool).await?
         });
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, user_id) in ids {
-            out.push(Reminder {
-                user_id,
-                event: self.event(id).await?,
-            });
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let list: Vec<String> = ids.iter().map(|(id, _)| id.to_string()).collect();
+        let events = self
+            .event_rows(&format!("e.id IN ({})", list.join(", ")), &[])
+            .await?;
+        Ok(events
+            .into_iter()
+            .filter_map(|event| {
+                let user_id = ids.iter().find(|(id, _)| *id == event.id)?.1;
+                Some(Reminder { user_id, event })
+            })
+            .collect())
+    }
+
+    /// Puts reminders that could not be handed out back to wait (their user left).
+    pub async fn unclaim_reminders(&self, events: &[i64]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = events.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "UPDATE events SET reminded = FALSE WHERE id IN ({}) AND completed_at IS NULL",
+            list.join(", ")
+        );
+        on_db!(self, pool => {
+            sqlx::query(&sql).execute(pool).await?;
+        });
+        Ok(())
     }
 }

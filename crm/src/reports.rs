@@ -52,6 +52,9 @@ impl Params {
         let mut map = BTreeMap::new();
         for (k, v) in pairs {
             match known.iter().find(|n| **n == k) {
+                Some(name) if map.contains_key(*name) => {
+                    return Err(invalid(name, "given more than once"));
+                }
                 Some(name) if !v.trim().is_empty() => {
                     map.insert(name.to_string(), v.trim().to_string());
                 }

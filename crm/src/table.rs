@@ -604,9 +604,20 @@ impl Store {
                 phases.push((nulls, format!("id {dir}")));
             }
         }
-        let sort_key = sort
-            .map(|f| format!("CAST({} AS TEXT)", f.column()))
-            .unwrap_or_else(|| "NULL".into());
+        // The cursor carries the sort value as text; it must read back as the same value.
+        // SQLite prints a REAL with 15 digits, which a 16- or 17-digit number does not
+        // survive (PostgreSQL prints the shortest exact form).
+        let sort_key = match sort {
+            Some(f) if f.spec.kind == FieldKind::Number && !postgres => {
+                // (printf reads NULL as 0: the empty stay NULL.)
+                format!(
+                    "CASE WHEN {c} IS NULL THEN NULL ELSE printf('%!.17g', {c}) END",
+                    c = f.column()
+                )
+            }
+            Some(f) => format!("CAST({} AS TEXT)", f.column()),
+            None => "NULL".into(),
+        };
         let mut rows = Vec::new();
         for (w, order) in phases {
             let wanted = limit + 1 - rows.len();

@@ -8,6 +8,7 @@ use crate::table::TableQuery;
 use crate::values::DateRange;
 use crate::{bind_args, on_db, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// The board's columns, in order.
 pub const STATUSES: [&str; 5] = [
@@ -109,7 +110,10 @@ impl Store {
         filter: &str,
         args: &[Arg],
     ) -> Result<Vec<Task>, StoreError> {
-        let sql = format!("{SELECT} WHERE {filter} ORDER BY t.id");
+        let sql = format!(
+            "{SELECT} WHERE {filter} ORDER BY t.id LIMIT {}",
+            crate::reports::MAX_ROWS + 1
+        );
         let rows: Vec<Row> = on_db!(self, pool => {
             bind_args!(sqlx::query_as(&sql), args).fetch_all(pool).await?
         });
@@ -125,10 +129,14 @@ impl Store {
             let sql = format!("SELECT task_id, partner_id FROM task_partners WHERE task_id IN ({ids}) ORDER BY partner_id");
             on_db!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?)
         };
+        let mut partners: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (task, partner) in links {
+            partners.entry(task).or_default().push(partner);
+        }
         Ok(rows
             .into_iter()
             .map(|r| Task {
-                partners: links.iter().filter(|l| l.0 == r.id).map(|l| l.1).collect(),
+                partners: partners.remove(&r.id).unwrap_or_default(),
                 id: r.id,
                 title: r.title,
                 description: r.description,

@@ -213,14 +213,22 @@ impl Store {
         Ok(user)
     }
 
-    /// Removes a user and their sessions and tokens.
+    /// Removes a user and their sessions and tokens, and the tasks assigned to them with
+    /// those tasks' files.
     pub async fn delete_user(&self, id: i64) -> Result<(), StoreError> {
+        let files: Vec<crate::files::Attachment> = on_db!(self, pool => {
+            sqlx::query_as("SELECT f.* FROM task_files f JOIN tasks t ON t.id = f.task_id WHERE t.assignee_id = $1")
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        });
         let done = on_db!(self, pool => {
             sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
         });
         if done == 0 {
             return Err(StoreError::NotFound);
         }
+        self.remove_stored(&files).await;
         Ok(())
     }
 

@@ -165,7 +165,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Que
             .map(QueryParams)
             .map_err(|e| {
                 let text = e.to_string();
-                let named = text.split('`').nth(1).map(str::to_string);
+                // serde names the parameter only in these; elsewhere a quoted word is a value.
+                let named = ["unknown field", "missing field", "duplicate field"]
+                    .iter()
+                    .any(|m| text.starts_with(m))
+                    .then(|| text.split('`').nth(1).map(str::to_string))
+                    .flatten();
                 let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query", text);
                 p.field = named.map(Into::into);
                 p

@@ -26,14 +26,22 @@ pub async fn upgrade(caller: Caller, State(st): State<AppState>, ws: WebSocketUp
     ws.on_upgrade(move |socket| async move {
         let _present = st.presence.enter(user.id);
         let mut socket = socket;
-        // Reminders that fell due while the user had no live socket.
-        if let Ok(missed) = st.store.due_reminders(now(), &[user.id]).await {
-            for r in missed {
-                let text = reminder(&r).to_string();
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    return;
+        // Reminders that fell due while the user had no live socket; those a closing
+        // socket does not take wait for the next one.
+        match st.store.due_reminders(now(), &[user.id]).await {
+            Ok(missed) => {
+                for (n, r) in missed.iter().enumerate() {
+                    let text = reminder(r).to_string();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        let unsent: Vec<i64> = missed[n..].iter().map(|r| r.event.id).collect();
+                        if let Err(e) = st.store.unclaim_reminders(&unsent).await {
+                            tracing::error!(error = %e, "keeping unsent reminders failed");
+                        }
+                        return;
+                    }
                 }
             }
+            Err(e) => tracing::error!(error = %e, "reading missed reminders failed"),
         }
         stream(socket, user, events, notices).await
     })
@@ -92,11 +100,21 @@ pub async fn remind(st: AppState) {
         tick.tick().await;
         match st.store.due_reminders(now(), &st.presence.users()).await {
             Ok(due) => {
+                // A user who left meanwhile gets theirs when they come back.
+                let present = st.presence.users();
+                let mut gone = Vec::new();
                 for r in due {
-                    let _ = st.notices.send(Notice {
-                        user_id: r.user_id,
-                        body: reminder(&r),
-                    });
+                    if present.contains(&r.user_id) {
+                        let _ = st.notices.send(Notice {
+                            user_id: r.user_id,
+                            body: reminder(&r),
+                        });
+                    } else {
+                        gone.push(r.event.id);
+                    }
+                }
+                if let Err(e) = st.store.unclaim_reminders(&gone).await {
+                    tracing::error!(error = %e, "keeping reminders of absent users failed");
                 }
             }
             Err(e) => tracing::error!(error = %e, "reading due reminders failed"),
