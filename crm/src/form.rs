@@ -167,9 +167,46 @@ impl Form {
     pub fn list(&self, id: i64) -> Option<&List> {
         self.lists.iter().find(|l| l.id == id)
     }
+
+    /// The list `field` draws its items from (none for other fields).
+    pub fn list_of(&self, field: &Field) -> Option<&List> {
+        field.spec.list_id.and_then(|id| self.list(id))
+    }
+}
+
+/// The statements giving field `id` its partners column: the column, its index (the table
+/// filters and sorts on it) and, on PostgreSQL, its trigram index for the search box.
+fn column_statements(id: i64, kind: FieldKind, postgres: bool) -> Vec<String> {
+    let mut out = vec![
+        format!(
+            "ALTER TABLE partners ADD COLUMN f_{id} {}",
+            kind.column_type(postgres)
+        ),
+        format!("CREATE INDEX partners_f_{id} ON partners (f_{id}, id)"),
+    ];
+    out.extend(search::trigram_index(id, kind).filter(|_| postgres));
+    out
 }
 
 impl FieldSpec {
+    /// The values of the `fields` columns, `name` to `required` in table order.
+    fn args(&self) -> Vec<Arg> {
+        let text = |s: &str| Arg::Text(Some(s.to_string()));
+        vec![
+            text(self.name.trim()),
+            text(&self.latin),
+            text(&self.section),
+            text(self.kind.name()),
+            Arg::Int(self.list_id),
+            Arg::Int(Some(self.position)),
+            Arg::Bool(self.shown),
+            text(&self.placeholder),
+            text(side_name(self.side)),
+            Arg::Bool(self.in_table),
+            Arg::Bool(self.required),
+        ]
+    }
+
     fn validate(&self, form: &Form) -> Result<(), StoreError> {
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
             return Err(invalid("name", "1-100 characters"));
@@ -306,29 +343,13 @@ impl Store {
         let postgres = self.is_postgres();
         let id: i64 = on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar("INSERT INTO fields (name, latin, section, kind, list_id, position, shown, placeholder, side, in_table, required) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id")
-                .bind(spec.name.trim())
-                .bind(&spec.latin)
-                .bind(&spec.section)
-                .bind(spec.kind.name())
-                .bind(spec.list_id)
-                .bind(spec.position)
-                .bind(spec.shown)
-                .bind(&spec.placeholder)
-                .bind(side_name(spec.side))
-                .bind(spec.in_table)
-                .bind(spec.required)
+            let insert = "INSERT INTO fields (name, latin, section, kind, list_id, position, shown, placeholder, side, in_table, required) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+            let id: i64 = crate::bind_args!(sqlx::query_scalar(insert), &spec.args())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict_on("latin"))?;
-            sqlx::query(&format!("ALTER TABLE partners ADD COLUMN f_{id} {}", spec.kind.column_type(postgres)))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("CREATE INDEX partners_f_{id} ON partners (f_{id}, id)"))
-                .execute(&mut *tx)
-                .await?;
-            if let Some(index) = search::trigram_index(id, spec.kind).filter(|_| postgres) {
-                sqlx::query(&index).execute(&mut *tx).await?;
+            for statement in column_statements(id, spec.kind, postgres) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             id
@@ -367,19 +388,10 @@ impl Store {
         };
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE fields SET name = $1, latin = $2, section = $3, kind = $4, list_id = $5, position = $6, shown = $7, placeholder = $8, side = $9, in_table = $10, required = $11 WHERE id = $12")
-                .bind(spec.name.trim())
-                .bind(&spec.latin)
-                .bind(&spec.section)
-                .bind(spec.kind.name())
-                .bind(spec.list_id)
-                .bind(spec.position)
-                .bind(spec.shown)
-                .bind(&spec.placeholder)
-                .bind(side_name(spec.side))
-                .bind(spec.in_table)
-                .bind(spec.required)
-                .bind(id)
+            let update = "UPDATE fields SET name = $1, latin = $2, section = $3, kind = $4, list_id = $5, position = $6, shown = $7, placeholder = $8, side = $9, in_table = $10, required = $11 WHERE id = $12";
+            let mut args = spec.args();
+            args.push(Arg::Int(Some(id)));
+            crate::bind_args!(sqlx::query(update), &args)
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict_on("latin"))?;
@@ -387,14 +399,8 @@ impl Store {
                 // A column's type cannot change in SQLite: replace the column.
                 sqlx::query(&format!("DROP INDEX partners_{col}")).execute(&mut *tx).await?;
                 sqlx::query(&format!("ALTER TABLE partners DROP COLUMN {col}")).execute(&mut *tx).await?;
-                sqlx::query(&format!("ALTER TABLE partners ADD COLUMN {col} {}", spec.kind.column_type(postgres)))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&format!("CREATE INDEX partners_{col} ON partners ({col}, id)"))
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(index) = search::trigram_index(id, spec.kind).filter(|_| postgres) {
-                    sqlx::query(&index).execute(&mut *tx).await?;
+                for statement in column_statements(id, spec.kind, postgres) {
+                    sqlx::query(&statement).execute(&mut *tx).await?;
                 }
                 let update = format!("UPDATE partners SET {col} = $1 WHERE id = $2");
                 for (partner, value) in values {
@@ -461,11 +467,7 @@ impl Store {
             tx.commit().await?;
             id
         });
-        self.form()
-            .await?
-            .list(id)
-            .cloned()
-            .ok_or(StoreError::NotFound)
+        self.list(id).await
     }
 
     /// Replaces a list's name and items: items with an id are kept (renamed, moved), new
@@ -545,6 +547,11 @@ impl Store {
             }
             tx.commit().await?;
         });
+        self.list(id).await
+    }
+
+    /// List `id` as it is stored.
+    async fn list(&self, id: i64) -> Result<List, StoreError> {
         self.form()
             .await?
             .list(id)

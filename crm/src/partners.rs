@@ -499,16 +499,11 @@ pub(crate) fn hidden_items(field: &Field, form: &Form) -> Vec<i64> {
     if !field.spec.kind.uses_list() {
         return Vec::new();
     }
-    field
-        .spec
-        .list_id
-        .and_then(|id| form.list(id))
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|i| i.hidden_by_default)
-                .map(|i| i.id)
-                .collect()
-        })
-        .unwrap_or_default()
+    form.list_of(field).map_or_else(Vec::new, |l| {
+        l.items
+            .iter()
+            .filter(|i| i.hidden_by_default)
+            .map(|i| i.id)
+            .collect()
+    })
 }

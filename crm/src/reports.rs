@@ -59,12 +59,7 @@ impl Params {
                     map.insert(name.to_string(), v.trim().to_string());
                 }
                 Some(_) => {}
-                None => {
-                    return Err(StoreError::InvalidField {
-                        message: format!("unknown parameter {k}"),
-                        field: k,
-                    })
-                }
+                None => return Err(crate::store::unknown_parameter(&k)),
             }
         }
         Ok(Params(map))

@@ -52,6 +52,14 @@ pub(crate) fn invalid(field: &'static str, message: &str) -> StoreError {
     }
 }
 
+/// A query-string parameter nobody reads, named.
+pub(crate) fn unknown_parameter(name: &str) -> StoreError {
+    StoreError::InvalidField {
+        field: name.to_string(),
+        message: format!("unknown parameter {name}"),
+    }
+}
+
 /// A database error, a unique-constraint violation reported as a conflict on `field`.
 pub(crate) fn conflict_on(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match e {

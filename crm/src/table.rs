@@ -65,12 +65,7 @@ impl TableQuery {
                 }
                 other => match other.strip_prefix("filter.") {
                     Some(latin) => q.filters.push((latin.to_string(), v)),
-                    None => {
-                        return Err(StoreError::InvalidField {
-                            field: other.to_string(),
-                            message: format!("unknown parameter {other}"),
-                        })
-                    }
+                    None => return Err(crate::store::unknown_parameter(other)),
                 },
             }
         }
@@ -127,18 +122,13 @@ pub(crate) fn contains(w: &mut Where, postgres: bool, col: &str, term: &str) -> 
 /// Ids of `field`'s list items whose name contains `term` (any case).
 fn items_matching(field: &Field, form: &Form, term: &str) -> Vec<i64> {
     let term = term.to_lowercase();
-    field
-        .spec
-        .list_id
-        .and_then(|id| form.list(id))
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|i| i.name.to_lowercase().contains(&term))
-                .map(|i| i.id)
-                .collect()
-        })
-        .unwrap_or_default()
+    form.list_of(field).map_or_else(Vec::new, |l| {
+        l.items
+            .iter()
+            .filter(|i| i.name.to_lowercase().contains(&term))
+            .map(|i| i.id)
+            .collect()
+    })
 }
 
 /// `col` holds one of `ids` (single or set-valued list fields).
@@ -168,12 +158,7 @@ fn list_order(field: &Field, form: &Form, descending: bool) -> Option<Vec<i64>> 
     if !matches!(field.spec.kind, FieldKind::List | FieldKind::Dropdown) {
         return None;
     }
-    let mut items: Vec<i64> = form
-        .list(field.spec.list_id?)?
-        .items
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let mut items: Vec<i64> = form.list_of(field)?.items.iter().map(|i| i.id).collect();
     if descending {
         items.reverse();
     }

@@ -114,11 +114,7 @@ pub fn item_set(ids: &[i64]) -> String {
 
 /// The id of the list item named (or numbered) by `value`.
 fn item_id(field: &Field, form: &Form, value: &Value) -> Result<i64, String> {
-    let list = field
-        .spec
-        .list_id
-        .and_then(|id| form.list(id))
-        .ok_or("the field has no list")?;
+    let list = form.list_of(field).ok_or("the field has no list")?;
     let found = match value {
         Value::String(s) => list.items.iter().find(|i| i.name == s.trim()),
         Value::Number(n) => list.items.iter().find(|i| Some(i.id) == n.as_i64()),
@@ -138,9 +134,8 @@ pub fn render(field: &Field, form: &Form, stored: Option<&str>) -> Value {
             Value::Null
         };
     };
-    let list = || field.spec.list_id.and_then(|id| form.list(id));
     let item_name = |id: i64| {
-        list()
+        form.list_of(field)
             .and_then(|l| l.items.iter().find(|i| i.id == id))
             .map(|i| Value::String(i.name.clone()))
     };
