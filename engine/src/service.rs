@@ -61,13 +61,31 @@ impl CallPlane {
             }
             r
         };
+        let mut lost: Vec<u64> = Vec::new();
         for mut m in out.messages {
             if let Some(browser) = &self.browser {
                 browser.outbound(&mut m.bytes, m.connection);
             }
-            self.sender.send(m);
+            let connection = m.connection;
+            if !self.sender.send(m) {
+                lost.extend(connection.filter(|c| !lost.contains(c)));
+            }
+        }
+        // A message for a connection that is gone (closed, or named by a binding from
+        // before a restart): its legs are lost, so forking moves on to the callee's other
+        // devices or the caller hears why, instead of waiting for a reply that never comes.
+        for connection in lost {
+            self.connection_lost(connection, crate::clock::now_ms());
         }
         r
+    }
+
+    /// A connection closed: call legs on it are gone, and its browser media.
+    pub fn connection_lost(&self, connection: u64, now_ms: u64) {
+        self.step(|c, out| c.connection_closed(connection, now_ms, out));
+        if let Some(browser) = &self.browser {
+            browser.connection_closed(connection);
+        }
     }
 }
 
@@ -425,10 +443,7 @@ impl SipService {
     /// A stream or WebSocket connection closed: bindings and call legs on it are gone.
     pub fn connection_closed(&self, connection: u64, now_ms: u64) {
         if let Some(plane) = &self.calls {
-            plane.step(|c, out| c.connection_closed(connection, now_ms, out));
-            if let Some(browser) = &plane.browser {
-                browser.connection_closed(connection);
-            }
+            plane.connection_lost(connection, now_ms);
         }
     }
 }

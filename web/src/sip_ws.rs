@@ -8,9 +8,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use kolokol_engine::clock::now_ms;
-use kolokol_engine::transport::{Flow, Transport};
+use kolokol_engine::transport::{Flow, OpenConnection, Transport};
 use std::net::SocketAddr;
-use tokio::sync::mpsc;
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
@@ -25,8 +24,11 @@ pub async fn upgrade(
 
 async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport: Transport) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let id = st.connections.open(tx.clone());
+    let OpenConnection {
+        id,
+        outbound: mut rx,
+        close,
+    } = st.connections.open();
     let local: SocketAddr = ([0, 0, 0, 0], 0).into();
     let flow = Flow {
         transport,
@@ -53,7 +55,15 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
     });
     // A client silent for three ping periods is gone (a closed laptop, a lost network):
     // it is dropped like a closed socket, so the operator shows offline at once.
-    while let Ok(Some(Ok(msg))) = tokio::time::timeout(keepalive * 3, stream.next()).await {
+    loop {
+        let msg = tokio::select! {
+            msg = tokio::time::timeout(keepalive * 3, stream.next()) => match msg {
+                Ok(Some(Ok(msg))) => msg,
+                _ => break,
+            },
+            // The browser let its answers pile up: it is not reading.
+            _ = close.notified() => break,
+        };
         let data: Vec<u8> = match msg {
             Message::Text(t) => t.as_bytes().to_vec(),
             Message::Binary(b) => b.to_vec(),
@@ -61,13 +71,20 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
             _ => continue,
         };
         if let Some(out) = st.sip.handle(&data, &flow, now_ms()) {
-            let _ = tx.send(Bytes::from(out.bytes));
+            if !st.connections.send(id, Bytes::from(out.bytes)) {
+                break;
+            }
         }
     }
     st.connections.close(id);
     st.sip.registrar.location.connection_closed(id);
     st.sip.connection_closed(id, now_ms());
-    drop(tx);
     // A peer that stopped reading must not hold the task: give the writer a moment.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
+    let mut writer = writer;
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }

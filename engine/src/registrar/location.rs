@@ -1,6 +1,6 @@
 //! The location service: which contacts each address-of-record is reachable at.
 
-use crate::transport::Flow;
+use crate::transport::{Flow, Transport};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -67,9 +67,18 @@ impl Location {
         }
     }
 
-    /// Loads bindings saved before a restart (expired ones are skipped).
+    /// Loads bindings saved before a restart. Expired ones are skipped, and so are
+    /// WebSocket ones: a browser is reachable only over the socket it registered on, which
+    /// died with the last process (they are deleted from the store too).
     pub fn restore(&self, saved: impl IntoIterator<Item = Binding>, now_ms: u64) {
         for b in saved.into_iter().filter(|b| b.expires_at_ms > now_ms) {
+            if matches!(b.flow.transport, Transport::Ws | Transport::Wss) {
+                self.sink.changed(LocationChange::Remove {
+                    aor: b.aor,
+                    contact: b.contact,
+                });
+                continue;
+            }
             self.bindings.entry(b.aor.clone()).or_default().push(b);
         }
     }

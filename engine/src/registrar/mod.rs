@@ -274,6 +274,25 @@ impl Registrar {
         if !self.algorithms.contains(&creds.algorithm) {
             return Err(Self::done(self.challenge(role, flow, now_ms, false)));
         }
+        // The response covers `uri`, not the Request-URI: unless they are the same, one
+        // sniffed INVITE would authorise a call to any number (RFC 2617 §3.2.2.5: 400).
+        if creds.uri != req.uri {
+            return Err(Self::done(
+                Reply::new(400, "Digest URI Does Not Match Request-URI").stateful(),
+            ));
+        }
+        // With qop=auth the response covers nc and cnonce, and nc must rise. Without qop
+        // nothing covers nc, so such a nonce serves exactly once (as if nc were at its end).
+        let nc = match (creds.qop, creds.nc, creds.cnonce) {
+            (None, _, _) => u32::MAX,
+            (Some(q), Some(nc), Some(_)) if q.eq_ignore_ascii_case("auth") => nc,
+            (Some(q), _, _) if q.eq_ignore_ascii_case("auth") => {
+                return Err(Self::done(
+                    Reply::new(400, "Digest qop=auth Needs nc And cnonce").stateful(),
+                ));
+            }
+            (Some(_), _, _) => return Err(Self::done(self.challenge(role, flow, now_ms, false))),
+        };
         let account = self.directory.account(creds.username);
         let ha1 = match &account {
             Some(a) => Cow::Borrowed(a.ha1(creds.algorithm)),
@@ -287,10 +306,7 @@ impl Registrar {
         if !digest::digest_eq(&expected, creds.response) || account.is_none() {
             return Err(self.failure(flow, creds.username, "credentials", now_ms));
         }
-        match self
-            .nonces
-            .check(creds.nonce, creds.nc.unwrap_or(1), now_ms)
-        {
+        match self.nonces.check(creds.nonce, nc, now_ms) {
             NonceCheck::Fresh => Ok(creds.username.to_string()),
             NonceCheck::Stale => Err(Self::done(self.challenge(role, flow, now_ms, true))),
             NonceCheck::Replayed => {

@@ -278,6 +278,100 @@ fn a_replayed_nonce_count_is_refused_but_a_retransmission_is_answered_the_same()
     assert_eq!(status(&send(&svc, &next, 40030, T0 + 700)), 200);
 }
 
+/// Digest credentials computed for `uri`, with or without qop.
+fn credentials_for(www: &str, uri: &str, qop: bool, nc: u32) -> String {
+    let nonce = header_param(www, "nonce");
+    let creds = Credentials {
+        username: "2001",
+        realm: "kolokol",
+        nonce: &nonce,
+        uri,
+        response: "",
+        algorithm: Algorithm::Md5,
+        qop: qop.then_some("auth"),
+        nc: qop.then_some(nc),
+        cnonce: qop.then_some("c0ffee"),
+    };
+    let response = creds.expected_response(
+        &ha1(Algorithm::Md5, "2001", "kolokol", "right-password"),
+        "REGISTER",
+    );
+    let mut h = format!("Digest username=\"2001\", realm=\"kolokol\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5");
+    if qop {
+        h.push_str(&format!(", qop=auth, nc={nc:08x}, cnonce=\"c0ffee\""));
+    } else {
+        // Not covered by the response: an attacker may write any count here.
+        h.push_str(&format!(", nc={nc:08x}"));
+    }
+    h
+}
+
+#[test]
+fn credentials_for_another_uri_are_refused() {
+    let svc = service();
+    let mut phone = Phone::new("2001", "right-password", 40031);
+    let first = phone.request("<sip:2001@198.51.100.7:40031>", Some(600), None);
+    let www = challenge_for(&send(&svc, &first, 40031, T0), Algorithm::Md5);
+    let elsewhere = credentials_for(&www, "sip:84951234567@192.0.2.1", true, 1);
+    let second = phone.request("<sip:2001@198.51.100.7:40031>", Some(600), Some(elsewhere));
+    let r = send(&svc, &second, 40031, T0);
+    assert_eq!(status(&r), 400, "{r}");
+    assert!(svc.registrar.location.lookup("2001", T0).is_empty());
+}
+
+#[test]
+fn a_response_without_qop_serves_once_whatever_nc_says() {
+    let svc = service();
+    let mut phone = Phone::new("2001", "right-password", 40032);
+    let first = phone.request("<sip:2001@198.51.100.7:40032>", Some(600), None);
+    let www = challenge_for(&send(&svc, &first, 40032, T0), Algorithm::Md5);
+    let once = credentials_for(&www, "sip:192.0.2.1", false, 1);
+    let second = phone.request("<sip:2001@198.51.100.7:40032>", Some(600), Some(once));
+    assert_eq!(status(&send(&svc, &second, 40032, T0)), 200);
+    // The sniffed header with a raised count: refused, the response does not cover nc.
+    let replay = credentials_for(&www, "sip:192.0.2.1", false, 2);
+    let third = phone.request("<sip:2001@198.51.100.7:40032>", Some(600), Some(replay));
+    assert_eq!(status(&send(&svc, &third, 40032, T0 + 100)), 403);
+}
+
+#[test]
+fn restored_websocket_bindings_are_dropped_and_deleted() {
+    let sink = Arc::new(Recorder::default());
+    let location = Location::new(sink.clone());
+    let binding = |aor: &str, transport| Binding {
+        aor: aor.into(),
+        contact: format!("<sip:{aor}@h.invalid>"),
+        q: None,
+        expires_at_ms: T0 + 60_000,
+        registered_at_ms: T0,
+        call_id: aor.into(),
+        cseq: 1,
+        flow: Flow {
+            transport,
+            remote: ([198, 51, 100, 7], 5060).into(),
+            local: ([192, 0, 2, 1], 5060).into(),
+            connection: Some(7),
+        },
+        user_agent: None,
+    };
+    location.restore(
+        [
+            binding("2001", Transport::Tcp),
+            binding("2002", Transport::Wss),
+        ],
+        T0,
+    );
+    assert_eq!(location.lookup("2001", T0).len(), 1);
+    assert!(location.lookup("2002", T0).is_empty());
+    assert_eq!(
+        *sink.0.lock().unwrap(),
+        vec![LocationChange::Remove {
+            aor: "2002".into(),
+            contact: "<sip:2002@h.invalid>".into()
+        }]
+    );
+}
+
 #[test]
 fn too_brief_expiry_gets_423_with_min_expires() {
     let svc = service();

@@ -11,7 +11,8 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,27 +50,99 @@ pub struct Flow {
     pub connection: Option<u64>,
 }
 
-/// Open stream connections by id, each with the queue its writer task drains.
-#[derive(Default)]
+/// Messages a connection may have waiting for its writer. A peer that lets this many pile
+/// up is not reading (or is reading on purpose slowly): the connection is closed rather
+/// than buffered without end.
+pub const DEFAULT_SEND_QUEUE: usize = 256;
+
+/// One open connection's outbound side.
+struct Outbound {
+    queue: mpsc::Sender<Bytes>,
+    /// Tells the connection's reader to close it (its queue overflowed).
+    close: Arc<Notify>,
+}
+
+/// What a transport task gets for a connection it opened.
+pub struct OpenConnection {
+    pub id: u64,
+    /// What the writer sends, in order.
+    pub outbound: mpsc::Receiver<Bytes>,
+    /// Notified when the connection must close (its peer stopped reading).
+    pub close: Arc<Notify>,
+}
+
+/// Open stream connections by id, each with the bounded queue its writer drains.
+///
+/// Ids are never reused, not even across restarts: they start at the process's start
+/// time in milliseconds times 2^20. A binding restored from the database names the
+/// connection of a process that is gone, so it reaches nobody instead of whoever holds
+/// the connection that happens to carry the same number now.
 pub struct Connections {
     next: AtomicU64,
-    writers: DashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    capacity: usize,
+    writers: DashMap<u64, Outbound>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections::new(DEFAULT_SEND_QUEUE)
+    }
 }
 
 impl Connections {
-    pub fn open(&self, writer: mpsc::UnboundedSender<Bytes>) -> u64 {
+    /// `capacity`: messages queued per connection before it is closed as not reading.
+    pub fn new(capacity: usize) -> Self {
+        Connections {
+            next: AtomicU64::new(crate::clock::now_ms() << 20),
+            capacity: capacity.max(1),
+            writers: DashMap::new(),
+        }
+    }
+
+    pub fn open(&self) -> OpenConnection {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.writers.insert(id, writer);
-        id
+        let (queue, outbound) = mpsc::channel(self.capacity);
+        let close = Arc::new(Notify::new());
+        self.writers.insert(
+            id,
+            Outbound {
+                queue,
+                close: close.clone(),
+            },
+        );
+        OpenConnection {
+            id,
+            outbound,
+            close,
+        }
     }
 
     pub fn close(&self, id: u64) {
         self.writers.remove(&id);
     }
 
-    /// Queues bytes on a connection; false when it is gone.
+    /// Queues bytes on a connection; false when it is gone, or when its queue is full —
+    /// then the connection is closed and forgotten at once.
     pub fn send(&self, id: u64, bytes: Bytes) -> bool {
-        self.writers.get(&id).is_some_and(|w| w.send(bytes).is_ok())
+        let Some(w) = self.writers.get(&id) else {
+            return false;
+        };
+        match w.queue.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("kolokol_sip_connections_closed_total", "reason" => "send-queue-full")
+                    .increment(1);
+                tracing::info!(
+                    connection = id,
+                    "peer not reading: send queue full, closing"
+                );
+                w.close.notify_one();
+                drop(w);
+                self.writers.remove(&id);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -101,21 +174,28 @@ impl Sender {
         let _ = self.udp.set(socket);
     }
 
-    pub fn send(&self, out: Outgoing) {
+    /// Sends or queues one message; false when its connection is gone (closed, or from
+    /// before a restart), so call control can treat the leg as lost and fail over.
+    pub fn send(&self, out: Outgoing) -> bool {
         match out.connection {
             Some(id) => {
-                if !self.connections.send(id, Bytes::from(out.bytes)) {
+                let sent = self.connections.send(id, Bytes::from(out.bytes));
+                if !sent {
                     tracing::debug!(connection = id, "connection gone, message dropped");
                 }
+                sent
             }
-            None => match self.udp.get() {
-                Some(s) => {
-                    if let Err(e) = s.send_to(&out.bytes, out.to) {
-                        tracing::debug!(error = %e, to = %out.to, "udp send failed");
+            None => {
+                match self.udp.get() {
+                    Some(s) => {
+                        if let Err(e) = s.send_to(&out.bytes, out.to) {
+                            tracing::debug!(error = %e, to = %out.to, "udp send failed");
+                        }
                     }
+                    None => tracing::debug!(to = %out.to, "no UDP socket, message dropped"),
                 }
-                None => tracing::debug!(to = %out.to, "no UDP socket, message dropped"),
-            },
+                true
+            }
         }
     }
 }

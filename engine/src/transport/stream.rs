@@ -1,7 +1,7 @@
 //! Stream transports (TCP, TLS): framing by Content-Length, one reader and one writer task
 //! per connection; responses and later requests go through the connection's queue.
 
-use super::{Connections, Flow, Transport};
+use super::{Connections, Flow, OpenConnection, Transport};
 use crate::clock::now_ms;
 use crate::service::SipService;
 use bytes::{Buf, Bytes, BytesMut};
@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// What every stream connection shares.
 pub struct StreamContext {
@@ -105,8 +104,11 @@ pub async fn run<S>(
     } = &*ctx;
     let max_message = *max_message;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let id = connections.open(tx.clone());
+    let OpenConnection {
+        id,
+        mut outbound,
+        close,
+    } = connections.open();
     let flow = Flow {
         transport,
         remote,
@@ -114,25 +116,29 @@ pub async fn run<S>(
         connection: Some(id),
     };
     let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
+        while let Some(bytes) = outbound.recv().await {
             if writer.write_all(&bytes).await.is_err() {
                 break;
             }
         }
         let _ = writer.shutdown().await;
     });
+    let reply = |bytes: Vec<u8>| connections.send(id, Bytes::from(bytes));
     let mut buf = BytesMut::with_capacity(8192);
     'read: loop {
-        let eof = match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => true,
-            Ok(_) => false,
+        let eof = tokio::select! {
+            read = reader.read_buf(&mut buf) => matches!(read, Ok(0) | Err(_)),
+            // The peer let its answers pile up: it is not reading.
+            _ = close.notified() => break 'read,
         };
         loop {
             match frame(&buf, max_message) {
                 Frame::Message(n) => {
                     let msg = buf.split_to(n);
                     if let Some(out) = service.handle(&msg, &flow, now_ms()) {
-                        let _ = tx.send(Bytes::from(out.bytes));
+                        if !reply(out.bytes) {
+                            break 'read;
+                        }
                     }
                 }
                 Frame::NeedMore if !eof => break,
@@ -146,7 +152,7 @@ pub async fn run<S>(
                         400
                     };
                     if let Some(out) = reject_broken(&buf, status, &flow) {
-                        let _ = tx.send(Bytes::from(out));
+                        reply(out);
                     }
                     buf.advance(buf.len());
                     break 'read;
@@ -161,9 +167,19 @@ pub async fn run<S>(
     // to its Contact again. (WebSocket bindings die with their connection.)
     connections.close(id);
     service.connection_closed(id, now_ms());
-    drop(tx);
-    let _ = writer_task.await;
+    // What was queued goes out if the peer takes it soon; one that stopped reading does
+    // not keep the task (and its socket) alive.
+    let mut writer_task = writer_task;
+    if tokio::time::timeout(WRITER_GRACE, &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
 }
+
+/// How long a closing connection's writer may take to flush what was queued.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn reject_broken(buf: &[u8], status: u16, flow: &Flow) -> Option<Vec<u8>> {
     let scan = crate::sip::scan::scan_lenient(buf).ok()?;
