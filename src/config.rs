@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use kolokol_engine::call::CallConfig;
+use kolokol_engine::registrar::pike::PikeConfig;
 use kolokol_engine::registrar::RegistrarConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,16 @@ pub struct SipConfig {
     /// WebSocket clients (browsers) are pinged this often, and dropped — unregistered,
     /// their calls ended — after three silent periods.
     pub ws_keepalive_s: u64,
+    /// Messages waiting for one connection's writer; a peer that lets more pile up is not
+    /// reading and is disconnected.
+    pub send_queue: usize,
+    /// TCP/TLS connections open at once, in all and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// From accept to a connection's first whole SIP message (TLS handshake included).
+    pub first_message_timeout_s: u64,
+    /// Silence that closes a connection no registration uses.
+    pub idle_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +118,16 @@ pub struct SipConfig {
 pub struct HttpConfig {
     pub listen: String,
     pub tls_listen: String,
+    /// Origins besides our own whose pages may open /sip and /api/v1/live.
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies (IP addresses) whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<String>,
+    /// A client must send a request's headers within this time (slowloris).
+    pub header_read_timeout_s: u64,
+    /// Password checks at once; more logins get 503.
+    pub password_checks: usize,
+    pub login_per_source: PikeConfig,
+    pub login_per_account: PikeConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -149,6 +170,11 @@ impl Default for SipConfig {
             max_message_size: 65535,
             advertise: String::new(),
             ws_keepalive_s: 15,
+            send_queue: 256,
+            max_connections: 8192,
+            max_connections_per_source: 64,
+            first_message_timeout_s: 10,
+            idle_timeout_s: 120,
         }
     }
 }
@@ -158,6 +184,20 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".into(),
             tls_listen: "0.0.0.0:8443".into(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_s: 10,
+            password_checks: 8,
+            login_per_source: PikeConfig {
+                max_failures: 10,
+                window_ms: 300_000,
+                ban_ms: 900_000,
+            },
+            login_per_account: PikeConfig {
+                max_failures: 10,
+                window_ms: 900_000,
+                ban_ms: 300_000,
+            },
         }
     }
 }

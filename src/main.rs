@@ -19,6 +19,7 @@ use kolokol_engine::service::{CallPlane, SipService};
 use kolokol_engine::transport::{self, Connections, Sender, Transport};
 use kolokol_media::relay::{Media, MediaConfig, MediaEvent};
 use kolokol_media::webrtc::{WebRtc, WebRtcConfig};
+use kolokol_web::{Guard, GuardConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -229,7 +230,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         directory.clone(),
         location.clone(),
     );
-    let connections = Arc::new(Connections::default());
+    let connections = Arc::new(Connections::new(config.sip.send_queue));
     let sender = Arc::new(Sender::new(connections.clone()));
     let routing = Arc::new(RoutingTable::default());
     routing.reload(&store).await?;
@@ -312,11 +313,18 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     }));
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
     let max = config.sip.max_message_size;
-    let stream_ctx = Arc::new(transport::stream::StreamContext {
-        service: sip.clone(),
-        connections: connections.clone(),
-        max_message: max,
-    });
+    let header_read = std::time::Duration::from_secs(config.http.header_read_timeout_s.max(1));
+    let stream_ctx = Arc::new(transport::stream::StreamContext::new(
+        sip.clone(),
+        connections.clone(),
+        max,
+        transport::stream::StreamLimits {
+            total: config.sip.max_connections,
+            per_source: config.sip.max_connections_per_source,
+            first_message: std::time::Duration::from_secs(config.sip.first_message_timeout_s),
+            idle: std::time::Duration::from_secs(config.sip.idle_timeout_s),
+        },
+    ));
     tracing::info!(interrupted, advertise = %advertise, "call control ready");
     tracing::info!(accounts, restored, realm = %realm, "registrar ready");
 
@@ -358,6 +366,22 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         ws_keepalive: std::time::Duration::from_secs(config.sip.ws_keepalive_s.max(1)),
         notices: tokio::sync::broadcast::channel(1024).0,
         presence: Default::default(),
+        guard: Arc::new(Guard::new(GuardConfig {
+            allowed_origins: config.http.allowed_origins.clone(),
+            trusted_proxies: config
+                .http
+                .trusted_proxies
+                .iter()
+                .map(|a| {
+                    a.parse().with_context(|| {
+                        format!("http.trusted_proxies: {a:?} is not an IP address")
+                    })
+                })
+                .collect::<Result<_>>()?,
+            login_per_source: config.http.login_per_source,
+            login_per_account: config.http.login_per_account,
+            password_checks: config.http.password_checks,
+        })),
     };
     tokio::spawn(kolokol_web::remind(state.clone()));
     if store
@@ -374,20 +398,25 @@ async fn serve(config: Config, store: Store) -> Result<()> {
             .with_context(|| format!("binding {a}"))?;
         tracing::info!(addr = %listener.local_addr()?, "HTTP listening (SIP over WebSocket at /sip)");
         let app = kolokol_web::router(state.clone(), Transport::Ws);
+        let mut server = axum_server::from_tcp(listener.into_std()?);
+        header_timeout(server.http_builder(), header_read);
         tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            if let Err(e) = server
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+            {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
         });
     }
     if let Some(a) = addr(&config.http.tls_listen)? {
         let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
-        let app = kolokol_web::router(state, Transport::Wss);
+        let app = kolokol_web::router(state.clone(), Transport::Wss);
         tracing::info!(addr = %a, "HTTPS listening (SIP over secure WebSocket at /sip)");
+        let mut server = axum_server::bind_rustls(a, rustls);
+        header_timeout(server.http_builder(), header_read);
         tokio::spawn(async move {
-            if let Err(e) = axum_server::bind_rustls(a, rustls)
+            if let Err(e) = server
                 .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                 .await
             {
@@ -395,12 +424,13 @@ async fn serve(config: Config, store: Store) -> Result<()> {
             }
         });
     }
-    let sweeper = sip.clone();
+    let (sweeper, guard) = (sip.clone(), state.guard.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
             sweeper.sweep(now_ms());
+            guard.sweep(now_ms());
         }
     });
     // Call control's clock: retransmissions (T1 = 500 ms) and timeouts.
@@ -474,6 +504,18 @@ async fn drain(sip: &SipService, media: &Media, drain_s: u64) {
 /// Queues and provider registrations from the database, and every operator back in the
 /// state the event log last had for them: logged in (ready), paused with the same reason,
 /// or offline.
+/// A client that does not finish a request's headers in time is disconnected (slowloris:
+/// without this, trickling headers holds a connection and its task forever).
+fn header_timeout(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: std::time::Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout);
+}
+
 async fn restore_queues(control: &mut CallControl, store: &Store) -> Result<()> {
     let now = now_ms();
     control.set_queues(store.queues().await?, now);

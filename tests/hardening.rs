@@ -228,3 +228,199 @@ fn a_client_that_never_reads_is_cut_off_with_bounded_memory() {
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
     assert_answers_options(&server);
 }
+
+/// A REGISTER for `ext` with a digest answer computed from a wrong password.
+fn register_with_wrong_password(via: &str, ext: &str, cseq: u32, challenge: &str) -> String {
+    let auth = digest::answer(
+        challenge,
+        "REGISTER",
+        "sip:127.0.0.1",
+        ext,
+        "not-the-password",
+        "c3",
+    )
+    .unwrap();
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{via};branch=z9hG4bKbad{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=b{cseq}\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: bad-{ext}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@127.0.0.1:5999>\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// A fresh MD5 challenge for `ext` over this connection.
+fn challenge_on(s: &mut SipTcp, ext: &str) -> String {
+    s.send(&format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKch\r\nMax-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=ch\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: ch-{ext}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{ext}@127.0.0.1:5999>\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let r = s.next().expect("a challenge");
+    r.lines()
+        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .find(|l| l.contains("algorithm=MD5"))
+        .expect("an MD5 challenge")
+        .to_string()
+}
+
+/// Failures on a TCP connection close that connection; its address (an office NAT, the
+/// browsers behind a proxy) keeps its telephony. Before the fix the address was banned
+/// for five minutes on every transport.
+#[test]
+fn failures_on_a_connection_close_it_without_banning_its_address() {
+    let server = Server::start(
+        &[("2001", "secret-2001")],
+        &[
+            ("KOLOKOL_REGISTRAR__PIKE__MAX_FAILURES", "3"),
+            ("KOLOKOL_REGISTRAR__PIKE__WINDOW_MS", "60000"),
+        ],
+    );
+    let mut bad = SipTcp::connect(server.sip_addr());
+    let challenge = challenge_on(&mut bad, "2001");
+    for cseq in 2..6 {
+        bad.send(&register_with_wrong_password(
+            "TCP 127.0.0.1:5999",
+            "2001",
+            cseq,
+            &challenge,
+        ));
+        let r = bad.next().expect("an answer before the close");
+        assert_eq!(status_of(&r), Some(403), "{r}");
+    }
+    assert_eq!(bad.next(), None, "the failing connection is closed");
+    // The same address over UDP and over a new connection: still served.
+    assert_answers_options(&server);
+    let mut phone = SipTcp::connect(server.sip_addr());
+    register_over_tcp(&mut phone, &server, "2001", "secret-2001");
+    assert!(
+        server
+            .log()
+            .contains("connection closed: src=127.0.0.1 after repeated auth failures"),
+        "{}",
+        server.log()
+    );
+}
+
+/// One address may hold only so many connections, and one that says nothing is closed.
+#[test]
+fn connections_per_source_are_capped_and_silent_ones_closed() {
+    let server = Server::start(
+        &[],
+        &[
+            ("KOLOKOL_SIP__MAX_CONNECTIONS_PER_SOURCE", "3"),
+            ("KOLOKOL_SIP__FIRST_MESSAGE_TIMEOUT_S", "1"),
+        ],
+    );
+    let mut held: Vec<SipTcp> = (0..3)
+        .map(|i| {
+            let mut s = SipTcp::connect(server.sip_addr());
+            s.send(&options(server.sip_port, &format!("held{i}")));
+            assert_eq!(s.next().as_deref().and_then(status_of), Some(200));
+            s
+        })
+        .collect();
+    let mut fourth = SipTcp::connect(server.sip_addr());
+    fourth.send(&options(server.sip_port, "fourth"));
+    assert_eq!(fourth.next(), None, "a fourth connection is refused");
+    // A connection that never sends a whole message is closed after the first-message
+    // timeout (it was admitted: one of the three is closed to make room).
+    drop(held.pop());
+    let silent = Instant::now();
+    let mut s = SipTcp::connect(server.sip_addr());
+    s.send("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP"); // and nothing more
+    assert_eq!(s.next(), None);
+    assert!(silent.elapsed() < Duration::from_secs(4));
+    assert!(held.iter_mut().all(|h| h.pending().is_empty()));
+}
+
+/// A login that keeps failing is refused before its password is checked, per source and
+/// per login, and every failure is logged for fail2ban. Before the fix guessing was
+/// unlimited.
+#[test]
+fn failed_web_logins_are_throttled_and_logged() {
+    let server = Server::start(
+        &[],
+        &[
+            ("KOLOKOL_HTTP__LOGIN_PER_ACCOUNT__MAX_FAILURES", "3"),
+            ("KOLOKOL_HTTP__LOGIN_PER_SOURCE__MAX_FAILURES", "5"),
+        ],
+    );
+    let login = |who: &str, password: &str| {
+        server.http(
+            "POST",
+            "/api/v1/session",
+            &[("Content-Type", "application/json")],
+            &format!(r#"{{"login":"{who}","password":"{password}"}}"#),
+        )
+    };
+    for _ in 0..4 {
+        assert_eq!(login("boss", "guess").0, 401);
+    }
+    // The login is locked now, even with its right password.
+    let (status, head, body) = login("boss", "boss-password");
+    assert_eq!(status, 429, "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    assert!(body.contains("too many failed logins"), "{body}");
+    // The source has two failures left before it is refused for any login.
+    assert_eq!(login("nobody", "guess").0, 401);
+    assert_eq!(login("nobody", "guess").0, 401);
+    assert_eq!(login("someone", "guess").0, 429);
+    assert!(
+        server
+            .log()
+            .contains("auth failure: src=127.0.0.1 user=\"boss\" realm=\"web\" cause=credentials"),
+        "{}",
+        server.log()
+    );
+}
+
+/// A client that never finishes its request headers is disconnected (slowloris).
+#[test]
+fn http_headers_must_arrive_in_time() {
+    let server = Server::start(&[], &[("KOLOKOL_HTTP__HEADER_READ_TIMEOUT_S", "1")]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = s.read_to_end(&mut rest).is_ok();
+    assert!(closed, "the connection was still open after 5 s");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+/// Other sites' pages may not open kolokol's WebSockets (and so cannot make their
+/// visitors' browsers fail digests in bulk, or ride the session cookie to the live feed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_refuse_foreign_origins() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = tokio::task::spawn_blocking(|| Server::start(&[], &[]))
+        .await
+        .unwrap();
+    let port = server.http_port;
+    let open = |path: &'static str, origin: Option<String>| async move {
+        let mut request = format!("ws://127.0.0.1:{port}{path}")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        if let Some(o) = origin {
+            request.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((_, response)) => response.status().as_u16(),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(open("/sip", Some("https://evil.example".into())).await, 403);
+    assert_eq!(
+        open("/sip", Some(format!("http://127.0.0.1:{port}"))).await,
+        101
+    );
+    assert_eq!(
+        open("/sip", None).await,
+        101,
+        "non-browser clients send no Origin"
+    );
+    assert_eq!(
+        open("/api/v1/live", Some("https://evil.example".into())).await,
+        403
+    );
+}

@@ -294,18 +294,26 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        // argon2 takes tens of milliseconds of a core: off the async runtime, so guesses
+        // cannot stall everything else on its threads.
+        let password = password.to_string();
         let Some(row) = row else {
             // Same work for an unknown login as for a wrong password.
-            let _ = hash_password(password);
+            let _ = tokio::task::spawn_blocking(move || hash_password(&password)).await;
             return Ok(None);
         };
-        let ok = PasswordHash::new(&row.password_hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
+        let hash = row.password_hash;
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
         Ok(ok.then_some(row.user))
     }
 

@@ -290,6 +290,23 @@ impl SipService {
         })
     }
 
+    /// Counts what the registrar saw, and closes a connection it gave up on (after the
+    /// answer in hand has been queued on it).
+    fn observe(&self, observations: &[Observation]) {
+        for o in observations {
+            match o {
+                Observation::AuthFailure => counter!("kolokol_auth_failures_total").increment(1),
+                Observation::Banned => counter!("kolokol_pike_bans_total").increment(1),
+                Observation::ConnectionBanned(c) => {
+                    counter!("kolokol_pike_connection_bans_total").increment(1);
+                    if let Some(plane) = &self.calls {
+                        plane.sender.connections.shut(*c);
+                    }
+                }
+            }
+        }
+    }
+
     fn route(&self, req: &Request<'_>, data: &[u8], flow: &Flow, now_ms: u64) -> Option<Reply> {
         if !uri_scheme_supported(req.uri) {
             return Some(Reply::new(416, "Unsupported URI Scheme"));
@@ -309,14 +326,7 @@ impl SipService {
         let mut r = match req.method {
             "REGISTER" => {
                 let outcome = self.registrar.register(req, flow, now_ms);
-                for o in outcome.observations {
-                    match o {
-                        Observation::AuthFailure => {
-                            counter!("kolokol_auth_failures_total").increment(1)
-                        }
-                        Observation::Banned => counter!("kolokol_pike_bans_total").increment(1),
-                    }
-                }
+                self.observe(&outcome.observations);
                 outcome.reply?
             }
             "OPTIONS" => {
@@ -371,9 +381,7 @@ impl SipService {
                 {
                     Ok(u) => u,
                     Err(outcome) => {
-                        if outcome.observations.contains(&Observation::AuthFailure) {
-                            counter!("kolokol_auth_failures_total").increment(1);
-                        }
+                        self.observe(&outcome.observations);
                         return outcome.reply;
                     }
                 };
@@ -442,6 +450,7 @@ impl SipService {
 
     /// A stream or WebSocket connection closed: bindings and call legs on it are gone.
     pub fn connection_closed(&self, connection: u64, now_ms: u64) {
+        self.registrar.connection_closed(connection);
         if let Some(plane) = &self.calls {
             plane.connection_lost(connection, now_ms);
         }

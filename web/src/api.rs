@@ -1,6 +1,8 @@
 //! REST handlers of /api/v1.
 
+use crate::guard::Refusal;
 use crate::{AppState, Problem};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -236,20 +238,31 @@ pub struct Login {
 
 /// Logs in: a new session every time (the one the browser held, if any, ends), so a
 /// session id planted before login is worthless after it.
+///
+/// A source or a login that keeps failing is refused for a while (429 with Retry-After)
+/// without its password being checked; so is a login while too many checks run (503).
 pub async fn login(
     State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     json: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let login = body(json)?;
+    let ip = st.guard.client_ip(peer, &headers);
+    st.guard
+        .may_try(ip, &login.login, now_ms())
+        .map_err(refused)?;
+    let permit = st.guard.password_check().map_err(refused)?;
     if let Some(old) = session_cookie(&headers) {
         st.store.end_session(old).await?;
     }
-    let Some(user) = st
+    let checked = st
         .store
         .check_password(&login.login, &login.password)
-        .await?
-    else {
+        .await?;
+    drop(permit);
+    let Some(user) = checked else {
+        st.guard.failed(ip, &login.login, now_ms());
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -260,6 +273,23 @@ pub async fn login(
     let cookie =
         format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
     Ok(([(header::SET_COOKIE, cookie)], Json(user)).into_response())
+}
+
+fn refused(r: Refusal) -> Problem {
+    match r {
+        Refusal::Throttled { retry_after_s } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "too many failed logins: try again later",
+        )
+        .retry_after(retry_after_s),
+        Refusal::Busy => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "too many logins at once: try again in a moment",
+        )
+        .retry_after(1),
+    }
 }
 
 /// Ends the session and clears its cookie.

@@ -4,6 +4,7 @@
 mod api;
 mod calls;
 mod crm;
+mod guard;
 mod live;
 mod openapi;
 mod problem;
@@ -20,6 +21,7 @@ use kolokol_engine::transport::{Connections, Transport};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
+pub use guard::{Guard, GuardConfig};
 pub use live::{remind, Presence};
 pub use problem::Problem;
 pub use queues::prepare_prompts;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub notices: tokio::sync::broadcast::Sender<Notice>,
     /// Who has a live socket open.
     pub presence: Arc<live::Presence>,
+    /// Origins, proxies and login throttling.
+    pub guard: Arc<Guard>,
 }
 
 /// A message for the live sockets of one user.
@@ -189,7 +193,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/operators/{id}/resume", post(queues::resume))
         .route(
             "/sip",
-            get(move |ws, info, st| sip_ws::upgrade(ws, info, st, ws_transport)),
+            get(move |ws, info, headers, st| sip_ws::upgrade(ws, info, headers, st, ws_transport)),
         )
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use crate::api::Caller;
 use crate::{AppState, Notice};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use kolokol_crm::calendar::Reminder;
 use kolokol_crm::User;
 use kolokol_engine::event::{EventKind, Record};
@@ -18,8 +18,20 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Who asks is checked before the upgrade, so a stranger gets 401, not a socket.
-pub async fn upgrade(caller: Caller, State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let Caller(user) = caller;
+pub async fn upgrade(
+    caller: Result<Caller, crate::Problem>,
+    headers: axum::http::HeaderMap,
+    State(st): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // The session cookie rides along with any page's WebSocket: only ours may use it.
+    if !st.guard.origin_allowed(&headers) {
+        return crate::sip_ws::foreign_origin();
+    }
+    let user = match caller {
+        Ok(Caller(user)) => user,
+        Err(p) => return p.into_response(),
+    };
     // Subscribed before the user counts as present: nothing meant for them is missed.
     let events = st.bus.subscribe();
     let notices = st.notices.subscribe();

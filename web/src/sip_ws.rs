@@ -4,7 +4,8 @@ use crate::AppState;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use kolokol_engine::clock::now_ms;
@@ -13,13 +14,30 @@ use std::net::SocketAddr;
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(st): State<AppState>,
     transport: Transport,
 ) -> Response {
+    if !st.guard.origin_allowed(&headers) {
+        return foreign_origin();
+    }
+    // Behind a trusted reverse proxy the browser's own address is what failures count
+    // against, not the proxy's (which would ban every browser at once).
+    let remote = SocketAddr::new(st.guard.client_ip(peer, &headers), peer.port());
     ws.protocols(["sip"])
         .max_message_size(st.max_message)
         .on_upgrade(move |socket| session(socket, remote, st, transport))
+}
+
+/// The answer to a WebSocket upgrade from another site's page.
+pub fn foreign_origin() -> Response {
+    crate::Problem::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "Forbidden",
+        "this origin may not open kolokol's WebSockets (http.allowed_origins)",
+    )
+    .into_response()
 }
 
 async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport: Transport) {
@@ -57,12 +75,13 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
     // it is dropped like a closed socket, so the operator shows offline at once.
     loop {
         let msg = tokio::select! {
+            biased;
+            // Closed from outside: its send queue overflowed, or it failed auth too often.
+            _ = close.notified() => break,
             msg = tokio::time::timeout(keepalive * 3, stream.next()) => match msg {
                 Ok(Some(Ok(msg))) => msg,
                 _ => break,
             },
-            // The browser let its answers pile up: it is not reading.
-            _ = close.notified() => break,
         };
         let data: Vec<u8> = match msg {
             Message::Text(t) => t.as_bytes().to_vec(),

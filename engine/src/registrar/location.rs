@@ -170,6 +170,15 @@ impl Location {
         n
     }
 
+    /// Whether any live binding is reached over this connection.
+    pub fn uses_connection(&self, connection: u64) -> bool {
+        self.bindings.iter().any(|e| {
+            e.value()
+                .iter()
+                .any(|b| b.flow.connection == Some(connection))
+        })
+    }
+
     /// Drops every binding reached over a connection that has closed.
     pub fn connection_closed(&self, connection: u64) {
         let mut removed = Vec::new();

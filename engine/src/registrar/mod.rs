@@ -103,6 +103,8 @@ impl Reply {
 pub enum Observation {
     AuthFailure,
     Banned,
+    /// This stream or WebSocket connection failed too often: close it.
+    ConnectionBanned(u64),
 }
 
 pub struct Registrar {
@@ -110,6 +112,10 @@ pub struct Registrar {
     algorithms: Vec<Algorithm>,
     nonces: Nonces,
     pike: Pike,
+    /// Failures per stream or WebSocket connection: too many close that connection, not
+    /// the whole source, so one bad client behind an office NAT (or a page in someone's
+    /// browser) does not cut every phone there off.
+    connection_pike: Pike<u64>,
     directory: Arc<dyn Directory>,
     pub location: Arc<Location>,
 }
@@ -164,6 +170,7 @@ impl Registrar {
         Registrar {
             nonces: Nonces::new(secret, config.nonce_lifetime_s * 1000),
             pike: Pike::new(config.pike),
+            connection_pike: Pike::new(config.pike),
             algorithms,
             config,
             directory,
@@ -176,7 +183,12 @@ impl Registrar {
     }
 
     pub fn is_banned(&self, flow: &Flow, now_ms: u64) -> bool {
-        self.pike.is_banned(flow.remote.ip(), now_ms)
+        self.pike.is_banned(&flow.remote.ip(), now_ms)
+    }
+
+    /// A connection closed: its failures are forgotten with it.
+    pub fn connection_closed(&self, connection: u64) {
+        self.connection_pike.forget(&connection);
     }
 
     pub fn banned_count(&self, now_ms: u64) -> usize {
@@ -186,6 +198,7 @@ impl Registrar {
     /// Periodic housekeeping: expired bindings and forgotten sources.
     pub fn sweep(&self, now_ms: u64) -> usize {
         self.pike.sweep(now_ms);
+        self.connection_pike.sweep(now_ms);
         self.location.sweep(now_ms)
     }
 
@@ -229,7 +242,22 @@ impl Registrar {
             self.config.realm
         );
         let mut observations = vec![Observation::AuthFailure];
-        if self.pike.record_failure(flow.remote.ip(), now_ms) == Verdict::Banned {
+        // On a stream the failing connection pays first; its source is banned only when
+        // its connections keep being closed.
+        let source_failed = match flow.connection {
+            Some(c) if self.connection_pike.record_failure(c, now_ms) == Verdict::Banned => {
+                tracing::warn!(
+                    target: "kolokol::auth",
+                    "connection closed: src={} after repeated auth failures",
+                    flow.remote.ip()
+                );
+                observations.push(Observation::ConnectionBanned(c));
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
+        if source_failed && self.pike.record_failure(flow.remote.ip(), now_ms) == Verdict::Banned {
             tracing::warn!(
                 target: "kolokol::auth",
                 "source banned: src={} for {}s",
@@ -317,7 +345,7 @@ impl Registrar {
     }
 
     pub fn register(&self, req: &Request<'_>, flow: &Flow, now_ms: u64) -> Outcome {
-        if self.pike.is_banned(flow.remote.ip(), now_ms) {
+        if self.pike.is_banned(&flow.remote.ip(), now_ms) {
             return Outcome {
                 reply: None,
                 observations: Vec::new(),

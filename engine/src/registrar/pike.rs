@@ -1,7 +1,9 @@
 //! Bans source addresses that keep failing authentication (the idea of Kamailio's pike,
 //! counted on failures so that a busy but honest PBX behind one address is never banned).
+//! Keyed by anything: source addresses, connections, web logins.
 
 use dashmap::DashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -38,12 +40,12 @@ pub enum Verdict {
     Banned,
 }
 
-pub struct Pike {
+pub struct Pike<K: Hash + Eq = IpAddr> {
     config: PikeConfig,
-    sources: DashMap<IpAddr, Record>,
+    sources: DashMap<K, Record>,
 }
 
-impl Pike {
+impl<K: Hash + Eq> Pike<K> {
     pub fn new(config: PikeConfig) -> Self {
         Pike {
             config,
@@ -51,15 +53,21 @@ impl Pike {
         }
     }
 
-    pub fn is_banned(&self, ip: IpAddr, now_ms: u64) -> bool {
+    pub fn is_banned(&self, key: &K, now_ms: u64) -> bool {
         // Most sources never failed: a read lookup and no allocation on the hot path.
-        self.sources
-            .get(&ip)
-            .is_some_and(|r| r.banned_until_ms > now_ms)
+        self.banned_until(key, now_ms).is_some()
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now_ms: u64) -> Verdict {
-        let mut r = self.sources.entry(ip).or_default();
+    /// When the key's ban ends, if it is banned now.
+    pub fn banned_until(&self, key: &K, now_ms: u64) -> Option<u64> {
+        self.sources
+            .get(key)
+            .map(|r| r.banned_until_ms)
+            .filter(|until| *until > now_ms)
+    }
+
+    pub fn record_failure(&self, key: K, now_ms: u64) -> Verdict {
+        let mut r = self.sources.entry(key).or_default();
         if now_ms.saturating_sub(r.window_start_ms) >= self.config.window_ms {
             r.window_start_ms = now_ms;
             r.failures = 0;
@@ -70,6 +78,11 @@ impl Pike {
             return Verdict::Banned;
         }
         Verdict::Counted
+    }
+
+    /// Forgets the key's failures (a connection that closed, a login that succeeded).
+    pub fn forget(&self, key: &K) {
+        self.sources.remove(key);
     }
 
     /// Forgets sources whose window and ban are both over.
@@ -100,11 +113,11 @@ mod tests {
         for i in 0..16 {
             assert_eq!(pike.record_failure(IP, 1_000 + i * 10), Verdict::Counted);
         }
-        assert!(!pike.is_banned(IP, 1_200));
+        assert!(!pike.is_banned(&IP, 1_200));
         assert_eq!(pike.record_failure(IP, 1_200), Verdict::Banned);
-        assert!(pike.is_banned(IP, 1_201));
-        assert!(pike.is_banned(IP, 1_200 + 299_999));
-        assert!(!pike.is_banned(IP, 1_200 + 300_000));
+        assert!(pike.is_banned(&IP, 1_201));
+        assert!(pike.is_banned(&IP, 1_200 + 299_999));
+        assert!(!pike.is_banned(&IP, 1_200 + 300_000));
     }
 
     #[test]
@@ -113,7 +126,7 @@ mod tests {
         for i in 0..100 {
             assert_eq!(pike.record_failure(IP, i * 500), Verdict::Counted);
         }
-        assert!(!pike.is_banned(IP, 50_000));
+        assert!(!pike.is_banned(&IP, 50_000));
         pike.sweep(1_000_000);
         assert_eq!(pike.sources.len(), 0);
     }

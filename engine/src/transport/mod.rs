@@ -117,6 +117,13 @@ impl Connections {
         }
     }
 
+    /// Asks a connection to close once what is queued on it has gone out.
+    pub fn shut(&self, id: u64) {
+        if let Some(w) = self.writers.get(&id) {
+            w.close.notify_one();
+        }
+    }
+
     pub fn close(&self, id: u64) {
         self.writers.remove(&id);
     }

@@ -5,8 +5,10 @@ use super::{Connections, Flow, OpenConnection, Transport};
 use crate::clock::now_ms;
 use crate::service::SipService;
 use bytes::{Buf, Bytes, BytesMut};
-use std::net::SocketAddr;
+use dashmap::DashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -15,6 +17,77 @@ pub struct StreamContext {
     pub service: Arc<SipService>,
     pub connections: Arc<Connections>,
     pub max_message: usize,
+    pub limits: StreamLimits,
+    /// Open connections per source address, for `limits.per_source`.
+    pub open: DashMap<IpAddr, usize>,
+}
+
+/// Bounds on what one outsider may hold open.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Connections open at once, in all and from one source address.
+    pub total: usize,
+    pub per_source: usize,
+    /// From accept to the first whole message, the TLS handshake included.
+    pub first_message: Duration,
+    /// Silence after which a connection that no registration uses is closed.
+    pub idle: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            total: 8192,
+            per_source: 64,
+            first_message: Duration::from_secs(10),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Counts a connection against its source while it lives.
+struct Admitted<'a> {
+    ctx: &'a StreamContext,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.ctx.open.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
+impl StreamContext {
+    pub fn new(
+        service: Arc<SipService>,
+        connections: Arc<Connections>,
+        max_message: usize,
+        limits: StreamLimits,
+    ) -> Self {
+        StreamContext {
+            service,
+            connections,
+            max_message,
+            limits,
+            open: DashMap::new(),
+        }
+    }
+
+    /// Takes a place for a connection from `ip`, or none when it or everyone holds too many.
+    fn admit(&self, ip: IpAddr) -> Option<Admitted<'_>> {
+        if self.connections.len() >= self.limits.total {
+            return None;
+        }
+        let mut n = self.open.entry(ip).or_insert(0);
+        if *n >= self.limits.per_source {
+            return None;
+        }
+        *n += 1;
+        Some(Admitted { ctx: self, ip })
+    }
 }
 
 /// Accepts TCP connections; with `tls`, wraps each in TLS first.
@@ -27,20 +100,32 @@ pub async fn serve(
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
+                // Out of file descriptors (EMFILE) and the like: the error repeats at once
+                // until a connection closes, so wait instead of spinning on it.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(remote);
         let (ctx, tls) = (ctx.clone(), tls.clone());
         tokio::spawn(async move {
+            let Some(_admitted) = ctx.admit(remote.ip()) else {
+                metrics::counter!("kolokol_sip_connections_refused_total").increment(1);
+                tracing::debug!(%remote, "too many connections: refused");
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(remote);
             match tls {
-                None => run(stream, Transport::Tcp, remote, local, ctx).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => run(s, Transport::Tls, remote, local, ctx).await,
-                    Err(e) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
-                },
+                None => run(stream, Transport::Tcp, remote, local, &ctx).await,
+                Some(acceptor) => {
+                    let deadline = ctx.limits.first_message;
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => run(s, Transport::Tls, remote, local, &ctx).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+                    }
+                }
             }
         });
     }
@@ -93,7 +178,7 @@ pub async fn run<S>(
     transport: Transport,
     remote: SocketAddr,
     local: SocketAddr,
-    ctx: Arc<StreamContext>,
+    ctx: &StreamContext,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -101,7 +186,9 @@ pub async fn run<S>(
         service,
         connections,
         max_message,
-    } = &*ctx;
+        limits,
+        ..
+    } = ctx;
     let max_message = *max_message;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let OpenConnection {
@@ -125,15 +212,32 @@ pub async fn run<S>(
     });
     let reply = |bytes: Vec<u8>| connections.send(id, Bytes::from(bytes));
     let mut buf = BytesMut::with_capacity(8192);
+    let mut framed_one = false;
     'read: loop {
+        // Until its first message a connection gets a short while (slowloris); after
+        // that, silence closes it only when no registration depends on it.
+        let wait = if framed_one {
+            limits.idle
+        } else {
+            limits.first_message
+        };
         let eof = tokio::select! {
-            read = reader.read_buf(&mut buf) => matches!(read, Ok(0) | Err(_)),
-            // The peer let its answers pile up: it is not reading.
+            biased;
+            // Closed from outside: its send queue overflowed, or it failed auth too often.
             _ = close.notified() => break 'read,
+            read = tokio::time::timeout(wait, reader.read_buf(&mut buf)) => match read {
+                Ok(read) => matches!(read, Ok(0) | Err(_)),
+                Err(_) if framed_one && service.registrar.location.uses_connection(id) => continue,
+                Err(_) => {
+                    tracing::debug!(%remote, "silent connection closed");
+                    break 'read;
+                }
+            },
         };
         loop {
             match frame(&buf, max_message) {
                 Frame::Message(n) => {
+                    framed_one = true;
                     let msg = buf.split_to(n);
                     if let Some(out) = service.handle(&msg, &flow, now_ms()) {
                         if !reply(out.bytes) {
@@ -179,7 +283,7 @@ pub async fn run<S>(
 }
 
 /// How long a closing connection's writer may take to flush what was queued.
-const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const WRITER_GRACE: Duration = Duration::from_secs(1);
 
 fn reject_broken(buf: &[u8], status: u16, flow: &Flow) -> Option<Vec<u8>> {
     let scan = crate::sip::scan::scan_lenient(buf).ok()?;
