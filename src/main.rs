@@ -242,7 +242,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (journal_stop, journal_stopped) = tokio::sync::oneshot::channel();
     let journal_task = tokio::spawn(journal::run(
-        store.clone(),
+        store.dedicated().await?,
         events_rx,
         bus.clone(),
         journal_stopped,

@@ -10,8 +10,13 @@ use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole, Recor
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+/// Waits between attempts to write a batch the database refused.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Appends and publishes until the channel closes or `stop` fires; on stop, everything
-/// already queued is written first.
+/// already queued is written first. Give it a store of its own ([`Store::dedicated`]), so
+/// that no burst of searches holding the shared pool keeps it from writing.
 pub async fn run(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<Record>,
@@ -34,15 +39,16 @@ pub async fn run(
                 _ = &mut stop => { stopping = true; continue; }
             }
         }
-        match append(&store, &mut batch).await {
-            Ok(()) => {
-                for record in &batch {
-                    bus.publish(record);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "appending call events failed")
-            }
+        // A batch is written or retried, never dropped: what call control recorded is
+        // kept while the database is busy or away, and published once stored.
+        let mut backoff = RETRY_FIRST;
+        while let Err(e) = append(&store, &mut batch).await {
+            tracing::error!(error = %e, events = batch.len(), retry_ms = backoff.as_millis() as u64, "appending call events failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+        for record in &batch {
+            bus.publish(record);
         }
         batch.clear();
     }
@@ -274,5 +280,59 @@ impl Store {
         })
         .ok_or(StoreError::NotFound)?;
         Ok([user, answered_by].into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kolokol_engine::event::LocalBus;
+    use kolokol_engine::queue::{QueueEvent, QueueEventKind};
+
+    /// Searches that hold every connection of the shared pool once made the writer's
+    /// acquire time out, and the whole batch was dropped. Its own connection keeps it
+    /// writing.
+    #[tokio::test]
+    async fn a_busy_shared_pool_does_not_keep_the_log_from_writing() {
+        let dir = std::env::temp_dir().join(format!("kolokol-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("log.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let crate::store::Db::Sqlite(pool) = &store.db else {
+            unreachable!("a SQLite URL")
+        };
+        // Every connection of the shared pool (four), as a burst of searches holds them.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        assert!(pool.try_acquire().is_none());
+        let bus = Arc::new(LocalBus::new(16));
+        let mut published = bus.subscribe();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (_stop, stopped) = oneshot::channel();
+        tokio::spawn(run(store.dedicated().await.unwrap(), rx, bus, stopped));
+        let login = QueueEvent::new(
+            1,
+            QueueEventKind::Login {
+                operator: "ivanova".into(),
+            },
+        );
+        tx.send(Record::Queue(login.clone())).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), published.recv())
+            .await
+            .expect("the event is stored and published while the pool is held")
+            .unwrap();
+        assert_eq!(got, Record::Queue(login));
+        drop(held);
+        let stored: i64 = on_db!(store, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM queue_events WHERE operator = 'ivanova'")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(stored, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

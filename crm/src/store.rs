@@ -136,8 +136,12 @@ impl Store {
             // The table's queries are built per request and bind search patterns: a generic
             // plan, blind to how rare a pattern is, walks the whole table where the trigram
             // indexes answer in milliseconds. Every statement is planned with its values.
-            let options = PgConnectOptions::from_str(url)?
-                .options([("plan_cache_mode", "force_custom_plan")]);
+            let options = PgConnectOptions::from_str(url)?.options([
+                ("plan_cache_mode", "force_custom_plan"),
+                // A time budget for every statement: no search, however costly its
+                // terms, holds a connection (and a core) for long.
+                ("statement_timeout", "30s"),
+            ]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(std::time::Duration::from_secs(10))
@@ -190,6 +194,30 @@ impl Store {
             smtp: Default::default(),
             time_zone: chrono_tz::Europe::Moscow,
         })
+    }
+
+    /// The same database through a pool of one connection of its own: for the event log's
+    /// writer, which must never wait behind the API's queries for a connection.
+    pub async fn dedicated(&self) -> Result<Store, StoreError> {
+        let db = match &self.db {
+            Db::Sqlite(pool) => Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(std::time::Duration::from_secs(60))
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+            Db::Postgres(pool) => Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(std::time::Duration::from_secs(60))
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+        };
+        Ok(Store { db, ..self.clone() })
     }
 
     /// Sets the time zone periods are read in from its IANA name (`Europe/Moscow`).
