@@ -424,3 +424,42 @@ async fn websockets_refuse_foreign_origins() {
         403
     );
 }
+
+/// A provider is known by its address and its transport: a TCP connection from the
+/// provider's address (a shared host, a NAT) is not the provider and must authenticate.
+/// Before the fix any transport from the trunk's IP called in as the trunk.
+#[test]
+fn trunk_calls_are_recognised_only_over_the_trunks_transport() {
+    let server = Server::start(&[("2001", "secret-2001")], &[]);
+    let auth = format!("Bearer {}", server.admin_token());
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, _, body) = server.http(
+        "POST",
+        "/api/v1/trunks",
+        &headers,
+        r#"{"name":"provider","address":"127.0.0.1:5999","inbound_ip":"127.0.0.1"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = server.http(
+        "POST",
+        "/api/v1/numbers",
+        &headers,
+        r#"{"number":"74951234567","user":"u2001"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut s = SipTcp::connect(server.sip_addr());
+    let port = s.local_port();
+    s.send(&format!(
+        "INVITE sip:74951234567@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtrunk1\r\nMax-Forwards: 70\r\nFrom: <sip:84950000000@127.0.0.1>;tag=t1\r\nTo: <sip:74951234567@127.0.0.1>\r\nCall-ID: trunk-over-tcp\r\nCSeq: 1 INVITE\r\nContact: <sip:84950000000@127.0.0.1:{port};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let answer = loop {
+        let m = s.next().expect("an answer to the INVITE");
+        if status_of(&m).is_some_and(|c| c >= 200) {
+            break m;
+        }
+    };
+    assert_eq!(status_of(&answer), Some(407), "{answer}");
+}

@@ -6,7 +6,7 @@ use crate::{on_db, Store, StoreError};
 use dashmap::DashMap;
 use kolokol_engine::call::outbound_registration::RegistrationTarget;
 use kolokol_engine::call::routing::{Destination, Dialplan, Number, Trunk, UserRoute};
-use kolokol_engine::transport::Transport;
+use kolokol_engine::transport::{Flow, Transport};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::net::{IpAddr, SocketAddr};
@@ -300,10 +300,10 @@ impl RoutingTable {
 }
 
 impl Dialplan for RoutingTable {
-    fn trunk_from(&self, source: SocketAddr) -> Option<Trunk> {
+    fn trunk_from(&self, flow: &Flow) -> Option<Trunk> {
         self.trunks
             .iter()
-            .find(|t| t.matches_source(source))
+            .find(|t| t.matches(flow))
             .map(|t| t.clone())
     }
 

@@ -372,7 +372,7 @@ impl SipService {
                 Reply::new(503, "Service Unavailable").with("Retry-After", retry_after.to_string()),
             );
         }
-        let caller = match plane.dialplan.trunk_from(flow.remote) {
+        let caller = match plane.dialplan.trunk_from(flow) {
             Some(t) => Caller::Trunk(t),
             None => {
                 let login = match self

@@ -857,6 +857,14 @@ impl CallControl {
         match req.method {
             "ACK" => {
                 let leg = call.leg(side);
+                // An ACK acknowledges our answer, which carried our tag: one without it
+                // is not this dialog's (knowing the Call-ID must not let anyone hand in
+                // the late SDP of someone else's call). Dropped, as ACKs are never answered.
+                if message::tag(req.header("To").unwrap_or_default())
+                    != Some(leg.local_tag.as_str())
+                {
+                    return true;
+                }
                 if leg
                     .awaiting_ack
                     .as_ref()
@@ -867,6 +875,12 @@ impl CallControl {
                 if side == Side::Caller && call.late_offer && req.cseq == call.invite.cseq {
                     Self::late_answer(&self.ctx, call, req);
                 }
+                true
+            }
+            // A CANCEL matches the INVITE's transaction, branch included (RFC 3261 §9.2).
+            "CANCEL" if side == Side::Caller && tx.branch != call.invite.branch => {
+                let no = respond(&tx, 481, &call.caller.local_tag, None, None, &[]);
+                out.messages.push(call.caller.peer.send(no));
                 true
             }
             "CANCEL" if side == Side::Caller => {

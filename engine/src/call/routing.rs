@@ -1,7 +1,7 @@
 //! Where a call goes: what call control asks the outside (the binary answers from the
 //! database) about users, numbers and trunks.
 
-use crate::transport::Transport;
+use crate::transport::{Flow, Transport};
 use std::net::{IpAddr, SocketAddr};
 
 /// Where an inbound number or a dialled extension leads (IVRs join later).
@@ -52,15 +52,22 @@ pub struct Trunk {
 }
 
 impl Trunk {
-    pub fn matches_source(&self, source: SocketAddr) -> bool {
-        self.inbound_ip == Some(source.ip()) && self.inbound_port.is_none_or(|p| p == source.port())
+    /// Whether a request that came this way is the trunk's: from its inbound address
+    /// (and port, when set) over its transport — the same address over another transport
+    /// (a WebSocket through a proxy on the provider's host, a TCP connection from a
+    /// shared address) is not the provider.
+    pub fn matches(&self, flow: &Flow) -> bool {
+        let source = flow.remote;
+        self.transport == flow.transport
+            && self.inbound_ip == Some(source.ip())
+            && self.inbound_port.is_none_or(|p| p == source.port())
     }
 }
 
 /// Answers from memory: asked on every INVITE.
 pub trait Dialplan: Send + Sync {
     /// The trunk a request from this source belongs to, if any.
-    fn trunk_from(&self, source: SocketAddr) -> Option<Trunk>;
+    fn trunk_from(&self, flow: &Flow) -> Option<Trunk>;
     fn trunk(&self, id: i64) -> Option<Trunk>;
     fn number(&self, number: &str) -> Option<Number>;
     /// A user by extension or login.
@@ -71,7 +78,7 @@ pub trait Dialplan: Send + Sync {
 pub struct EmptyDialplan;
 
 impl Dialplan for EmptyDialplan {
-    fn trunk_from(&self, _: SocketAddr) -> Option<Trunk> {
+    fn trunk_from(&self, _: &Flow) -> Option<Trunk> {
         None
     }
     fn trunk(&self, _: i64) -> Option<Trunk> {
@@ -82,5 +89,35 @@ impl Dialplan for EmptyDialplan {
     }
     fn user(&self, _: &str) -> Option<UserRoute> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trunk_is_its_address_over_its_transport() {
+        let trunk = Trunk {
+            id: 1,
+            name: "provider".into(),
+            address: ([203, 0, 113, 5], 5060).into(),
+            transport: Transport::Udp,
+            inbound_ip: Some([203, 0, 113, 5].into()),
+            inbound_port: None,
+            caller_id: None,
+            username: None,
+            password: None,
+        };
+        let flow = |transport, port| Flow {
+            transport,
+            remote: ([203, 0, 113, 5], port).into(),
+            local: ([192, 0, 2, 1], 5060).into(),
+            connection: None,
+        };
+        assert!(trunk.matches(&flow(Transport::Udp, 5060)));
+        assert!(trunk.matches(&flow(Transport::Udp, 40123)));
+        assert!(!trunk.matches(&flow(Transport::Tcp, 5060)));
+        assert!(!trunk.matches(&flow(Transport::Wss, 443)));
     }
 }

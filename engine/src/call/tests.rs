@@ -108,7 +108,7 @@ fn user(login: &str, ext: &str) -> UserRoute {
 }
 
 impl Dialplan for Plan {
-    fn trunk_from(&self, _: SocketAddr) -> Option<Trunk> {
+    fn trunk_from(&self, _: &Flow) -> Option<Trunk> {
         None
     }
     fn trunk(&self, id: i64) -> Option<Trunk> {
@@ -479,6 +479,48 @@ fn parallel_ringing_first_answer_wins_and_others_are_cancelled() {
     assert_eq!(ack.len(), 1);
     assert!(text(ack[0]).contains(&desk_branch));
     assert_eq!(b.control.active_calls(), 1);
+}
+
+#[test]
+fn a_cancel_from_another_transaction_cancels_nothing() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    b.response(&reply(&inv, 180, "b1", None));
+    // Same Call-ID and CSeq, but not the INVITE's branch: someone who saw the Call-ID.
+    let cancel = String::from_utf8(invite("1002", 1))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .replace("branch=z9hG4bKalice1", "branch=z9hG4bKforged");
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    let (handled, out) = b.request(cancel.as_bytes(), b.alice);
+    assert!(handled);
+    assert_eq!(sent(&out, ALICE, "SIP/2.0 481").len(), 1);
+    assert!(sent(&out, BOB_DESK, "CANCEL").is_empty());
+    assert_eq!(b.control.active_calls(), 1, "the call still rings");
+}
+
+#[test]
+fn an_ack_without_our_tag_acknowledges_nothing() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let out = b.call("1002");
+    let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&inv, 200, "b1", Some(ANSWER)));
+    let ok = sent(&out, ALICE, "SIP/2.0 200")[0].clone();
+    let forged = String::from_utf8(from_alice(&ok, "ACK", 1, None))
+        .unwrap()
+        .replace(";tag=", ";tag=x");
+    b.request(forged.as_bytes(), b.alice);
+    b.now += 600;
+    let mut out = Outputs::default();
+    b.control.tick(b.now, &mut out);
+    assert_eq!(
+        sent(&out, ALICE, "SIP/2.0 200").len(),
+        1,
+        "the 200 is still retransmitted: the forged ACK did not count"
+    );
 }
 
 #[test]

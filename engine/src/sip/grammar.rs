@@ -66,6 +66,16 @@ pub fn sip_uri_has_headers(uri: &str) -> bool {
     })
 }
 
+/// The `host[:port]` of a sip: or sips: URI: after the userinfo, before parameters and
+/// headers. `None` for any other scheme.
+pub fn sip_uri_host_port(uri: &str) -> Option<&str> {
+    let rest = sip_uri_rest(uri)?;
+    // '@' is in neither parameters nor headers: the last one ends the userinfo (which
+    // may itself hold ';', '?' and ':').
+    let host = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
+    Some(&host[..host.find([';', '?']).unwrap_or(host.len())])
+}
+
 /// What follows the scheme of a sip: or sips: URI; `None` for any other scheme.
 pub fn sip_uri_rest(uri: &str) -> Option<&str> {
     let (scheme, rest) = uri.split_once(':')?;
@@ -217,10 +227,21 @@ pub fn check_via(value: &str) -> Result<(), &'static str> {
     check_params(&rest[host_end..])
 }
 
+/// `host [":" port]` (RFC 3261 hostport). An IPv6 address must be a bracketed reference
+/// holding a valid address (RFC 5118 §4.2-4.5): unbracketed, its colons read as a port.
 pub fn check_host_port(s: &str) -> Result<(), &'static str> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
         let close = v6.find(']').ok_or("bad IPv6 reference")?;
-        (&v6[..close], v6[close + 1..].strip_prefix(':'))
+        let after = &v6[close + 1..];
+        if v6[..close].parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("bad IPv6 reference");
+        }
+        if !after.is_empty() && !after.starts_with(':') {
+            return Err("bad IPv6 reference");
+        }
+        (&v6[..close], after.strip_prefix(':'))
+    } else if s.matches(':').count() > 1 {
+        return Err("unbracketed IPv6 reference");
     } else {
         match s.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -328,6 +349,32 @@ mod tests {
         assert!(check_via("SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9").is_ok());
         assert!(check_via("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(check_via("SIP/2.0/UDP").is_err());
+    }
+
+    /// RFC 5118's IPv6 torture cases, at the grammar and through the decoder.
+    #[test]
+    fn ipv6_references_per_rfc_5118() {
+        assert!(check_host_port("[2001:db8::10]").is_ok());
+        assert!(check_host_port("[2001:db8::10]:5070").is_ok());
+        assert!(check_host_port("[::ffff:192.0.2.10]:5060").is_ok()); // §4.7
+        assert!(check_host_port("2001:db8::10").is_err()); // §4.2, unbracketed
+        assert!(check_host_port("[2001:db8::10:5070]").is_ok()); // §4.4, valid address
+        assert!(check_host_port("[2001:db8::10]5070").is_err());
+        assert!(check_host_port("[2001:db8:::10]").is_err());
+        assert!(check_host_port("[2001:db8::10").is_err());
+        assert!(check_host_port("[192.0.2.10]").is_err());
+        let request = |uri: &str| {
+            format!("OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3\r\nMax-Forwards: 70\r\nTo: <sip:user@example.com>\r\nFrom: <sip:u@example.com>;tag=81\r\nCall-ID: v6@[2001:db8::9:1]\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        };
+        let status = |uri: &str| match crate::sip::decode(request(uri).as_bytes()) {
+            Ok(_) => 0,
+            Err(crate::sip::Rejected::Respond { status, .. }) => status,
+            Err(crate::sip::Rejected::Drop(_)) => 1,
+        };
+        assert_eq!(status("sip:user@[2001:db8::10]"), 0);
+        assert_eq!(status("sip:user@[2001:db8::10]:5070;transport=udp"), 0);
+        assert_eq!(status("sip:user@2001:db8::10"), 400);
+        assert_eq!(status("sip:[2001:db8::10]"), 0);
     }
 
     #[test]

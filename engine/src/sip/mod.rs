@@ -220,6 +220,12 @@ fn check<'a>(scan: &Scan<'a>) -> Result<Checked<'a>, (u16, &'static str)> {
     if grammar::sip_uri_has_headers(uri) {
         return bad("Request-URI With Headers");
     }
+    if let Some(Err(why)) = grammar::sip_uri_host_port(uri).map(grammar::check_host_port) {
+        return bad(match why {
+            "unbracketed IPv6 reference" => "Unbracketed IPv6 Reference In Request-URI",
+            _ => "Bad Request-URI Host",
+        });
+    }
     if let Some((_, reason)) = REQUIRED.iter().find(|(n, _)| scan.count(n) == 0) {
         return bad(reason);
     }
