@@ -86,6 +86,12 @@ enum TokenAction {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Everything kolokol writes — the database, the TLS key, recordings, card files — is
+    // its own user's alone: none of it is for other accounts on the machine to read.
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let default = PathBuf::from("config/default.toml");
     let file = cli

@@ -18,7 +18,7 @@ pub fn server_config(cert: &str, key: &str, data_dir: &Path) -> Result<Arc<rustl
             ])
             .context("generating a self-signed certificate")?;
             std::fs::write(&c, generated.cert.pem())?;
-            std::fs::write(&k, generated.key_pair.serialize_pem())?;
+            write_private(&k, generated.key_pair.serialize_pem().as_bytes())?;
             tracing::info!(cert = %c.display(), %host, "generated a self-signed TLS certificate");
         }
         (c, k)
@@ -49,4 +49,17 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// Writes a file only its owner may read (a private key).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }

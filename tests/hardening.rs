@@ -463,3 +463,42 @@ fn trunk_calls_are_recognised_only_over_the_trunks_transport() {
     };
     assert_eq!(status_of(&answer), Some(407), "{answer}");
 }
+
+/// A new password ends every session and token the user had: whoever learnt the old one
+/// (or stole a cookie) keeps nothing.
+#[test]
+fn a_new_password_revokes_sessions_and_tokens() {
+    let server = Server::start(&[("2001", "secret-2001")], &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let theirs = format!(
+        "Bearer {}",
+        server.cli(&["token", "create", "--user", "u2001"]).trim()
+    );
+    let me = |auth: &str| {
+        server
+            .http("GET", "/api/v1/me/counters", &[("Authorization", auth)], "")
+            .0
+    };
+    assert_eq!(me(&theirs), 200);
+    let (_, _, users) = server.http("GET", "/api/v1/users", &[("Authorization", &admin)], "");
+    let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+    let id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "u2001")
+        .unwrap()["id"]
+        .clone();
+    let (status, _, body) = server.http(
+        "PATCH",
+        &format!("/api/v1/users/{id}"),
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"password":"a-brand-new-password"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(me(&theirs), 401);
+    assert_eq!(me(&admin), 200, "other users' tokens stay");
+}

@@ -64,3 +64,40 @@ fn sip_over_tls_and_https_use_the_generated_certificate() {
     );
     assert!(https.starts_with("HTTP/1.1 200"), "{https}");
 }
+
+/// The session cookie is Secure when it was set over HTTPS; the TLS key and the database
+/// are readable by kolokol's user alone.
+#[test]
+fn https_sessions_are_secure_and_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&[], &[]);
+    let body = r#"{"login":"boss","password":"boss-password"}"#;
+    let request = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let https = tls_exchange(server.https_port, request.as_bytes());
+    assert!(https.starts_with("HTTP/1.1 200"), "{https}");
+    let cookie = https
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let (_, head, _) = server.http(
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    assert!(
+        !head.contains("Secure"),
+        "plain HTTP cannot keep a Secure cookie: {head}"
+    );
+    for file in ["data/tls/key.pem", "data/kolokol.db"] {
+        let mode = std::fs::metadata(server.dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is open to others: {mode:o}");
+    }
+}

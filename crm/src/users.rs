@@ -175,7 +175,9 @@ impl Store {
         Ok((self.user(id).await?, password))
     }
 
-    /// Applies `change` to user `id`; a new password is hashed, sessions stay valid.
+    /// Applies `change` to user `id`. A new password is hashed and ends every session and
+    /// API token of the user (whoever learnt the old one keeps nothing); deactivating
+    /// does the same.
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
         let mut user = self.user(id).await?;
         if let Some(name) = &change.name {
@@ -186,7 +188,14 @@ impl Store {
         }
         let password_hash = match &change.password {
             Some(p) if p.len() < 8 => return Err(invalid("password", "at least 8 characters")),
-            Some(p) => Some(hash_password(p)?),
+            Some(p) => {
+                let p = p.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || hash_password(&p))
+                        .await
+                        .map_err(|e| StoreError::Io(format!("hashing: {e}")))??,
+                )
+            }
             None => None,
         };
         user.active = change.active.unwrap_or(user.active);
@@ -207,8 +216,8 @@ impl Store {
                 .execute(pool)
                 .await?;
         });
-        if !user.active {
-            self.end_sessions(id).await?;
+        if !user.active || password_hash.is_some() {
+            self.revoke_tokens(id).await?;
         }
         Ok(user)
     }
@@ -346,10 +355,10 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of a user (deactivated).
-    async fn end_sessions(&self, user_id: i64) -> Result<(), StoreError> {
+    /// Ends every session and API token of a user (deactivated, or a new password).
+    async fn revoke_tokens(&self, user_id: i64) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND kind = 'session'")
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
                 .bind(user_id)
                 .execute(pool)
                 .await?;

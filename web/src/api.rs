@@ -243,6 +243,7 @@ pub struct Login {
 /// without its password being checked; so is a login while too many checks run (503).
 pub async fn login(
     State(st): State<AppState>,
+    axum::Extension(listener): axum::Extension<kolokol_engine::transport::Transport>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     json: Result<Json<Login>, JsonRejection>,
@@ -270,8 +271,15 @@ pub async fn login(
         ));
     };
     let token = st.store.issue_token(user.id, "session").await?;
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
+    // Over HTTPS the cookie never travels in the clear (Secure).
+    let secure = if listener == kolokol_engine::transport::Transport::Wss {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200{secure}"
+    );
     Ok(([(header::SET_COOKIE, cookie)], Json(user)).into_response())
 }
 

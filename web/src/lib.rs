@@ -195,5 +195,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             "/sip",
             get(move |ws, info, headers, st| sip_ws::upgrade(ws, info, headers, st, ws_transport)),
         )
+        // Which listener a request came through (HTTPS: WSS), for the session cookie.
+        .layer(axum::Extension(ws_transport))
         .with_state(state)
 }
