@@ -126,6 +126,8 @@ pub struct HttpConfig {
     pub header_read_timeout_s: u64,
     /// Password checks at once; more logins get 503.
     pub password_checks: usize,
+    /// Addresses that read /metrics without credentials.
+    pub metrics_from: Vec<String>,
     pub login_per_source: PikeConfig,
     pub login_per_account: PikeConfig,
 }
@@ -188,6 +190,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             header_read_timeout_s: 10,
             password_checks: 8,
+            metrics_from: vec!["127.0.0.1".into(), "::1".into()],
             login_per_source: PikeConfig {
                 max_failures: 10,
                 window_ms: 300_000,

@@ -374,16 +374,8 @@ async fn serve(config: Config, store: Store) -> Result<()> {
         presence: Default::default(),
         guard: Arc::new(Guard::new(GuardConfig {
             allowed_origins: config.http.allowed_origins.clone(),
-            trusted_proxies: config
-                .http
-                .trusted_proxies
-                .iter()
-                .map(|a| {
-                    a.parse().with_context(|| {
-                        format!("http.trusted_proxies: {a:?} is not an IP address")
-                    })
-                })
-                .collect::<Result<_>>()?,
+            trusted_proxies: ip_list("http.trusted_proxies", &config.http.trusted_proxies)?,
+            metrics_from: ip_list("http.metrics_from", &config.http.metrics_from)?,
             login_per_source: config.http.login_per_source,
             login_per_account: config.http.login_per_account,
             password_checks: config.http.password_checks,
@@ -510,6 +502,16 @@ async fn drain(sip: &SipService, media: &Media, drain_s: u64) {
 /// Queues and provider registrations from the database, and every operator back in the
 /// state the event log last had for them: logged in (ready), paused with the same reason,
 /// or offline.
+/// A setting's list of IP addresses.
+fn ip_list(setting: &str, list: &[String]) -> Result<Vec<IpAddr>> {
+    list.iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{setting}: {a:?} is not an IP address"))
+        })
+        .collect()
+}
+
 /// A client that does not finish a request's headers in time is disconnected (slowloris:
 /// without this, trickling headers holds a connection and its task forever).
 fn header_timeout(

@@ -502,3 +502,40 @@ fn a_new_password_revokes_sessions_and_tokens() {
     assert_eq!(me(&theirs), 401);
     assert_eq!(me(&admin), 200, "other users' tokens stay");
 }
+
+/// Devices' addresses are not for every logged-in user, nor for anyone who can reach the
+/// port: /registrations shows a user only their own, /metrics needs an allowed address or
+/// an administrator.
+#[test]
+fn registrations_and_metrics_are_not_public() {
+    let server = Server::start(
+        &[("2001", "secret-2001"), ("2002", "secret-2002")],
+        &[("KOLOKOL_HTTP__METRICS_FROM", "[]")],
+    );
+    let admin = format!("Bearer {}", server.admin_token());
+    let u2002 = format!(
+        "Bearer {}",
+        server.cli(&["token", "create", "--user", "u2002"]).trim()
+    );
+    let mut phone = SipTcp::connect(server.sip_addr());
+    register_over_tcp(&mut phone, &server, "2001", "secret-2001");
+    let count = |auth: &str| {
+        let (status, _, body) =
+            server.http("GET", "/api/v1/registrations", &[("Authorization", auth)], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&admin), 1);
+    assert_eq!(count(&u2002), 0, "2002 does not see 2001's phone");
+    assert_eq!(server.http("GET", "/metrics", &[], "").0, 401);
+    assert_eq!(
+        server.http("GET", "/metrics", &[("Authorization", &u2002)], "").0,
+        403
+    );
+    let (status, _, body) = server.http("GET", "/metrics", &[("Authorization", &admin)], "");
+    assert_eq!(status, 200);
+    assert!(body.contains("kolokol_registrations 1"), "{body}");
+}

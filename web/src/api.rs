@@ -214,7 +214,18 @@ pub async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-pub async fn metrics(State(st): State<AppState>) -> Response {
+/// Prometheus metrics: to the addresses in `http.metrics_from` (loopback by default) and
+/// to administrators; they describe the whole installation.
+pub async fn metrics(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    caller: Result<Caller, Problem>,
+) -> Response {
+    if !st.guard.may_scrape(peer.ip()) {
+        if let Err(p) = caller.as_ref().map_err(|_| Problem::unauthorized()).and_then(admin) {
+            return p.into_response();
+        }
+    }
     metrics::gauge!("kolokol_registrations").set(st.sip.registrar.location.count() as f64);
     metrics::gauge!("kolokol_pike_banned_sources")
         .set(st.sip.registrar.banned_count(now_ms()) as f64);
@@ -354,9 +365,11 @@ pub struct Registration {
     user_agent: Option<String>,
 }
 
+/// Who is registered from where: everyone's to administrators, one's own to anyone else
+/// (a device's address is nobody else's business).
 pub async fn registrations(
     State(st): State<AppState>,
-    Caller(_): Caller,
+    Caller(user): Caller,
 ) -> Json<Vec<Registration>> {
     let now = now_ms();
     let mut list: Vec<Registration> = st
@@ -365,6 +378,7 @@ pub async fn registrations(
         .location
         .all(now)
         .into_iter()
+        .filter(|b| user.admin || user.extension.as_deref() == Some(b.aor.as_str()))
         .map(|b| Registration {
             transport: b.flow.transport.name(),
             source: b.flow.remote.to_string(),

@@ -22,6 +22,8 @@ pub struct GuardConfig {
     /// Password checks (argon2, ~20 ms of a core each) running or waiting at once; more
     /// get 503 rather than queueing without end.
     pub password_checks: usize,
+    /// Addresses that may read /metrics without logging in (a Prometheus server).
+    pub metrics_from: Vec<IpAddr>,
 }
 
 pub struct Guard {
@@ -84,6 +86,11 @@ impl Guard {
             .allowed_origins
             .iter()
             .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    }
+
+    /// Whether `ip` may read /metrics without credentials.
+    pub fn may_scrape(&self, ip: IpAddr) -> bool {
+        self.config.metrics_from.contains(&ip)
     }
 
     /// Whether a login from `ip` may be checked now.
