@@ -197,7 +197,7 @@ async fn load(store: &Store, partners: usize) {
                 &form,
                 Import {
                     format: Format::Csv,
-                    bytes: csv.as_bytes(),
+                    bytes: csv.into_bytes().into(),
                     mapping: None,
                     dry_run: false,
                 },

@@ -2248,3 +2248,227 @@ fn e_mail_from_a_card() {
         assert_eq!(status, 403);
     });
 }
+
+// Issue 15: holes a security review found.
+
+/// CRC-32 (IEEE), as a zip part's header carries it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= *b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A zip of `parts` stored as they are, written byte by byte so the test says exactly
+/// what the file holds (the bomb is what no spreadsheet writer would make).
+fn stored_zip(parts: &[(&str, &str)]) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in parts {
+        let (name, data) = (name.as_bytes(), data.as_bytes());
+        let offset = out.len() as u32;
+        let (crc, len) = (crc32(data), data.len() as u32);
+        // version 2.0, no flags, stored, 1980-01-01 00:00
+        let common = |b: &mut Vec<u8>| {
+            for v in [20u16, 0, 0, 0, 0x21] {
+                b.extend(v.to_le_bytes());
+            }
+            b.extend(crc.to_le_bytes());
+            b.extend(len.to_le_bytes());
+            b.extend(len.to_le_bytes());
+            b.extend((name.len() as u16).to_le_bytes());
+            b.extend(0u16.to_le_bytes());
+        };
+        out.extend(b"PK\x03\x04");
+        common(&mut out);
+        out.extend(name);
+        out.extend(data);
+        central.extend(b"PK\x01\x02");
+        central.extend(20u16.to_le_bytes());
+        common(&mut central);
+        central.extend([0u8; 10]); // comment length, disk, attributes
+        central.extend(offset.to_le_bytes());
+        central.extend(name);
+    }
+    let at = out.len() as u32;
+    out.extend(&central);
+    out.extend(b"PK\x05\x06");
+    out.extend([0u8; 4]);
+    for _ in 0..2 {
+        out.extend((parts.len() as u16).to_le_bytes());
+    }
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(at.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// The XLSX of issue 15: a header at A1 and one cell at XFD1048576, the sheet's last.
+fn xlsx_bomb() -> Vec<u8> {
+    const MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    stored_zip(&[
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+        ),
+        (
+            "xl/workbook.xml",
+            &format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{MAIN}" xmlns:r="{REL}"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            &format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{REL}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            &format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{MAIN}"><dimension ref="A1:XFD1048576"/><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>title</t></is></c></row><row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData></worksheet>"#
+            ),
+        ),
+    ])
+}
+
+#[test]
+fn an_xlsx_bomb_is_refused_and_the_server_lives() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        let bomb = xlsx_bomb();
+        assert!(bomb.len() < 2048, "{} bytes", bomb.len());
+        let (status, _, body) = admin.raw(
+            "POST",
+            "/api/v1/partners/import?format=xlsx&dry_run=true",
+            &bomb,
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (422, Some("file")),
+            "{backend}: {v}"
+        );
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("column XFD is beyond the 256 columns an import reads"),
+            "{v}"
+        );
+        // Alive, and still importing.
+        let (status, report) = admin.call(
+            "POST",
+            "/api/v1/partners/import?format=csv",
+            Some(Value::Null),
+        );
+        assert_eq!(status, 422, "{report}");
+        let (status, _, body) = admin.raw(
+            "POST",
+            "/api/v1/partners/import?format=csv",
+            "title\nАльфа\n".as_bytes(),
+        );
+        assert_eq!(status, 200, "{backend}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            admin.ok("GET", "/api/v1/partners", None)["rows"][0]["values"]["title"],
+            "Альфа"
+        );
+    });
+}
+
+/// Sends the head of a request declaring `declared` body bytes and `sent` of them, then
+/// waits for the answer without sending the rest; none within 20 s: `None`.
+fn answer_before_the_body(
+    server: &Server,
+    path: &str,
+    headers: &[(String, String)],
+    declared: usize,
+    sent: usize,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {declared}\r\nContent-Type: text/csv\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut body = b"title\n".to_vec();
+    body.resize(sent, b'a');
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+                    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                    return Some((status, head));
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn an_import_checks_the_right_before_it_reads_the_body() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        create_user(&admin, "reader", json!({}));
+        let reader = Api::login(server, "reader", "password-1");
+        // 200 MB declared, 64 KiB sent: the refusal comes while the rest is still unsent.
+        let path = "/api/v1/partners/import?format=csv";
+        let answer = answer_before_the_body(server, path, &reader.headers, 200 << 20, 64 << 10);
+        assert_eq!(
+            answer.as_ref().map(|a| a.0),
+            Some(403),
+            "{backend}: {answer:?}"
+        );
+        let answer = answer_before_the_body(server, path, &[], 200 << 20, 64 << 10);
+        assert_eq!(
+            answer.as_ref().map(|a| a.0),
+            Some(401),
+            "{backend}: {answer:?}"
+        );
+        // One with the right has the body read.
+        create_user(&admin, "op", json!({"contacts": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "ops", "members": ["op"], "access": {"title": "edit"}})),
+        );
+        let op = Api::login(server, "op", "password-1");
+        let (status, _, body) = op.raw("POST", path, "title\nАльфа\n".as_bytes());
+        let report: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, report["imported"].as_u64()),
+            (200, Some(1)),
+            "{report}"
+        );
+    });
+}

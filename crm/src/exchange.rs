@@ -39,41 +39,104 @@ impl Format {
 /// A sheet: its header row and data rows.
 pub type Sheet = (Vec<String>, Vec<Vec<Value>>);
 
-/// Reads the first sheet (XLSX) or the file (CSV, `,` or `;` separated, BOM tolerated).
-pub fn read_sheet(format: Format, bytes: &[u8]) -> Result<Sheet, StoreError> {
+/// How much of a file an import reads. An import holds the file's rows in memory and checks
+/// each like a card saved through the API, so a file is measured while it is read and
+/// refused, with the limit named, before it can take more memory than these allow: a
+/// 1.4 KB XLSX naming cell XFD1048576 would otherwise become 17 billion cells, and a zip
+/// of a few kilobytes can unpack to gigabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SheetLimits {
+    /// Columns, counted from A (256: A…IV). A card has a few dozen fields; a wider sheet
+    /// is not a base of partners.
+    pub columns: u32,
+    /// Data rows under the header: a million cards, the base SPEC 2.5 is built for.
+    pub rows: u32,
+    /// Cells of the rows as held (each row up to its last filled cell, empty ones
+    /// included): what bounds the memory rows take, about 50 bytes a cell.
+    pub cells: u64,
+    /// Bytes the parts of an XLSX unpack to, together (the sheet is read as it unpacks,
+    /// the shared strings are held).
+    pub unpacked_bytes: u64,
+}
+
+impl SheetLimits {
+    /// The limits of `POST /api/v1/partners/import`: a million cards of five fields, or
+    /// 20,000 rows of 256 columns; an XLSX of at most 512 MiB unpacked.
+    pub const IMPORT: SheetLimits = SheetLimits {
+        columns: 256,
+        rows: 1_000_000,
+        cells: 5_000_000,
+        unpacked_bytes: 512 << 20,
+    };
+}
+
+impl Default for SheetLimits {
+    fn default() -> Self {
+        SheetLimits::IMPORT
+    }
+}
+
+/// A column's letters as a spreadsheet shows them (0: A, 255: IV, 16383: XFD).
+pub fn column_name(col: u32) -> String {
+    let mut n = col as u64 + 1;
+    let mut letters = Vec::new();
+    while n > 0 {
+        let rem = ((n - 1) % 26) as u8;
+        letters.push(b'A' + rem);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII letters")
+}
+
+/// Refusals of a file beyond `limits`, each naming the limit.
+impl SheetLimits {
+    fn column(&self, col: u32) -> Result<(), StoreError> {
+        if col >= self.columns {
+            return Err(invalid(
+                "file",
+                &format!(
+                    "column {} is beyond the {} columns an import reads",
+                    column_name(col),
+                    self.columns
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `row` counted from 0 (the header's row).
+    fn row(&self, row: u64) -> Result<(), StoreError> {
+        if row > self.rows as u64 {
+            return Err(invalid(
+                "file",
+                &format!(
+                    "row {} is beyond the {} rows (and a header) an import reads",
+                    row + 1,
+                    self.rows
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn cells(&self, cells: u64) -> Result<(), StoreError> {
+        if cells > self.cells {
+            return Err(invalid(
+                "file",
+                &format!("more than the {} cells an import reads", self.cells),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the first sheet (XLSX) or the file (CSV, `,` or `;` separated, BOM tolerated)
+/// within `limits`. Blocking work: call it off the async runtime.
+pub fn read_sheet(format: Format, bytes: &[u8], limits: &SheetLimits) -> Result<Sheet, StoreError> {
     let mut rows: Vec<Vec<Value>> = match format {
-        Format::Csv => {
-            let text =
-                std::str::from_utf8(bytes).map_err(|_| invalid("file", "CSV must be UTF-8"))?;
-            let text = text.trim_start_matches('\u{feff}');
-            let first = text.lines().next().unwrap_or_default();
-            let delimiter = if first.matches(';').count() > first.matches(',').count() {
-                b';'
-            } else {
-                b','
-            };
-            csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .delimiter(delimiter)
-                .from_reader(text.as_bytes())
-                .records()
-                .map(|r| {
-                    r.map(|r| r.iter().map(|c| Value::String(c.to_string())).collect())
-                        .map_err(|e| invalid("file", &format!("CSV: {e}")))
-                })
-                .collect::<Result<_, _>>()?
-        }
-        Format::Xlsx => {
-            use calamine::Reader;
-            let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec()))
-                .map_err(|e| invalid("file", &format!("XLSX: {e}")))?;
-            let range = book
-                .worksheet_range_at(0)
-                .ok_or_else(|| invalid("file", "XLSX: no sheet"))?
-                .map_err(|e| invalid("file", &format!("XLSX: {e}")))?;
-            range.rows().map(|r| r.iter().map(cell).collect()).collect()
-        }
+        Format::Csv => read_csv(bytes, limits)?,
+        Format::Xlsx => read_xlsx(bytes, limits)?,
     };
     if rows.is_empty() {
         return Err(invalid("file", "no header row"));
@@ -90,20 +153,156 @@ pub fn read_sheet(format: Format, bytes: &[u8]) -> Result<Sheet, StoreError> {
     Ok((header, rows))
 }
 
-fn cell(c: &calamine::Data) -> Value {
-    use calamine::Data;
+fn read_csv(bytes: &[u8], limits: &SheetLimits) -> Result<Vec<Vec<Value>>, StoreError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid("file", "CSV must be UTF-8"))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let first = text.lines().next().unwrap_or_default();
+    let delimiter = if first.matches(';').count() > first.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    let mut cells = 0u64;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(invalid("file", &format!("CSV: {e}"))),
+        }
+        limits.row(rows.len() as u64)?;
+        if !record.is_empty() {
+            limits.column(record.len() as u32 - 1)?;
+        }
+        cells += record.len() as u64;
+        limits.cells(cells)?;
+        rows.push(
+            record
+                .iter()
+                .map(|c| Value::String(c.to_string()))
+                .collect(),
+        );
+    }
+    Ok(rows)
+}
+
+/// Refuses a zip whose parts unpack to more than `limits` allow: by the sizes it declares,
+/// then (a declared size is only the file's word) by unpacking each part, counted.
+fn check_unpacked(bytes: &[u8], limits: &SheetLimits) -> Result<(), StoreError> {
+    let refused = |size: &dyn std::fmt::Display| {
+        invalid(
+            "file",
+            &format!(
+                "XLSX: its parts unpack to {size} bytes, more than the {} an import reads",
+                limits.unpacked_bytes
+            ),
+        )
+    };
+    let xlsx = |e: &dyn std::fmt::Display| invalid("file", &format!("XLSX: {e}"));
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| xlsx(&e))?;
+    match zip.decompressed_size() {
+        Some(declared) if declared <= limits.unpacked_bytes as u128 => {}
+        Some(declared) => return Err(refused(&declared)),
+        None => return Err(refused(&"more than 2^128")),
+    }
+    let mut left = limits.unpacked_bytes;
+    for i in 0..zip.len() {
+        let part = zip.by_index(i).map_err(|e| xlsx(&e))?;
+        let got = std::io::copy(
+            &mut std::io::Read::take(part, left + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| xlsx(&e))?;
+        if got > left {
+            return Err(refused(&format!("more than {}", limits.unpacked_bytes)));
+        }
+        left -= got;
+    }
+    Ok(())
+}
+
+/// The first sheet's cells, streamed (calamine's cell reader: no sheet-sized grid is
+/// allocated from what the file claims), as rows from the first filled row and column on.
+fn read_xlsx(bytes: &[u8], limits: &SheetLimits) -> Result<Vec<Vec<Value>>, StoreError> {
+    use calamine::Reader;
+    let xlsx = |e: &dyn std::fmt::Display| invalid("file", &format!("XLSX: {e}"));
+    check_unpacked(bytes, limits)?;
+    let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| xlsx(&e))?;
+    let first = book
+        .sheet_names()
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid("file", "XLSX: no sheet"))?;
+    let mut reader = book.worksheet_cells_reader(&first).map_err(|e| xlsx(&e))?;
+    // Filled cells as (row, column, value); empty ones cost nothing.
+    let mut filled: Vec<(u32, u32, Value)> = Vec::new();
+    while let Some(c) = reader.next_cell().map_err(|e| xlsx(&e))? {
+        let value = cell(c.get_value());
+        if value.is_null() {
+            continue;
+        }
+        let (row, col) = c.get_position();
+        limits.column(col)?;
+        limits.row(row as u64)?;
+        limits.cells(filled.len() as u64 + 1)?;
+        filled.push((row, col, value));
+    }
+    // Cells do not always come in order; a later one at the same place wins.
+    filled.sort_by_key(|(r, c, _)| (*r, *c));
+    let (Some(top), Some(left)) = (
+        filled.first().map(|c| c.0),
+        filled.iter().map(|c| c.1).min(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    limits.row((filled.last().map_or(top, |c| c.0) - top) as u64)?;
+    // Each row up to its last filled cell, measured before anything is allocated.
+    let mut held = 0u64;
+    for (i, (row, col, _)) in filled.iter().enumerate() {
+        if filled.get(i + 1).is_none_or(|next| next.0 != *row) {
+            held += (col - left) as u64 + 1;
+        }
+    }
+    limits.cells(held)?;
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    for (row, col, value) in filled {
+        let r = (row - top) as usize;
+        if rows.len() <= r {
+            rows.resize_with(r + 1, Vec::new);
+        }
+        let cells = &mut rows[r];
+        let c = (col - left) as usize;
+        if cells.len() <= c {
+            cells.resize(c + 1, Value::Null);
+        }
+        cells[c] = value;
+    }
+    Ok(rows)
+}
+
+fn cell(c: &calamine::DataRef<'_>) -> Value {
+    use calamine::DataRef;
     match c {
-        Data::Int(i) => Value::from(*i),
-        Data::Float(f) => serde_json::Number::from_f64(*f)
+        DataRef::Int(i) => Value::from(*i),
+        DataRef::Float(f) => serde_json::Number::from_f64(*f)
             .map(Value::Number)
             .unwrap_or(Value::Null),
-        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Value::String(s.clone()),
-        Data::Bool(b) => Value::String(b.to_string()),
-        Data::DateTime(d) => d
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => {
+            Value::String(s.clone())
+        }
+        DataRef::SharedString(s) => Value::String(s.to_string()),
+        DataRef::Bool(b) => Value::String(b.to_string()),
+        DataRef::DateTime(d) => d
             .as_datetime()
             .map(|t| Value::String(t.date().format("%Y-%m-%d").to_string()))
             .unwrap_or(Value::Null),
-        Data::Error(_) | Data::Empty => Value::Null,
+        DataRef::Error(_) | DataRef::Empty => Value::Null,
     }
 }
 
@@ -118,7 +317,7 @@ pub struct RowError {
 /// An import as asked: the file, how its columns map to fields, whether only to check.
 pub struct Import<'a> {
     pub format: Format,
-    pub bytes: &'a [u8],
+    pub bytes: bytes::Bytes,
     /// Column header → field latin name; none: columns named like fields.
     pub mapping: Option<&'a BTreeMap<String, String>>,
     pub dry_run: bool,
@@ -189,7 +388,11 @@ impl Store {
                 "importing partners needs the contacts right".into(),
             ));
         }
-        let (header, rows) = read_sheet(format, bytes)?;
+        // Parsing a large file takes seconds of a core: not on the async runtime's threads.
+        let (header, rows) =
+            tokio::task::spawn_blocking(move || read_sheet(format, &bytes, &SheetLimits::IMPORT))
+                .await
+                .map_err(|e| StoreError::Io(format!("import: {e}")))??;
         let columns = column_fields(viewer, form, &header, mapping)?;
         if columns.iter().all(Option::is_none) {
             return Err(invalid("mapping", "no column maps to a field"));
@@ -342,5 +545,175 @@ pub fn write_sheet(
             }
             book.save_to_buffer().map_err(|e| failed(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An XLSX with these cells (row, column from 0), as Excel would write it.
+    fn xlsx(cells: &[(u32, u16, &str)]) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        for (r, c, text) in cells {
+            sheet.write_string(*r, *c, *text).unwrap();
+        }
+        book.save_to_buffer().unwrap()
+    }
+
+    fn refusal(result: Result<Sheet, StoreError>) -> String {
+        match result {
+            Err(StoreError::Invalid {
+                field: "file",
+                message,
+            }) => message,
+            other => panic!("not refused for the file: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn columns_are_named_as_a_spreadsheet_names_them() {
+        let names: Vec<String> = [0, 25, 26, 255, 16383].map(column_name).to_vec();
+        assert_eq!(names, ["A", "Z", "AA", "IV", "XFD"]);
+    }
+
+    #[test]
+    fn a_sheet_reads_from_its_first_filled_cell() {
+        let bytes = xlsx(&[
+            (1, 1, "title"),
+            (1, 2, "phone"),
+            (2, 1, "Альфа"),
+            (4, 2, "+7 495 123-45-67"),
+        ]);
+        let (header, rows) = read_sheet(Format::Xlsx, &bytes, &SheetLimits::IMPORT).unwrap();
+        assert_eq!(header, ["title", "phone"]);
+        assert_eq!(
+            rows,
+            [
+                vec![Value::from("Альфа")],
+                vec![],
+                vec![Value::Null, Value::from("+7 495 123-45-67")],
+            ]
+        );
+    }
+
+    /// The bomb of issue 15: two cells, A1 and XFD1048576, made calamine's range allocate
+    /// 16,384 × 1,048,576 cells and the process abort.
+    #[test]
+    fn a_cell_at_xfd1048576_is_refused_without_a_grid() {
+        let bytes = xlsx(&[(0, 0, "title"), (1_048_575, 16_383, "boom")]);
+        assert!(bytes.len() < 8 << 10, "{} bytes", bytes.len());
+        let message = refusal(read_sheet(Format::Xlsx, &bytes, &SheetLimits::IMPORT));
+        assert_eq!(
+            message,
+            "column XFD is beyond the 256 columns an import reads"
+        );
+        // Within the columns, the last row is beyond the rows.
+        let bytes = xlsx(&[(0, 0, "title"), (1_048_575, 0, "boom")]);
+        let message = refusal(read_sheet(Format::Xlsx, &bytes, &SheetLimits::IMPORT));
+        assert_eq!(
+            message,
+            "row 1048576 is beyond the 1000000 rows (and a header) an import reads"
+        );
+    }
+
+    #[test]
+    fn the_cells_rows_hold_are_bounded_before_they_are_allocated() {
+        let limits = SheetLimits {
+            cells: 100,
+            ..SheetLimits::IMPORT
+        };
+        // Two filled cells, but the second row would hold 200.
+        let bytes = xlsx(&[(0, 0, "title"), (1, 199, "far")]);
+        let message = refusal(read_sheet(Format::Xlsx, &bytes, &limits));
+        assert_eq!(message, "more than the 100 cells an import reads");
+        let bytes = xlsx(&[(0, 0, "title"), (1, 98, "near")]);
+        assert!(read_sheet(Format::Xlsx, &bytes, &limits).is_ok());
+    }
+
+    /// Sets every part's declared unpacked size in a zip to 1 byte (the central directory
+    /// and the local headers), as a crafted bomb could.
+    fn understate_sizes(zip: &mut [u8]) {
+        let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]) as usize;
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let end = zip
+            .windows(4)
+            .rposition(|w| w == b"PK\x05\x06")
+            .expect("end of central directory");
+        let (entries, mut at) = (u16_at(zip, end + 10), u32_at(zip, end + 16) as usize);
+        for _ in 0..entries {
+            assert_eq!(&zip[at..at + 4], b"PK\x01\x02");
+            let local = u32_at(zip, at + 42) as usize;
+            zip[at + 24..at + 28].copy_from_slice(&1u32.to_le_bytes());
+            zip[local + 22..local + 26].copy_from_slice(&1u32.to_le_bytes());
+            at += 46 + u16_at(zip, at + 28) + u16_at(zip, at + 30) + u16_at(zip, at + 32);
+        }
+    }
+
+    #[test]
+    fn a_zip_unpacking_beyond_the_budget_is_refused() {
+        let limits = SheetLimits {
+            unpacked_bytes: 1 << 20,
+            ..SheetLimits::IMPORT
+        };
+        // Two megabytes of shared strings (Excel's strings are at most 32,767 characters),
+        // packed into a few kilobytes.
+        let long: Vec<String> = (0..64)
+            .map(|i| format!("{i}{}", "a".repeat(32_000)))
+            .collect();
+        let cells = |strings: &[String]| -> Vec<u8> {
+            let mut cells: Vec<(u32, u16, &str)> = vec![(0, 0, "title")];
+            cells.extend(
+                strings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i as u32 + 1, 0, s.as_str())),
+            );
+            xlsx(&cells)
+        };
+        let mut bytes = cells(&long);
+        assert!(bytes.len() < 64 << 10, "{} bytes", bytes.len());
+        let message = refusal(read_sheet(Format::Xlsx, &bytes, &limits));
+        assert!(
+            message.starts_with("XLSX: its parts unpack to "),
+            "{message}"
+        );
+        assert!(message.ends_with("more than the 1048576 an import reads"));
+        // The declared sizes lie: the parts are measured as they unpack.
+        understate_sizes(&mut bytes);
+        let message = refusal(read_sheet(Format::Xlsx, &bytes, &limits));
+        assert_eq!(
+            message,
+            "XLSX: its parts unpack to more than 1048576 bytes, more than the 1048576 an import reads"
+        );
+        // The same file within the budget reads.
+        let (_, rows) = read_sheet(Format::Xlsx, &cells(&long), &SheetLimits::IMPORT).unwrap();
+        assert_eq!(rows.len(), 64);
+        assert_eq!(rows[63][0], Value::from(long[63].clone()));
+    }
+
+    #[test]
+    fn a_csv_is_bounded_by_columns_rows_and_cells() {
+        let limits = SheetLimits {
+            columns: 3,
+            rows: 2,
+            cells: 8,
+            ..SheetLimits::IMPORT
+        };
+        let read = |text: &str| read_sheet(Format::Csv, text.as_bytes(), &limits);
+        assert!(read("a,b,c\n1,2,3\n4,5\n").is_ok());
+        assert_eq!(
+            refusal(read("a,b,c,d\n")),
+            "column D is beyond the 3 columns an import reads"
+        );
+        assert_eq!(
+            refusal(read("a\n1\n2\n3\n")),
+            "row 4 is beyond the 2 rows (and a header) an import reads"
+        );
+        assert_eq!(
+            refusal(read("a,b,c\n1,2,3\n4,5,6\n")),
+            "more than the 8 cells an import reads"
+        );
     }
 }

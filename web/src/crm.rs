@@ -5,7 +5,7 @@
 use crate::api::{admin, body, Caller, QueryParams};
 use crate::{AppState, Problem};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -560,14 +560,14 @@ fn xlsx() -> String {
 }
 
 /// `POST /api/v1/partners/import?format=csv|xlsx&dry_run=true&mapping={…}` with the file
-/// as the body.
+/// as the body. The caller and their right are checked before the body is read; then it
+/// is read up to the route's body limit.
 pub async fn import_partners(
     State(st): State<AppState>,
     caller: Caller,
     QueryParams(p): QueryParams<ImportParams>,
-    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<Json<ImportReport>, Problem> {
-    let bytes = bytes.map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
     let format = Format::parse(&p.format)?;
     let mapping: Option<BTreeMap<String, String>> = match &p.mapping {
         Some(m) => Some(serde_json::from_str(m).map_err(|e| {
@@ -580,6 +580,15 @@ pub async fn import_partners(
         None => None,
     };
     let (viewer, form) = viewer(&st, caller).await?;
+    if !viewer.works_with_contacts() {
+        return Err(kolokol_crm::StoreError::Forbidden(
+            "importing partners needs the contacts right".into(),
+        )
+        .into());
+    }
+    let bytes = axum::body::Bytes::from_request(request, &st)
+        .await
+        .map_err(|e| Problem::field(e.status(), "file", e.body_text()))?;
     let (notices, me) = (st.notices.clone(), viewer.user.id);
     let report = st
         .store
@@ -588,7 +597,7 @@ pub async fn import_partners(
             &form,
             Import {
                 format,
-                bytes: &bytes,
+                bytes,
                 mapping: mapping.as_ref(),
                 dry_run: p.dry_run,
             },
