@@ -111,6 +111,8 @@ pub struct SipConfig {
     pub first_message_timeout_s: u64,
     /// Silence that closes a connection no registration uses.
     pub idle_timeout_s: u64,
+    /// New calls get 503 while SIP datagrams wait longer than this (smoothed); 0: never.
+    pub overload_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +179,7 @@ impl Default for SipConfig {
             max_connections_per_source: 64,
             first_message_timeout_s: 10,
             idle_timeout_s: 120,
+            overload_wait_ms: 100,
         }
     }
 }

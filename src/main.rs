@@ -310,13 +310,17 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     });
     let mut control = control;
     restore_queues(&mut control, &store).await?;
-    let sip = Arc::new(SipService::new(registrar).with_calls(CallPlane {
-        control: std::sync::Mutex::new(control),
-        dialplan: routing.clone(),
-        sender: sender.clone(),
-        journal: events_tx,
-        browser: Some(browser),
-    }));
+    let sip = Arc::new(
+        SipService::new(registrar)
+            .with_admission(config.sip.overload_wait_ms)
+            .with_calls(CallPlane {
+                control: std::sync::Mutex::new(control),
+                dialplan: routing.clone(),
+                sender: sender.clone(),
+                journal: events_tx,
+                browser: Some(browser),
+            }),
+    );
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.data_dir)?;
     let max = config.sip.max_message_size;
     let header_read = std::time::Duration::from_secs(config.http.header_read_timeout_s.max(1));

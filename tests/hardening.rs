@@ -520,10 +520,15 @@ fn registrations_and_metrics_are_not_public() {
     let mut phone = SipTcp::connect(server.sip_addr());
     register_over_tcp(&mut phone, &server, "2001", "secret-2001");
     let count = |auth: &str| {
-        let (status, _, body) =
-            server.http("GET", "/api/v1/registrations", &[("Authorization", auth)], "");
+        let (status, _, body) = server.http(
+            "GET",
+            "/api/v1/registrations",
+            &[("Authorization", auth)],
+            "",
+        );
         assert_eq!(status, 200, "{body}");
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
             .as_array()
             .unwrap()
             .len()
@@ -532,10 +537,45 @@ fn registrations_and_metrics_are_not_public() {
     assert_eq!(count(&u2002), 0, "2002 does not see 2001's phone");
     assert_eq!(server.http("GET", "/metrics", &[], "").0, 401);
     assert_eq!(
-        server.http("GET", "/metrics", &[("Authorization", &u2002)], "").0,
+        server
+            .http("GET", "/metrics", &[("Authorization", &u2002)], "")
+            .0,
         403
     );
     let (status, _, body) = server.http("GET", "/metrics", &[("Authorization", &admin)], "");
     assert_eq!(status, 200);
     assert!(body.contains("kolokol_registrations 1"), "{body}");
+}
+
+/// A user is dialled by login or extension: a new login that is someone's extension (or
+/// the reverse) would take their calls, so it is refused.
+#[test]
+fn logins_and_extensions_do_not_collide() {
+    let server = Server::start(&[("2001", "secret-2001")], &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let create = |body: &str| {
+        server.http(
+            "POST",
+            "/api/v1/users",
+            &[
+                ("Authorization", &admin),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let (status, _, body) = create(r#"{"login":"2001","name":"Impostor"}"#);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains(r#""field":"login""#), "{body}");
+    let (status, _, body) = create(r#"{"login":"3005","name":"Digits"}"#);
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = create(
+        r#"{"login":"petrov","name":"Petrov","extension":"3005","sip_password":"petrov-secret"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains(r#""field":"extension""#), "{body}");
+    let (status, _, body) = create(
+        r#"{"login":"petrov","name":"Petrov","extension":"2002","sip_password":"petrov-secret"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
 }

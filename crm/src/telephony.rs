@@ -255,11 +255,15 @@ impl RoutingTable {
         let numbers = store.numbers().await?;
         let trunks = store.trunks().await?;
         self.users.clear();
+        // Extensions win over logins spelt the same (data from before the two were kept
+        // apart): what is dialled as digits reaches the extension's owner.
+        for u in &users {
+            self.users.insert(u.login.clone(), u.clone());
+        }
         for u in users {
-            if let Some(ext) = &u.extension {
-                self.users.insert(ext.clone(), u.clone());
+            if let Some(ext) = u.extension.clone() {
+                self.users.insert(ext, u);
             }
-            self.users.insert(u.login.clone(), u);
         }
         self.numbers.clear();
         for n in numbers {

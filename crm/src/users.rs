@@ -131,6 +131,27 @@ impl Store {
         realm: &str,
     ) -> Result<(User, String), StoreError> {
         new.validate()?;
+        // Logins and extensions are one namespace to the dialplan (a user is dialled by
+        // either): a login that is someone's extension, or the reverse, would take their calls.
+        let clash: Option<String> = on_db!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT CASE WHEN extension = $1 THEN 'login' ELSE 'extension' END FROM users \
+                 WHERE extension = $1 OR login = $2 LIMIT 1",
+            )
+            .bind(&new.login)
+            .bind(&new.extension)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some(field) = clash {
+            return Err(StoreError::Conflict {
+                field: if field == "login" {
+                    "login"
+                } else {
+                    "extension"
+                },
+            });
+        }
         let password = new.password.clone().unwrap_or_else(|| random_secret(8));
         let password_hash = hash_password(&password)?;
         let (md5, sha) = match (&new.extension, &new.sip_password) {

@@ -3,6 +3,7 @@
 //! Knows nothing of SQL or HTTP: what it needs from outside comes through small traits
 //! such as [`registrar::Directory`] and [`registrar::BindingSink`].
 
+pub mod admission;
 pub mod browser;
 pub mod call;
 pub mod clock;

@@ -91,6 +91,8 @@ impl CallPlane {
 
 pub struct SipService {
     pub registrar: Registrar,
+    /// Whether new calls are let in now (overload control).
+    pub admission: crate::admission::Admission,
     /// Final responses of UDP server transactions that changed state, so that a
     /// retransmitted request is answered the same way instead of being processed twice.
     completed: DashMap<String, (Vec<u8>, u64)>,
@@ -152,11 +154,18 @@ impl SipService {
         SipService {
             registrar,
             completed: DashMap::new(),
+            admission: Default::default(),
             calls: None,
         }
     }
 
     /// With call control: INVITEs place calls instead of getting 480.
+    /// Refuse new calls while datagrams wait longer than `limit_ms` (0: never).
+    pub fn with_admission(mut self, limit_ms: u64) -> Self {
+        self.admission = crate::admission::Admission::new(limit_ms);
+        self
+    }
+
     pub fn with_calls(mut self, plane: CallPlane) -> Self {
         self.calls = Some(plane);
         self
@@ -363,6 +372,12 @@ impl SipService {
         {
             // A re-INVITE for a dialog no call knows.
             return Some(Reply::new(481, "Call/Transaction Does Not Exist"));
+        }
+        // Overloaded: refused at the door, before authentication, routing and media, so
+        // the calls already taken keep what capacity there is.
+        if self.admission.overloaded() {
+            counter!("kolokol_calls_refused_total", "reason" => "overload").increment(1);
+            return Some(Reply::new(503, "Service Unavailable").with("Retry-After", "2".into()));
         }
         // While draining for shutdown nothing new starts, whoever asks.
         if let Some(retry_after) =

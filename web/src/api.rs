@@ -222,7 +222,11 @@ pub async fn metrics(
     caller: Result<Caller, Problem>,
 ) -> Response {
     if !st.guard.may_scrape(peer.ip()) {
-        if let Err(p) = caller.as_ref().map_err(|_| Problem::unauthorized()).and_then(admin) {
+        if let Err(p) = caller
+            .as_ref()
+            .map_err(|_| Problem::unauthorized())
+            .and_then(admin)
+        {
             return p.into_response();
         }
     }
@@ -230,6 +234,7 @@ pub async fn metrics(
     metrics::gauge!("kolokol_pike_banned_sources")
         .set(st.sip.registrar.banned_count(now_ms()) as f64);
     metrics::gauge!("kolokol_sip_connections").set(st.connections.len() as f64);
+    metrics::gauge!("kolokol_sip_udp_wait_us").set(st.sip.admission.wait_us() as f64);
     if let Some(plane) = &st.sip.calls {
         let calls = plane.control.lock().map_or(0, |c| c.active_calls());
         metrics::gauge!("kolokol_active_calls").set(calls as f64);

@@ -72,6 +72,9 @@ pub struct CallConfig {
     pub retry_after_s: u32,
     /// The language of spoken prompts: `ru` or `en`.
     pub language: String,
+    /// Calls one user may have placed and not yet ended; more get 403. A stolen password
+    /// (or a runaway script) cannot fill the trunks and the media ports.
+    pub max_per_user: usize,
 }
 
 impl Default for CallConfig {
@@ -82,6 +85,7 @@ impl Default for CallConfig {
             record: true,
             retry_after_s: 30,
             language: "ru".into(),
+            max_per_user: 8,
         }
     }
 }
@@ -316,6 +320,9 @@ pub struct CallControl {
     next_key: u64,
     /// Set while draining: the moment remaining calls are ended.
     drain_deadline: Option<u64>,
+    /// The calls each user placed (ended ones pruned when the user places the next), for
+    /// `max_per_user` without a scan of every call.
+    placed: HashMap<String, Vec<u64>>,
 }
 
 /// The response to a stored request, re-read from its bytes.
@@ -429,6 +436,7 @@ impl CallControl {
             next_presence_ms: 0,
             next_key: 1,
             drain_deadline: None,
+            placed: HashMap::new(),
         }
     }
 
@@ -503,6 +511,14 @@ impl CallControl {
                 status: 503,
                 headers: vec![("Retry-After", self.ctx.config.retry_after_s.to_string())],
             });
+        }
+        if let Caller::User(u) = &caller {
+            let calls = &self.calls;
+            let placed = self.placed.entry(u.login.clone()).or_default();
+            placed.retain(|k| calls.get(k).is_some_and(|c| c.state != State::Ended));
+            if placed.len() >= self.ctx.config.max_per_user {
+                return Err(Refusal::new(403));
+            }
         }
         let dialled = message::uri_user(req.uri)
             .or_else(|| message::uri_user(req.to_uri()))
@@ -742,6 +758,7 @@ impl CallControl {
         self.dialogs
             .insert(call.caller.call_id.clone(), (key, Side::Caller));
         if let Some(user) = &call.caller_user {
+            self.placed.entry(user.clone()).or_default().push(key);
             out.pending.push(QueueInput::Direct {
                 operator: user.clone(),
                 call: id.clone(),

@@ -482,6 +482,40 @@ fn parallel_ringing_first_answer_wins_and_others_are_cancelled() {
 }
 
 #[test]
+fn a_user_places_only_so_many_calls_at_once() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    let limit = b.control.config().max_per_user;
+    let place = |b: &mut Bench, n: usize| {
+        let bytes = String::from_utf8(invite("1002", 1))
+            .unwrap()
+            .replace("call-a@", &format!("call-{n}@"))
+            .replace("branch=z9hG4bKalice1", &format!("branch=z9hG4bKn{n}"))
+            .into_bytes();
+        let Ok(Inbound::Request(req)) = decode(&bytes) else {
+            panic!("invite does not decode");
+        };
+        let alice = b.alice;
+        let mut out = Outputs::default();
+        b.control
+            .invite(
+                &req,
+                &bytes,
+                &alice,
+                Caller::User(user("alice", "1001")),
+                b.now,
+                &mut out,
+            )
+            .err()
+            .map(|r| r.status)
+    };
+    for n in 0..limit {
+        assert_eq!(place(&mut b, n), None, "call {n} is placed");
+    }
+    assert_eq!(place(&mut b, limit), Some(403));
+    assert_eq!(b.control.active_calls(), limit);
+}
+
+#[test]
 fn a_cancel_from_another_transaction_cancels_nothing() {
     let mut b = bench(&[(BOB_DESK, None)]);
     let out = b.call("1002");
