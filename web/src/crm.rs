@@ -12,7 +12,7 @@ use axum::Json;
 use kolokol_crm::access::{Group, GroupSpec, Viewer};
 use kolokol_crm::calendar::{CalendarEvent, EventSpec};
 use kolokol_crm::duplicates::{DuplicateGroup, Merge};
-use kolokol_crm::exchange::{Format, Import, ImportReport};
+use kolokol_crm::exchange::{Export, Format, Import, ImportReport};
 use kolokol_crm::files::{Attachment, Owner};
 use kolokol_crm::form::{confirmed, Field, FieldSpec, Form, List, ListItem};
 use kolokol_crm::mail::Email;
@@ -501,7 +501,7 @@ fn format_of(params: &BTreeMap<String, String>) -> Result<Format, Problem> {
     )?)
 }
 
-pub(crate) fn download(format: Format, name: &str, bytes: Vec<u8>) -> Response {
+pub(crate) fn download(format: Format, name: &str, bytes: impl Into<axum::body::Body>) -> Response {
     let ext = match format {
         Format::Csv => "csv",
         Format::Xlsx => "xlsx",
@@ -514,13 +514,14 @@ pub(crate) fn download(format: Format, name: &str, bytes: Vec<u8>) -> Response {
                 format!("attachment; filename=\"{name}.{ext}\""),
             ),
         ],
-        bytes,
+        bytes.into(),
     )
         .into_response()
 }
 
 /// `GET /api/v1/partners/export?format=xlsx|csv` and the table's parameters: every
-/// matching partner, the viewer's columns.
+/// matching partner, the viewer's columns (the reports right). A CSV is sent as it is
+/// read, a page at a time.
 pub async fn export_partners(
     State(st): State<AppState>,
     caller: Caller,
@@ -529,19 +530,36 @@ pub async fn export_partners(
     let (q, params) = table_query(raw.as_deref(), &["format"])?;
     let format = format_of(&params)?;
     let (viewer, form) = viewer(&st, caller).await?;
-    let bytes = st.store.export_partners(&viewer, &form, &q, format).await?;
-    Ok(download(format, "partners", bytes))
+    Ok(
+        match st.store.export_partners(&viewer, &form, &q, format).await? {
+            Export::File(bytes) => download(format, "partners", bytes),
+            Export::Csv(pages) => {
+                let pieces = futures_util::stream::try_unfold(pages, |mut pages| async move {
+                    let piece = pages.next_piece().await.inspect_err(|e| {
+                        // The answer has begun: the client sees it cut off.
+                        tracing::warn!("partner export stopped: {e}");
+                    })?;
+                    Ok::<_, kolokol_crm::StoreError>(
+                        piece.map(|p| (axum::body::Bytes::from(p), pages)),
+                    )
+                });
+                download(format, "partners", axum::body::Body::from_stream(pieces))
+            }
+        },
+    )
 }
 
+/// `GET /api/v1/lists/{id}/export?format=xlsx|csv` (the admin's).
 pub async fn export_list(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<i64>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, Problem> {
     let (_, params) = table_query(raw.as_deref(), &["format"])?;
     let format = format_of(&params)?;
-    let bytes = st.store.export_list(id, format).await?;
+    let viewer = st.store.viewer(caller.0).await?;
+    let bytes = st.store.export_list(&viewer, id, format).await?;
     Ok(download(format, &format!("list-{id}"), bytes))
 }
 
