@@ -1403,8 +1403,14 @@ fn files_on_cards() {
         assert!(status == 413 || status == 422, "{backend}: {status} {body}");
         assert!(body.contains("\"field\":\"file\""), "{body}");
         assert_eq!(admin.ok("GET", &files, None).as_array().unwrap().len(), 1);
-        // Without the contacts right: read, but neither add nor remove.
+        // Without the contacts right: read (in a group that shows the card), but neither
+        // add nor remove.
         create_user(&admin, "reader", json!({}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "readers", "members": ["reader"], "access": {"title": "view"}})),
+        );
         let reader = Api::login(server, "reader", "password-1");
         reader.ok("GET", &files, None);
         let (status, _) = reader.call("DELETE", &format!("{files}/{}", file["id"]), None);
@@ -2599,6 +2605,148 @@ fn exports_need_a_right_are_streamed_and_never_run() {
             (status, report["rows"].as_u64()),
             (200, Some(1200)),
             "{report}"
+        );
+    });
+}
+
+/// [`on_both_backends`], the test also given a way to run SQL on the server's database
+/// (to seed what only telephony writes, such as calls).
+fn on_both_backends_sql(test: impl Fn(&Server, &str, &dyn Fn(&str))) {
+    {
+        let server = Server::start(&[], &[]);
+        let db = server.dir.join("data/kolokol.db");
+        let sql = |statement: &str| {
+            let out = Command::new("sqlite3")
+                .arg(&db)
+                .arg(statement)
+                .output()
+                .expect("sqlite3 is installed by the README test command");
+            assert!(
+                out.status.success(),
+                "{statement}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        test(&server, "sqlite", &sql);
+    }
+    let db = PgDatabase::create();
+    let url = db.url();
+    let server = Server::start(&[], &[("KOLOKOL_DATABASE_URL", &url)]);
+    test(&server, "postgres", &|statement| psql(&url, statement));
+    drop(server);
+}
+
+#[test]
+fn a_cards_calls_and_files_follow_its_field_access() {
+    on_both_backends_sql(|server, backend, sql| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text"}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Телефон", "latin": "phone", "kind": "phone"}),
+        );
+        create_field(
+            &admin,
+            json!({"name": "Второй", "latin": "phone2", "kind": "phone"}),
+        );
+        for login in ["clerk", "operator", "stranger"] {
+            create_user(&admin, login, json!({"contacts": true}));
+        }
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "no main phone", "members": ["clerk"], "access": {"title": "view", "phone2": "view"}})),
+        );
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "phones", "members": ["operator"], "access": {"title": "view", "phone": "view", "phone2": "view"}})),
+        );
+        let card = admin.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Альфа", "phone": "+7 495 111-22-33", "phone2": "+7 495 999-88-77"}})),
+        );
+        let id = card["id"].as_i64().unwrap();
+        // Two calls from the card's numbers, as telephony records them.
+        for (call, from, at) in [
+            ("call-main", "+74951112233", 1_700_000_000_000i64),
+            ("call-second", "+74959998877", 1_700_000_100_000),
+        ] {
+            sql(&format!(
+                "INSERT INTO calls (id, direction, from_number, to_number, started_ms, answered_ms, ended_ms, answered_by) \
+                 VALUES ('{call}', 'inbound', '{from}', '100', {at}, {}, {}, 'operator')",
+                at + 1000,
+                at + 61_000
+            ));
+            let linked = admin.ok("GET", &format!("/api/v1/calls/{call}/partner"), None);
+            assert_eq!(linked["id"], id, "{backend}");
+        }
+        let calls = format!("/api/v1/partners/{id}/calls");
+        let numbers = |api: &Api| -> Vec<Value> {
+            let v = api.ok("GET", &calls, None);
+            v["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["number"].clone())
+                .collect()
+        };
+        // Newest first. The clerk sees the second phone, not the main one: not its number.
+        assert_eq!(
+            numbers(&Api::login(server, "clerk", "password-1")),
+            [json!("+74959998877"), Value::Null],
+            "{backend}"
+        );
+        assert_eq!(
+            numbers(&Api::login(server, "operator", "password-1")),
+            [json!("+74959998877"), json!("+74951112233")]
+        );
+        assert_eq!(numbers(&admin).len(), 2);
+        // A file on the card.
+        let (status, _, body) = admin.raw(
+            "POST",
+            &format!("/api/v1/partners/{id}/files?name=price.txt"),
+            b"prices",
+        );
+        assert_eq!(status, 201);
+        let file: Value = serde_json::from_slice(&body).unwrap();
+        let files = format!("/api/v1/partners/{id}/files");
+        let clerk = Api::login(server, "clerk", "password-1");
+        assert_eq!(clerk.ok("GET", &files, None).as_array().unwrap().len(), 1);
+        let (status, _, bytes) = clerk.raw("GET", &format!("{files}/{}", file["id"]), b"");
+        assert_eq!((status, bytes.as_slice()), (200, b"prices".as_slice()));
+        // In no group, a user sees no field of the card, nor what hangs on it.
+        let stranger = Api::login(server, "stranger", "password-1");
+        for path in [
+            calls.clone(),
+            files.clone(),
+            format!("{files}/{}", file["id"]),
+            format!("/api/v1/partners/{id}/history"),
+        ] {
+            let (status, _, body) = stranger.raw("GET", &path, b"");
+            assert_eq!(
+                status,
+                403,
+                "{backend}: {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        for (method, path, body) in [
+            ("POST", format!("{files}?name=x.txt"), b"x".as_slice()),
+            ("DELETE", format!("{files}/{}", file["id"]), b"".as_slice()),
+        ] {
+            let (status, _, _) = stranger.raw(method, &path, body);
+            assert_eq!(status, 403, "{backend}: {method} {path}");
+        }
+        assert_eq!(clerk.ok("GET", &files, None).as_array().unwrap().len(), 1);
+        // The card itself (no fields) and the table stay theirs (SPEC 2.1).
+        assert_eq!(
+            stranger.ok("GET", &format!("/api/v1/partners/{id}"), None)["values"],
+            json!({})
         );
     });
 }

@@ -74,6 +74,24 @@ impl Viewer {
         form.field(latin).filter(|f| self.sees(f))
     }
 
+    /// May see what hangs on a card besides its fields (files, calls, history, e-mail
+    /// with its files): an admin, or a member of a group that shows at least one field.
+    /// A user in no group sees no card fields (SPEC 2.2), so nothing of a card's either.
+    pub fn sees_cards(&self, form: &Form) -> bool {
+        self.user.admin || self.visible(form).next().is_some()
+    }
+
+    /// [`Viewer::sees_cards`], or why not.
+    pub fn may_see_cards(&self, form: &Form) -> Result<(), StoreError> {
+        if self.sees_cards(form) {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(
+                "a card's files, calls and history are for those who see its fields (a group that shows some)".into(),
+            ))
+        }
+    }
+
     /// May create (and delete) partners.
     pub fn works_with_contacts(&self) -> bool {
         self.user.admin || self.user.contacts

@@ -89,7 +89,7 @@ impl Store {
         self.files_dir.join(&stored[..2]).join(stored)
     }
 
-    /// Attaches `bytes` named `name` to a card (the "contacts" right).
+    /// Attaches `bytes` named `name` to a card (the "contacts" right, and seeing cards).
     pub async fn add_file(
         &self,
         viewer: &Viewer,
@@ -97,6 +97,7 @@ impl Store {
         name: &str,
         bytes: &[u8],
     ) -> Result<Attachment, StoreError> {
+        viewer.may_see_cards(&self.form().await?)?;
         if !viewer.works_with_contacts() {
             return Err(StoreError::Forbidden(
                 "attaching files needs the contacts right".into(),
@@ -181,6 +182,29 @@ impl Store {
         }
     }
 
+    /// A card's files, for a viewer who sees cards ([`Viewer::sees_cards`]).
+    pub async fn partner_files(
+        &self,
+        viewer: &Viewer,
+        form: &crate::form::Form,
+        partner: i64,
+    ) -> Result<Vec<Attachment>, StoreError> {
+        viewer.may_see_cards(form)?;
+        self.files(Owner::Partner(partner)).await
+    }
+
+    /// A card's file and its content, for a viewer who sees cards.
+    pub async fn partner_file(
+        &self,
+        viewer: &Viewer,
+        form: &crate::form::Form,
+        partner: i64,
+        id: i64,
+    ) -> Result<(Attachment, Vec<u8>), StoreError> {
+        viewer.may_see_cards(form)?;
+        self.file_content(Owner::Partner(partner), id).await
+    }
+
     /// The files of a card or task (which must exist).
     pub async fn files(&self, owner: Owner) -> Result<Vec<Attachment>, StoreError> {
         match owner {
@@ -223,13 +247,15 @@ impl Store {
         Ok((file, bytes))
     }
 
-    /// Removes a card's file (the "contacts" right); its history line stays.
+    /// Removes a card's file (the "contacts" right, and seeing cards); its history line
+    /// stays.
     pub async fn delete_file(
         &self,
         viewer: &Viewer,
         partner: i64,
         id: i64,
     ) -> Result<(), StoreError> {
+        viewer.may_see_cards(&self.form().await?)?;
         if !viewer.works_with_contacts() {
             return Err(StoreError::Forbidden(
                 "removing files needs the contacts right".into(),

@@ -61,6 +61,8 @@ impl Store {
                 "e-mail needs the contacts right".into(),
             ));
         }
+        // The message may carry the card's files.
+        viewer.may_see_cards(&self.form().await?)?;
         if self.smtp.host.is_empty() {
             return Err(StoreError::Unavailable(
                 "e-mail is not set up ([smtp] host)".into(),

@@ -50,7 +50,8 @@ pub async fn run(store: Store, bus: Arc<dyn EventBus>) {
 pub struct PartnerCall {
     pub id: String,
     pub direction: String,
-    /// The partner's number (absent for a viewer who sees no phone field).
+    /// The partner's number (absent unless the viewer sees every phone field or one they
+    /// see holds it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
     /// Who answered (inbound) or placed (outbound) it.
@@ -215,6 +216,7 @@ impl Store {
             end_cause: Option<String>,
             recording: Option<String>,
         }
+        viewer.may_see_cards(form)?;
         self.partner_exists(partner).await?;
         let rows: Vec<Row> = on_db!(self, pool => {
             sqlx::query_as("SELECT c.id, c.direction, p.number, c.user_login, c.answered_by, c.started_ms, c.answered_ms, c.ended_ms, c.end_cause, c.recording \
@@ -223,7 +225,18 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        let sees_phone = phone_fields(form).iter().any(|f| viewer.sees(f));
+        // The outside number is the card's phone: shown to whoever sees every phone field,
+        // else only where a phone field the viewer sees holds it now (a number in a field
+        // hidden from them stays hidden here too).
+        let phones = phone_fields(form);
+        let seen: Vec<&Field> = phones.iter().copied().filter(|f| viewer.sees(f)).collect();
+        let sees_every_phone =
+            viewer.user.admin || (!phones.is_empty() && seen.len() == phones.len());
+        let held: Vec<String> = match self.stored_values(partner, &seen).await? {
+            Some((_, _, values)) => values.into_iter().flatten().collect(),
+            None => Vec::new(),
+        };
+        let shown = |n: &String| sees_every_phone || held.contains(n);
         let calls: Vec<PartnerCall> = rows
             .into_iter()
             .map(|r| PartnerCall {
@@ -232,7 +245,7 @@ impl Store {
                 } else {
                     r.user_login
                 },
-                number: r.number.filter(|_| sees_phone),
+                number: r.number.filter(shown),
                 answered: r.answered_ms.is_some(),
                 talk_ms: match (r.answered_ms, r.ended_ms) {
                     (Some(a), Some(e)) => (e - a).max(0),

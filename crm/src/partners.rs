@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// Creation time, update time and the text of each of `fields` of partner `id`.
-    async fn stored_values(
+    pub(crate) async fn stored_values(
         &self,
         id: i64,
         fields: &[&Field],
@@ -405,6 +405,7 @@ impl Store {
             old_value: Option<String>,
             new_value: Option<String>,
         }
+        viewer.may_see_cards(form)?;
         self.partner_exists(id).await?;
         let rows: Vec<Row> = on_db!(self, pool => {
             sqlx::query_as("SELECT id, at, user_name, action, field_id, old_value, new_value FROM partner_history WHERE partner_id = $1 ORDER BY id DESC")

@@ -402,18 +402,20 @@ pub async fn add_file(
 
 pub async fn list_files(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<Attachment>>, Problem> {
-    Ok(Json(st.store.files(Owner::Partner(id)).await?))
+    let (viewer, form) = viewer(&st, caller).await?;
+    Ok(Json(st.store.partner_files(&viewer, &form, id).await?))
 }
 
 pub async fn download_file(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((id, file)): Path<(i64, i64)>,
 ) -> Result<Response, Problem> {
-    let (file, bytes) = st.store.file_content(Owner::Partner(id), file).await?;
+    let (viewer, form) = viewer(&st, caller).await?;
+    let (file, bytes) = st.store.partner_file(&viewer, &form, id, file).await?;
     Ok(send_file(file, bytes))
 }
 
