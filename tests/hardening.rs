@@ -579,3 +579,60 @@ fn logins_and_extensions_do_not_collide() {
     );
     assert_eq!(status, 201, "{body}");
 }
+
+/// Overload control: while datagrams queue up in front of kolokol, a new call is refused
+/// at the door with 503 and Retry-After (before authentication: an unauthenticated INVITE
+/// would otherwise get 407); once the backlog is gone the door opens again.
+#[test]
+fn a_backlog_refuses_new_calls_at_the_door_and_recovers() {
+    let server = Server::start(&[], &[("KOLOKOL_SIP__OVERLOAD_WAIT_MS", "1")]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let invite = |n: u32| {
+        format!(
+            "INVITE sip:2001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bKover{n}\r\nMax-Forwards: 70\r\nFrom: <sip:spike@127.0.0.1>;tag=o{n}\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: over-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:spike@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // The answer to INVITE `n`, skipping the OPTIONS answers.
+    let answer_to = |n: u32| -> u16 {
+        let mut buf = vec![0u8; 70_000];
+        let call_id = format!("Call-ID: over-{n}\r\n");
+        loop {
+            let (len, _) = sock.recv_from(&mut buf).expect("an answer to the INVITE");
+            let text = String::from_utf8_lossy(&buf[..len]);
+            if text.contains(&call_id) && status_of(&text).is_some_and(|s| s >= 200) {
+                if status_of(&text) == Some(503) {
+                    assert!(text.contains("Retry-After: "), "{text}");
+                }
+                return status_of(&text).unwrap();
+            }
+        }
+    };
+    // A spike: requests at once, faster than they are read, the INVITE behind 100 of
+    // them (the socket's default buffer holds about 160; more would be dropped).
+    let burst: Vec<String> = (0..140)
+        .map(|i| options(server.sip_port, &format!("spike{i}")))
+        .collect();
+    // (from another socket, whose answers nobody reads)
+    let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, o) in burst.iter().enumerate() {
+        let _ = flood.send_to(o.as_bytes(), server.sip_addr());
+        // The INVITE, retransmitted as a phone would, in case a full buffer drops it.
+        if i >= 100 && i % 10 == 0 {
+            sock.send_to(invite(1).as_bytes(), server.sip_addr())
+                .unwrap();
+        }
+    }
+    assert_eq!(answer_to(1), 503, "refused while the backlog lasts");
+    // Requests one at a time: nothing waits, the door opens.
+    wait_for("the door to open", Duration::from_secs(10), || {
+        for i in 0..40 {
+            let o = options(server.sip_port, &format!("calm{i}"));
+            udp_exchange(server.sip_addr(), o.as_bytes(), Duration::from_secs(1));
+        }
+        sock.send_to(invite(2).as_bytes(), server.sip_addr())
+            .unwrap();
+        (answer_to(2) == 407).then_some(())
+    });
+}
