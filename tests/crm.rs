@@ -2750,3 +2750,118 @@ fn a_cards_calls_and_files_follow_its_field_access() {
         );
     });
 }
+
+#[test]
+fn who_did_it_is_the_user_not_a_name() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_field(
+            &admin,
+            json!({"name": "Компания", "latin": "title", "kind": "text"}),
+        );
+        let alice_id = create_user(&admin, "alice", json!({"contacts": true, "tasks": true}));
+        let mallory_id = create_user(&admin, "mallory", json!({"contacts": true, "tasks": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "ops", "members": ["alice", "mallory"], "access": {"title": "edit"}})),
+        );
+        let alice = Api::login(server, "alice", "password-1");
+        let mallory = Api::login(server, "mallory", "password-1");
+        let card = alice.ok(
+            "POST",
+            "/api/v1/partners",
+            Some(json!({"values": {"title": "Альфа"}})),
+        );
+        let id = card["id"].as_i64().unwrap();
+        let task = alice.ok("POST", "/api/v1/tasks", Some(json!({"title": "Счёт"})));
+        let task = task["id"].as_i64().unwrap();
+        // Mallory takes Alice's name, then acts.
+        mallory.ok(
+            "PATCH",
+            &format!("/api/v1/users/{mallory_id}"),
+            Some(json!({"name": "User alice"})),
+        );
+        mallory.ok(
+            "PATCH",
+            &format!("/api/v1/partners/{id}"),
+            Some(json!({"values": {"title": "Альфа и Ко"}})),
+        );
+        mallory.ok(
+            "POST",
+            &format!("/api/v1/tasks/{task}/comments"),
+            Some(json!({"body": "<p>Оплачено</p>"})),
+        );
+        mallory.ok(
+            "PATCH",
+            &format!("/api/v1/tasks/{task}"),
+            Some(json!({"title": "Счёт оплачен"})),
+        );
+        let (status, _, _) = mallory.raw(
+            "POST",
+            &format!("/api/v1/partners/{id}/files?name=a.txt"),
+            b"a",
+        );
+        assert_eq!(status, 201);
+        // Then Alice renames herself: her lines follow her, Mallory's stay Mallory's.
+        alice.ok(
+            "PATCH",
+            &format!("/api/v1/users/{alice_id}"),
+            Some(json!({"name": "Алиса"})),
+        );
+        let who = |v: &Value| {
+            (
+                v["user_id"].as_i64(),
+                v["user_login"].clone(),
+                v["user_name"].clone(),
+            )
+        };
+        let history = admin.ok("GET", &format!("/api/v1/partners/{id}/history"), None);
+        let lines = history.as_array().unwrap();
+        let by = |action: &str| lines.iter().find(|h| h["action"] == action).unwrap();
+        assert_eq!(
+            who(by("created")),
+            (Some(alice_id), json!("alice"), json!("Алиса")),
+            "{backend}: {history}"
+        );
+        let change = lines
+            .iter()
+            .find(|h| h["new_value"] == "Альфа и Ко")
+            .unwrap();
+        assert_eq!(
+            who(change),
+            (Some(mallory_id), json!("mallory"), json!("User alice")),
+            "{backend}"
+        );
+        assert_eq!(who(by("file")).1, json!("mallory"));
+        let files = admin.ok("GET", &format!("/api/v1/partners/{id}/files"), None);
+        assert_eq!(
+            who(&files[0]),
+            (Some(mallory_id), json!("mallory"), json!("User alice"))
+        );
+        let comments = admin.ok("GET", &format!("/api/v1/tasks/{task}/comments"), None);
+        assert_eq!(
+            who(&comments[0]).1,
+            json!("mallory"),
+            "{backend}: {comments}"
+        );
+        let changes = admin.ok("GET", &format!("/api/v1/tasks/{task}/history"), None);
+        let retitled = changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["new_value"] == "Счёт оплачен")
+            .expect("the title change");
+        assert_eq!(who(retitled).0, Some(mallory_id), "{backend}: {changes}");
+        // The card dynamics report names the login beside the name.
+        let report = admin.ok("GET", "/api/v1/reports/card-dynamics?user=mallory", None);
+        assert!(
+            report["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r[1] == "User alice (mallory)"),
+            "{backend}: {report}"
+        );
+    });
+}

@@ -17,9 +17,22 @@ pub struct Attachment {
     pub content_type: String,
     pub size: i64,
     pub uploaded_at: String,
+    /// Who uploaded it: id and login (none once deleted) and name as it is now.
+    #[sqlx(default)]
+    pub user_id: Option<i64>,
+    #[sqlx(default)]
+    pub user_login: Option<String>,
     pub user_name: String,
     #[serde(skip)]
     pub stored: String,
+}
+
+/// The columns of an [`Attachment`] from `{table} f`, its uploader as they are now.
+fn attachment_select(table: &str) -> String {
+    format!(
+        "SELECT f.id, f.name, f.content_type, f.size, f.uploaded_at, u.id AS user_id, u.login AS user_login, \
+         COALESCE(u.name, f.user_name) AS user_name, f.stored FROM {table} f LEFT JOIN users u ON u.id = f.user_id"
+    )
 }
 
 /// What a file hangs on.
@@ -54,8 +67,8 @@ impl Owner {
                 vec![Arg::Int(Some(id)), text(at), Arg::Int(Some(by.id)), text(&by.name), text(name)],
             ),
             Owner::Task(id) => (
-                format!("INSERT INTO task_history (task_id, at, user_name, field, {value}) VALUES ($1, $2, $3, 'file', $4)"),
-                vec![Arg::Int(Some(id)), text(at), text(&by.name), text(name)],
+                format!("INSERT INTO task_history (task_id, at, user_id, user_name, field, {value}) VALUES ($1, $2, $3, $4, 'file', $5)"),
+                vec![Arg::Int(Some(id)), text(at), Arg::Int(Some(by.id)), text(&by.name), text(name)],
             ),
         }
     }
@@ -152,7 +165,7 @@ impl Store {
         let now = chrono::Utc::now().to_rfc3339();
         let content_type = sniff(bytes);
         let (table, key) = owner.table();
-        let insert = format!("INSERT INTO {table} ({key}, name, content_type, size, stored, uploaded_at, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id");
+        let insert = format!("INSERT INTO {table} ({key}, name, content_type, size, stored, uploaded_at, user_id, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id");
         let (history, args) = owner.history(by, &now, &name, true);
         let result: Result<i64, sqlx::Error> = on_db!(self, pool => {
             async {
@@ -164,6 +177,7 @@ impl Store {
                     .bind(bytes.len() as i64)
                     .bind(&stored)
                     .bind(&now)
+                    .bind(by.id)
                     .bind(&by.name)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -212,7 +226,10 @@ impl Store {
             Owner::Task(id) => drop(self.task(id).await?),
         }
         let (table, key) = owner.table();
-        let sql = format!("SELECT * FROM {table} WHERE {key} = $1 ORDER BY id");
+        let sql = format!(
+            "{} WHERE f.{key} = $1 ORDER BY f.id",
+            attachment_select(table)
+        );
         Ok(on_db!(self, pool => {
             sqlx::query_as::<_, Attachment>(&sql)
                 .bind(owner.id())
@@ -223,7 +240,10 @@ impl Store {
 
     pub async fn file(&self, owner: Owner, id: i64) -> Result<Attachment, StoreError> {
         let (table, key) = owner.table();
-        let sql = format!("SELECT * FROM {table} WHERE {key} = $1 AND id = $2");
+        let sql = format!(
+            "{} WHERE f.{key} = $1 AND f.id = $2",
+            attachment_select(table)
+        );
         on_db!(self, pool => {
             sqlx::query_as::<_, Attachment>(&sql)
                 .bind(owner.id())

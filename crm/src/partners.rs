@@ -28,6 +28,10 @@ pub struct Partner {
 pub struct HistoryEntry {
     pub id: i64,
     pub at: String,
+    /// Who: the user's id and login (none for telephony or a deleted user) and their name
+    /// as it is now (as it was, once they are deleted).
+    pub user_id: Option<i64>,
+    pub user_login: Option<String>,
     pub user_name: String,
     pub action: String,
     /// The field's latin name (none for the card as a whole).
@@ -399,6 +403,8 @@ impl Store {
         struct Row {
             id: i64,
             at: String,
+            user_id: Option<i64>,
+            user_login: Option<String>,
             user_name: String,
             action: String,
             field_id: Option<i64>,
@@ -408,7 +414,8 @@ impl Store {
         viewer.may_see_cards(form)?;
         self.partner_exists(id).await?;
         let rows: Vec<Row> = on_db!(self, pool => {
-            sqlx::query_as("SELECT id, at, user_name, action, field_id, old_value, new_value FROM partner_history WHERE partner_id = $1 ORDER BY id DESC")
+            sqlx::query_as("SELECT h.id, h.at, u.id AS user_id, u.login AS user_login, COALESCE(u.name, h.user_name) AS user_name, h.action, h.field_id, h.old_value, h.new_value \
+                            FROM partner_history h LEFT JOIN users u ON u.id = h.user_id WHERE h.partner_id = $1 ORDER BY h.id DESC")
                 .bind(id)
                 .fetch_all(pool)
                 .await?
@@ -426,6 +433,8 @@ impl Store {
                 Some(HistoryEntry {
                     id: r.id,
                     at: r.at,
+                    user_id: r.user_id,
+                    user_login: r.user_login,
                     user_name: r.user_name,
                     action: r.action,
                     field,

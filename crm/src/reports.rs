@@ -179,8 +179,8 @@ impl Store {
             )
         });
         let sql = format!(
-            "SELECT h.at, h.user_name, h.partner_id, h.field_id, h.action, h.old_value, h.new_value \
-             FROM partner_history h WHERE {} ORDER BY h.id LIMIT {}",
+            "SELECT h.at, COALESCE(u.name || ' (' || u.login || ')', h.user_name), h.partner_id, h.field_id, h.action, h.old_value, h.new_value \
+             FROM partner_history h LEFT JOIN users u ON u.id = h.user_id WHERE {} ORDER BY h.id LIMIT {}",
             w.sql.join(" AND "),
             MAX_ROWS + 1
         );

@@ -61,6 +61,9 @@ pub struct Task {
 #[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct TaskComment {
     pub id: i64,
+    /// The author's id and login (none once deleted) and name as it is now.
+    pub user_id: Option<i64>,
+    pub user_login: Option<String>,
     pub user_name: String,
     pub body: String,
     pub created_at: String,
@@ -69,6 +72,9 @@ pub struct TaskComment {
 #[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, schemars::JsonSchema)]
 pub struct TaskChange {
     pub at: String,
+    /// Who: id and login (none once deleted) and name as it is now.
+    pub user_id: Option<i64>,
+    pub user_login: Option<String>,
     pub user_name: String,
     pub field: String,
     pub old_value: Option<String>,
@@ -401,8 +407,8 @@ impl Store {
                 }
             }
             for (field, old, new) in &changes {
-                sqlx::query("INSERT INTO task_history (task_id, at, user_name, field, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(id).bind(&now).bind(&by.name).bind(field).bind(old).bind(new)
+                sqlx::query("INSERT INTO task_history (task_id, at, user_id, user_name, field, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(id).bind(&now).bind(by.id).bind(&by.name).bind(field).bind(old).bind(new)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -429,8 +435,8 @@ impl Store {
             return Err(invalid("body", "no text left once scripts are removed"));
         }
         let comment_id: i64 = on_db!(self, pool => {
-            sqlx::query_scalar("INSERT INTO task_comments (task_id, user_name, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-                .bind(id).bind(&by.name).bind(&body).bind(chrono::Utc::now().to_rfc3339())
+            sqlx::query_scalar("INSERT INTO task_comments (task_id, user_id, user_name, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind(id).bind(by.id).bind(&by.name).bind(&body).bind(chrono::Utc::now().to_rfc3339())
                 .fetch_one(pool)
                 .await?
         });
@@ -445,7 +451,8 @@ impl Store {
     pub async fn task_comments(&self, by: &User, id: i64) -> Result<Vec<TaskComment>, StoreError> {
         self.task_for(by, id).await?;
         Ok(on_db!(self, pool => {
-            sqlx::query_as::<_, TaskComment>("SELECT id, user_name, body, created_at FROM task_comments WHERE task_id = $1 ORDER BY id")
+            sqlx::query_as::<_, TaskComment>("SELECT c.id, u.id AS user_id, u.login AS user_login, COALESCE(u.name, c.user_name) AS user_name, c.body, c.created_at \
+                                               FROM task_comments c LEFT JOIN users u ON u.id = c.user_id WHERE c.task_id = $1 ORDER BY c.id")
                 .bind(id).fetch_all(pool).await?
         }))
     }
@@ -453,7 +460,8 @@ impl Store {
     pub async fn task_history(&self, by: &User, id: i64) -> Result<Vec<TaskChange>, StoreError> {
         self.task_for(by, id).await?;
         Ok(on_db!(self, pool => {
-            sqlx::query_as::<_, TaskChange>("SELECT at, user_name, field, old_value, new_value FROM task_history WHERE task_id = $1 ORDER BY id")
+            sqlx::query_as::<_, TaskChange>("SELECT h.at, u.id AS user_id, u.login AS user_login, COALESCE(u.name, h.user_name) AS user_name, h.field, h.old_value, h.new_value \
+                                              FROM task_history h LEFT JOIN users u ON u.id = h.user_id WHERE h.task_id = $1 ORDER BY h.id")
                 .bind(id).fetch_all(pool).await?
         }))
     }
