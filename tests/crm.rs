@@ -2865,3 +2865,106 @@ fn who_did_it_is_the_user_not_a_name() {
         );
     });
 }
+
+#[test]
+fn a_merge_loses_no_value_the_merger_cannot_see() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        for (name, latin, kind) in [
+            ("Название", "title", "text"),
+            ("Телефон", "phone", "phone"),
+            ("Секрет", "secret", "text"),
+            ("Заметка", "note", "text"),
+            ("Сумма", "amount", "number"),
+        ] {
+            create_field(
+                &admin,
+                json!({"name": name, "latin": latin, "kind": kind, "in_table": true}),
+            );
+        }
+        create_user(&admin, "op", json!({"contacts": true}));
+        admin.ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "ops", "members": ["op"], "access": {"title": "edit", "phone": "edit"}})),
+        );
+        let card = |values: Value| -> i64 {
+            admin.ok(
+                "POST",
+                "/api/v1/partners",
+                Some(json!({ "values": values })),
+            )["id"]
+                .as_i64()
+                .unwrap()
+        };
+        let a = card(json!({"title": "Альфа", "phone": "+74951234567", "note": "из A"}));
+        let b = card(
+            json!({"title": "Альфа ООО", "phone": "+74951234567", "secret": "тайна B", "note": "из B", "amount": 10}),
+        );
+        let c = card(json!({"title": "alfa", "secret": "тайна C", "amount": 20}));
+        // The op sees neither secret, note nor amount; they merge all three into A.
+        let op = Api::login(server, "op", "password-1");
+        let merged = op.ok(
+            "POST",
+            "/api/v1/partners/merge",
+            Some(json!({"survivor": a, "merged": [b, c], "values": {"title": "Альфа ООО"}})),
+        );
+        assert_eq!(
+            merged["values"],
+            json!({"title": "Альфа ООО", "phone": "+74951234567"}),
+            "{backend}"
+        );
+        // A's own value stays, its empty fields take the first merged card's.
+        let survivor = admin.ok("GET", &format!("/api/v1/partners/{a}"), None);
+        assert_eq!(
+            (
+                &survivor["values"]["note"],
+                &survivor["values"]["secret"],
+                &survivor["values"]["amount"]
+            ),
+            (&json!("из A"), &json!("тайна B"), &json!(10)),
+            "{backend}: {survivor}"
+        );
+        // Values not kept are in the survivor's history, for those who see the field.
+        let history = admin.ok("GET", &format!("/api/v1/partners/{a}/history"), None);
+        let kept_aside: Vec<(Value, Value, Value)> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == "merged" && !h["field"].is_null())
+            .map(|h| {
+                (
+                    h["field"].clone(),
+                    h["old_value"].clone(),
+                    h["new_value"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(kept_aside.len(), 3, "{backend}: {kept_aside:?}");
+        for line in [
+            (json!("note"), json!("из B"), json!("из A")),
+            (json!("secret"), json!("тайна C"), json!("тайна B")),
+            (json!("amount"), json!("20"), json!("10")),
+        ] {
+            assert!(
+                kept_aside.contains(&line),
+                "{backend}: {line:?} in {kept_aside:?}"
+            );
+        }
+        let theirs = op.ok("GET", &format!("/api/v1/partners/{a}/history"), None);
+        assert!(!theirs.to_string().contains("тайна"), "{backend}: {theirs}");
+        // The filled value is found by the search box.
+        let found = admin.ok(
+            "GET",
+            &format!("/api/v1/partners?q={}", enc("тайна B")),
+            None,
+        );
+        let ids: Vec<&Value> = found["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["id"])
+            .collect();
+        assert_eq!(ids, [&json!(a)], "{backend}: {found}");
+    });
+}
