@@ -2968,3 +2968,59 @@ fn a_merge_loses_no_value_the_merger_cannot_see() {
         assert_eq!(ids, [&json!(a)], "{backend}: {found}");
     });
 }
+
+#[test]
+fn rich_text_keeps_no_script_and_no_tracking_pixel() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        let pixel = "<img src=\"http://tracker.example/p.gif?who=me\">";
+        let script = "<script>fetch('/api/v1/users')</script>";
+        let task = admin.ok(
+            "POST",
+            "/api/v1/tasks",
+            Some(
+                json!({"title": "Счёт", "description": format!("<p>Оплатить{pixel}{script}</p>")}),
+            ),
+        );
+        assert_eq!(task["description"], "<p>Оплатить</p>", "{backend}: {task}");
+        let path = format!("/api/v1/tasks/{}", task["id"]);
+        let task = admin.ok(
+            "PATCH",
+            &path,
+            Some(json!({"description": format!("<b onclick=\"steal()\">Срочно</b>{pixel}")})),
+        );
+        assert_eq!(task["description"], "<b>Срочно</b>", "{backend}");
+        let comment = admin.ok(
+            "POST",
+            &format!("{path}/comments"),
+            Some(json!({"body": format!("<p>Готово <a href=\"https://example.com/doc\">счёт</a>{pixel}</p>")})),
+        );
+        assert_eq!(
+            comment["body"],
+            "<p>Готово <a href=\"https://example.com/doc\" rel=\"noopener noreferrer\">счёт</a></p>",
+            "{backend}"
+        );
+        let event = admin.ok(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": format!("Звонок{pixel}{script}"), "at": "2026-12-01T10:00:00+03:00"})),
+        );
+        assert_eq!(event["description"], "Звонок", "{backend}: {event}");
+        let stored = admin.ok("GET", &format!("/api/v1/events/{}", event["id"]), None);
+        assert_eq!(stored["description"], "Звонок");
+        // Plain text stays as written.
+        let event = admin.ok(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": "A & B, 2 > 1", "at": "2026-12-01T10:00:00+03:00"})),
+        );
+        assert_eq!(event["description"], "A & B, 2 > 1");
+        admin.fails(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"description": script, "at": "2026-12-01T10:00:00+03:00"})),
+            422,
+            "description",
+        );
+    });
+}

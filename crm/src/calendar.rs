@@ -174,6 +174,15 @@ impl Store {
         if description.is_empty() || description.chars().count() > 10_000 {
             return Err(invalid("description", "1-10000 characters"));
         }
+        // Rich text, shown as HTML to others: cleaned like task comments.
+        let description = crate::rich_text::sanitise(description);
+        let description = description.trim();
+        if description.is_empty() {
+            return Err(invalid(
+                "description",
+                "no text left once scripts are removed",
+            ));
+        }
         let at = chrono::DateTime::parse_from_rfc3339(&spec.at)
             .map_err(|_| {
                 invalid(

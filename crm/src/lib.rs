@@ -15,6 +15,7 @@ pub mod partner_calls;
 pub mod partners;
 pub mod queues;
 pub mod reports;
+pub mod rich_text;
 pub(crate) mod search;
 pub mod store;
 pub mod table;

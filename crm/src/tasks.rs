@@ -329,11 +329,14 @@ impl Store {
                 None => by.clone(),
             },
         };
-        let description = spec
-            .description
-            .clone()
-            .or(old.as_ref().map(|o| o.description.clone()))
-            .unwrap_or_default();
+        // Rich text, shown as HTML like comments.
+        let description = match &spec.description {
+            Some(d) => crate::rich_text::sanitise(d),
+            None => old
+                .as_ref()
+                .map(|o| o.description.clone())
+                .unwrap_or_default(),
+        };
         let starts_on = if spec.starts_on.is_some() {
             date("starts_on", &spec.starts_on)?
         } else {
@@ -430,7 +433,7 @@ impl Store {
             return Err(invalid("body", "1-100000 bytes"));
         }
         // Rich text is shown as HTML to others: only harmless tags and attributes stay.
-        let body = ammonia::clean(body);
+        let body = crate::rich_text::sanitise(body);
         if body.trim().is_empty() {
             return Err(invalid("body", "no text left once scripts are removed"));
         }
