@@ -636,3 +636,49 @@ fn a_backlog_refuses_new_calls_at_the_door_and_recovers() {
         (answer_to(2) == 407).then_some(())
     });
 }
+
+/// An administrator cannot demote or deactivate themselves (a fuzzer once locked its own
+/// account out), and changing one's own password keeps the token that did it.
+#[test]
+fn an_administrator_cannot_lock_themselves_out() {
+    let server = Server::start(&[], &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let other = format!("Bearer {}", server.admin_token());
+    let (_, _, me) = server.http("GET", "/api/v1/users", &[("Authorization", &admin)], "");
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    let id = me
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "boss")
+        .unwrap()["id"]
+        .clone();
+    let patch = |body: &str| {
+        server.http(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            &[
+                ("Authorization", &admin),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    for (body, field) in [
+        (r#"{"admin":false}"#, "admin"),
+        (r#"{"active":false}"#, "active"),
+    ] {
+        let (status, _, text) = patch(body);
+        assert_eq!(status, 422, "{text}");
+        assert!(text.contains(&format!(r#""field":"{field}""#)), "{text}");
+    }
+    let (status, _, text) = patch(r#"{"password":"another-boss-password"}"#);
+    assert_eq!(status, 200, "{text}");
+    let me = |auth: &str| {
+        server
+            .http("GET", "/api/v1/users", &[("Authorization", auth)], "")
+            .0
+    };
+    assert_eq!(me(&admin), 200, "the token that changed the password stays");
+    assert_eq!(me(&other), 401, "every other token of the user is gone");
+}

@@ -64,7 +64,7 @@ impl Store {
         // The message may carry the card's files.
         viewer.may_see_cards(&self.form().await?)?;
         if self.smtp.host.is_empty() {
-            return Err(StoreError::Unavailable(
+            return Err(StoreError::NotConfigured(
                 "e-mail is not set up ([smtp] host)".into(),
             ));
         }
@@ -80,7 +80,7 @@ impl Store {
             .smtp
             .from
             .parse()
-            .map_err(|_| StoreError::Unavailable("[smtp] from is not an address".into()))?;
+            .map_err(|_| StoreError::NotConfigured("[smtp] from is not an address".into()))?;
         let mut builder = Message::builder().from(from).subject(subject);
         for m in mailboxes("to", &email.to)? {
             builder = builder.to(m);

@@ -29,9 +29,13 @@ pub enum StoreError {
     /// Other objects still refer to the one to be removed.
     #[error("in use by {0}")]
     InUse(String),
-    /// Something outside (SMTP) is missing or failed.
+    /// Something outside (SMTP) failed.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A setting the operation needs is not made (the request is fine; the server is
+    /// not set up for it).
+    #[error("not configured: {0}")]
+    NotConfigured(String),
     #[error("file storage: {0}")]
     Io(String),
     #[error("password hashing: {0}")]

@@ -199,7 +199,15 @@ impl Store {
     /// Applies `change` to user `id`. A new password is hashed and ends every session and
     /// API token of the user (whoever learnt the old one keeps nothing); deactivating
     /// does the same.
-    pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
+    ///
+    /// `keep_token`: the session or token making the change, kept when users change their
+    /// own password (they stay signed in where they are; everywhere else they are not).
+    pub async fn update_user(
+        &self,
+        id: i64,
+        change: &UserChange,
+        keep_token: Option<&str>,
+    ) -> Result<User, StoreError> {
         let mut user = self.user(id).await?;
         if let Some(name) = &change.name {
             if name.trim().is_empty() || name.len() > 200 {
@@ -237,8 +245,10 @@ impl Store {
                 .execute(pool)
                 .await?;
         });
-        if !user.active || password_hash.is_some() {
-            self.revoke_tokens(id).await?;
+        if !user.active {
+            self.revoke_tokens(id, None).await?;
+        } else if password_hash.is_some() {
+            self.revoke_tokens(id, keep_token).await?;
         }
         Ok(user)
     }
@@ -376,11 +386,14 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session and API token of a user (deactivated, or a new password).
-    async fn revoke_tokens(&self, user_id: i64) -> Result<(), StoreError> {
+    /// Ends every session and API token of a user (deactivated, or a new password) but
+    /// `keep`.
+    async fn revoke_tokens(&self, user_id: i64, keep: Option<&str>) -> Result<(), StoreError> {
+        let keep = keep.map(hash_secret).unwrap_or_default();
         on_db!(self, pool => {
-            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND token_hash <> $2")
                 .bind(user_id)
+                .bind(&keep)
                 .execute(pool)
                 .await?;
         });

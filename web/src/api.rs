@@ -34,11 +34,19 @@ impl FromRequestParts<AppState> for Caller {
         }
         let token = bearer.or(cookie).ok_or_else(Problem::unauthorized)?;
         match state.store.user_by_token(token).await? {
-            Some(user) => Ok(Caller(user)),
+            Some(user) => {
+                let token = CallerToken(token.to_string());
+                parts.extensions.insert(token);
+                Ok(Caller(user))
+            }
             None => Err(Problem::unauthorized()),
         }
     }
 }
+
+/// The token or session a request was authenticated with (in the request's extensions).
+#[derive(Clone)]
+pub struct CallerToken(pub String);
 
 /// Only an administrator passes.
 pub fn admin(caller: &Caller) -> Result<(), Problem> {

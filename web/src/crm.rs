@@ -40,10 +40,23 @@ pub(crate) async fn viewer(st: &AppState, caller: Caller) -> Result<(Viewer, For
 pub async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
+    token: Option<axum::Extension<crate::api::CallerToken>>,
     Path(id): Path<i64>,
     json: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<Json<User>, Problem> {
     let change = body(json)?;
+    // An administrator cannot lock themselves out (nor the last way in with them).
+    if caller.0.id == id {
+        for (field, off) in [("admin", change.admin), ("active", change.active)] {
+            if caller.0.admin && off == Some(false) {
+                return Err(Problem::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    field,
+                    "you cannot take this from yourself; another administrator can",
+                ));
+            }
+        }
+    }
     // Anyone may change their own name and password; the rest is the admin's.
     let own_settings = change.active.is_none()
         && change.admin.is_none()
@@ -53,7 +66,11 @@ pub async fn update_user(
     if !(caller.0.admin || (caller.0.id == id && own_settings)) {
         return Err(Problem::forbidden());
     }
-    let user = st.store.update_user(id, &change).await?;
+    // Your own new password keeps you signed in here, and nowhere else.
+    let keep = token
+        .filter(|_| caller.0.id == id)
+        .map(|axum::Extension(t)| t.0);
+    let user = st.store.update_user(id, &change, keep.as_deref()).await?;
     st.directory.reload(&st.store, &st.realm).await?;
     st.routing.reload(&st.store).await?;
     Ok(Json(user))

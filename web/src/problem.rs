@@ -124,6 +124,9 @@ impl From<StoreError> for Problem {
             StoreError::Unavailable(why) => {
                 Problem::new(StatusCode::BAD_GATEWAY, "Unavailable", why)
             }
+            StoreError::NotConfigured(why) => {
+                Problem::new(StatusCode::CONFLICT, "Not configured", why)
+            }
             StoreError::Forbidden(why) => Problem::new(StatusCode::FORBIDDEN, "Forbidden", why),
             StoreError::DataLoss { values } => {
                 let mut p = Problem::field(
