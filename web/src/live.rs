@@ -22,7 +22,7 @@ pub async fn upgrade(
     caller: Result<Caller, crate::Problem>,
     headers: axum::http::HeaderMap,
     State(st): State<AppState>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     // The session cookie rides along with any page's WebSocket: only ours may use it.
     if !st.guard.origin_allowed(&headers) {
@@ -31,6 +31,10 @@ pub async fn upgrade(
     let user = match caller {
         Ok(Caller(user)) => user,
         Err(p) => return p.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
     };
     // Subscribed before the user counts as present: nothing meant for them is missed.
     let events = st.bus.subscribe();

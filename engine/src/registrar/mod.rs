@@ -152,6 +152,20 @@ pub struct Outcome {
     pub observations: Vec<Observation>,
 }
 
+/// Whether a digest's `uri` names the request's target (RFC 3261 §22.4, RFC 2617
+/// §3.2.2.5): the Request-URI itself, or — as sipp signs — only its host and port when the
+/// `uri` has no user part to differ in. A `uri` with a user must be the Request-URI.
+fn digest_uri_matches(uri: &str, request_uri: &str) -> bool {
+    if uri.eq_ignore_ascii_case(request_uri) {
+        return true;
+    }
+    let host_only = grammar::sip_uri_rest(uri).is_some_and(|rest| !rest.contains('@'));
+    host_only
+        && grammar::sip_uri_host_port(uri)
+            .zip(grammar::sip_uri_host_port(request_uri))
+            .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+}
+
 impl Registrar {
     pub fn new(
         config: RegistrarConfig,
@@ -302,13 +316,6 @@ impl Registrar {
         if !self.algorithms.contains(&creds.algorithm) {
             return Err(Self::done(self.challenge(role, flow, now_ms, false)));
         }
-        // The response covers `uri`, not the Request-URI: unless they are the same, one
-        // sniffed INVITE would authorise a call to any number (RFC 2617 §3.2.2.5: 400).
-        if creds.uri != req.uri {
-            return Err(Self::done(
-                Reply::new(400, "Digest URI Does Not Match Request-URI").stateful(),
-            ));
-        }
         // With qop=auth the response covers nc and cnonce, and nc must rise. Without qop
         // nothing covers nc, so such a nonce serves exactly once (as if nc were at its end).
         let nc = match (creds.qop, creds.nc, creds.cnonce) {
@@ -333,6 +340,11 @@ impl Registrar {
         let expected = creds.expected_response(&ha1, req.method);
         if !digest::digest_eq(&expected, creds.response) || account.is_none() {
             return Err(self.failure(flow, creds.username, "credentials", now_ms));
+        }
+        // The response covers `uri`, not the Request-URI: unless they name the same target,
+        // credentials seen on one INVITE would place a call to any number.
+        if !digest_uri_matches(creds.uri, req.uri) {
+            return Err(self.failure(flow, creds.username, "uri-mismatch", now_ms));
         }
         match self.nonces.check(creds.nonce, nc, now_ms) {
             NonceCheck::Fresh => Ok(creds.username.to_string()),

@@ -315,8 +315,21 @@ fn credentials_for_another_uri_are_refused() {
     let elsewhere = credentials_for(&www, "sip:84951234567@192.0.2.1", true, 1);
     let second = phone.request("<sip:2001@198.51.100.7:40031>", Some(600), Some(elsewhere));
     let r = send(&svc, &second, 40031, T0);
-    assert_eq!(status(&r), 400, "{r}");
+    assert_eq!(status(&r), 403, "{r}");
     assert!(svc.registrar.location.lookup("2001", T0).is_empty());
+    // The host alone (as sipp signs) names this server's target; another host does not.
+    assert!(digest_uri_matches(
+        "sip:192.0.2.1:5060",
+        "sip:84951234567@192.0.2.1:5060"
+    ));
+    assert!(!digest_uri_matches(
+        "sip:192.0.2.9",
+        "sip:84951234567@192.0.2.1"
+    ));
+    assert!(!digest_uri_matches(
+        "sip:1002@192.0.2.1",
+        "sip:84951234567@192.0.2.1"
+    ));
 }
 
 #[test]
