@@ -136,7 +136,7 @@ impl SheetLimits {
 pub fn read_sheet(format: Format, bytes: &[u8], limits: &SheetLimits) -> Result<Sheet, StoreError> {
     let mut rows: Vec<Vec<Value>> = match format {
         Format::Csv => read_csv(bytes, limits)?,
-        Format::Xlsx => read_xlsx(bytes, limits)?,
+        Format::Xlsx => read_xlsx_caught(bytes, limits)?,
     };
     if rows.is_empty() {
         return Err(invalid("file", "no header row"));
@@ -225,6 +225,13 @@ fn check_unpacked(bytes: &[u8], limits: &SheetLimits) -> Result<(), StoreError> 
         left -= got;
     }
     Ok(())
+}
+
+/// [`read_xlsx`], a panic in calamine refused as a damaged file: calamine 0.31's cell reader
+/// indexes the shared strings unchecked (a cell naming a string the file lacks panicked).
+fn read_xlsx_caught(bytes: &[u8], limits: &SheetLimits) -> Result<Vec<Vec<Value>>, StoreError> {
+    std::panic::catch_unwind(|| read_xlsx(bytes, limits))
+        .unwrap_or_else(|_| Err(invalid("file", "XLSX: the file is damaged")))
 }
 
 /// The first sheet's cells, streamed (calamine's cell reader: no sheet-sized grid is

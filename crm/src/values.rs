@@ -302,7 +302,11 @@ pub fn normalise_phone(s: &str, country: &str) -> Option<String> {
     let region = country.parse::<phonenumber::country::Id>().ok();
     if let Ok(n) = phonenumber::parse(region, s) {
         if phonenumber::is_valid(&n) {
-            return Some(n.format().mode(phonenumber::Mode::E164).to_string());
+            let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+            // E.164 is at most 15 digits; phonenumber calls some longer German numbers valid.
+            if e164.len() <= 16 {
+                return Some(e164);
+            }
         }
     }
     let international = if s.starts_with('+') {
