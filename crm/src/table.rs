@@ -351,7 +351,11 @@ impl Store {
             return Ok(None);
         }
         let mut best: Option<(i64, &str)> = None;
-        for piece in pieces.iter().filter(|p| p.chars().count() >= 3) {
+        // FTS5 reads its query as a C string: a NUL would cut the phrase short (an error).
+        for piece in pieces
+            .iter()
+            .filter(|p| p.chars().count() >= 3 && !p.contains('\0'))
+        {
             let hits = self.search_hits(piece, fields).await?;
             if hits < best.map_or(search::COMMON, |(h, _)| h) {
                 best = Some((hits, piece));
