@@ -90,7 +90,7 @@ impl ReceiveStats {
             let delta = seq.wrapping_sub(self.max_seq);
             if delta < MAX_DROPOUT {
                 if seq < self.max_seq {
-                    self.cycles += SEQ_MOD;
+                    self.cycles = self.cycles.wrapping_add(SEQ_MOD);
                 }
                 self.max_seq = seq;
             } else if delta <= (SEQ_MOD - MAX_MISORDER as u32) as u16 {
@@ -113,7 +113,7 @@ impl ReceiveStats {
                 self.jitter = self
                     .jitter
                     .wrapping_add(d)
-                    .wrapping_sub((self.jitter + 8) >> 4);
+                    .wrapping_sub(self.jitter.wrapping_add(8) >> 4);
             }
             self.transit = Some(transit);
         }
