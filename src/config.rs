@@ -179,7 +179,7 @@ impl Default for SipConfig {
             max_connections_per_source: 64,
             first_message_timeout_s: 10,
             idle_timeout_s: 120,
-            overload_wait_ms: 100,
+            overload_wait_ms: 20,
         }
     }
 }

@@ -247,6 +247,19 @@ impl SipService {
             }
         };
         counter!("kolokol_sip_requests_total", "method" => method_label(req.method)).increment(1);
+        // Overloaded: a new call is refused before anything else is spent on it — not even
+        // call control's lock, which the calls already taken need. (A retransmission of an
+        // INVITE already answered is refused too; its UAC has the answer or will hear BYE.)
+        if req.method == "INVITE" && self.calls.is_some() && self.admission.overloaded() {
+            let has_to_tag = req
+                .header("To")
+                .is_some_and(|t| crate::call::message::tag(t).is_some());
+            if !has_to_tag {
+                counter!("kolokol_calls_refused_total", "reason" => "overload").increment(1);
+                let reply = Reply::new(503, "Service Unavailable").with("Retry-After", "2".into());
+                return Some(self.stateless(&req, flow, reply));
+            }
+        }
         if let Some(plane) = &self.calls {
             let in_call = plane.step(|c, out| {
                 let has_to_tag = req
@@ -297,6 +310,26 @@ impl SipService {
             to,
             connection: flow.connection,
         })
+    }
+
+    /// A response built from the request alone, sent as it is.
+    fn stateless(&self, req: &Request<'_>, flow: &Flow, reply: Reply) -> Outgoing {
+        counter!("kolokol_sip_responses_total", "class" => class_label(reply.status)).increment(1);
+        let mut builder = ResponseBuilder::new(
+            &req.scan,
+            reply.status,
+            &reply.reason,
+            Some(&stateless_tag(&req.scan)),
+            Some(flow.remote),
+        );
+        for (name, value) in &reply.headers {
+            builder = builder.header(name, value);
+        }
+        Outgoing {
+            bytes: builder.finish(b"", None),
+            to: reply_address(req.top_via(), flow),
+            connection: flow.connection,
+        }
     }
 
     /// Counts what the registrar saw, and closes a connection it gave up on (after the
@@ -372,12 +405,6 @@ impl SipService {
         {
             // A re-INVITE for a dialog no call knows.
             return Some(Reply::new(481, "Call/Transaction Does Not Exist"));
-        }
-        // Overloaded: refused at the door, before authentication, routing and media, so
-        // the calls already taken keep what capacity there is.
-        if self.admission.overloaded() {
-            counter!("kolokol_calls_refused_total", "reason" => "overload").increment(1);
-            return Some(Reply::new(503, "Service Unavailable").with("Retry-After", "2".into()));
         }
         // While draining for shutdown nothing new starts, whoever asks.
         if let Some(retry_after) =
