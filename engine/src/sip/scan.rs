@@ -138,11 +138,16 @@ fn scan_with(data: &[u8], strict_length: bool) -> Result<Scan<'_>, FrameError> {
     for line in lines {
         if line.starts_with([' ', '\t']) {
             // Folded continuation: join with one space (RFC 3261 §7.3.1).
+            // Appended in place: copying the value per line made many folds quadratic.
             let last = headers.last_mut().ok_or(FrameError::HeaderWithoutColon)?;
-            let mut joined = last.value.to_string();
-            joined.push(' ');
-            joined.push_str(line.trim());
-            last.value = Cow::Owned(joined.trim().to_string());
+            let value = last.value.to_mut();
+            value.push(' ');
+            value.push_str(line.trim());
+            value.truncate(value.trim_end().len());
+            let lead = value.len() - value.trim_start().len();
+            if lead > 0 {
+                value.drain(..lead);
+            }
             continue;
         }
         let colon = line.find(':').ok_or(FrameError::HeaderWithoutColon)?;
