@@ -160,15 +160,7 @@ fn a_tcp_binding_from_before_a_crash_reaches_no_stranger() {
     let token = server.admin_token();
     let mut phone = SipTcp::connect(server.sip_addr());
     register_over_tcp(&mut phone, &server, "2001", "secret-2001");
-    let db = server.dir.join("data/kolokol.db");
-    wait_for("the binding row", Duration::from_secs(5), || {
-        let out = std::process::Command::new("sqlite3")
-            .arg(&db)
-            .arg("SELECT COUNT(*) FROM bindings")
-            .output()
-            .expect("sqlite3 is installed by the README test command");
-        (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
-    });
+    server.wait_binding_rows(1);
     server.restart(); // SIGKILL, then start on the same data
     drop(phone);
     server.wait_registrations(&token, Duration::from_secs(5), |v| {

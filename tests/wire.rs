@@ -362,15 +362,7 @@ fn registrations_survive_a_restart() {
         v.as_array().unwrap().len() == 1
     });
     // Written behind: wait until the row is in the database before killing the server.
-    let db = server.dir.join("data/kolokol.db");
-    wait_for("the binding row", Duration::from_secs(5), || {
-        let out = std::process::Command::new("sqlite3")
-            .arg(&db)
-            .arg("SELECT COUNT(*) FROM bindings")
-            .output()
-            .expect("sqlite3 is installed by the README test command");
-        (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
-    });
+    server.wait_binding_rows(1);
     server.restart();
     let regs = server.wait_registrations(&token, Duration::from_secs(5), |v| {
         v.as_array().unwrap().len() == 1

@@ -289,30 +289,16 @@ impl SipService {
             });
         }
         let reply = self.route(&req, data, flow, now_ms)?;
-        counter!("kolokol_sip_responses_total", "class" => class_label(reply.status)).increment(1);
-        let mut builder = ResponseBuilder::new(
-            &req.scan,
-            reply.status,
-            &reply.reason,
-            Some(&stateless_tag(&req.scan)),
-            Some(flow.remote),
-        );
-        for (name, value) in &reply.headers {
-            builder = builder.header(name, value);
-        }
-        let bytes = builder.finish(b"", None);
-        if let (true, Some(key)) = (reply.stateful, key) {
+        let stateful = reply.stateful;
+        let out = self.stateless(&req, flow, reply);
+        if let (true, Some(key)) = (stateful, key) {
             self.completed
-                .insert(key, (bytes.clone(), now_ms + TIMER_J_MS));
+                .insert(key, (out.bytes.clone(), now_ms + TIMER_J_MS));
         }
-        Some(Outgoing {
-            bytes,
-            to,
-            connection: flow.connection,
-        })
+        Some(out)
     }
 
-    /// A response built from the request alone, sent as it is.
+    /// The response to a request, built from the request alone.
     fn stateless(&self, req: &Request<'_>, flow: &Flow, reply: Reply) -> Outgoing {
         counter!("kolokol_sip_responses_total", "class" => class_label(reply.status)).increment(1);
         let mut builder = ResponseBuilder::new(

@@ -241,6 +241,20 @@ impl Server {
             .to_string()
     }
 
+    /// Waits until `n` bindings are in the database: they are written behind, so a test
+    /// that kills the server waits for them first.
+    pub fn wait_binding_rows(&self, n: usize) {
+        let db = self.dir.join("data/kolokol.db");
+        wait_for("the binding rows", Duration::from_secs(5), || {
+            let out = Command::new("sqlite3")
+                .arg(&db)
+                .arg("SELECT COUNT(*) FROM bindings")
+                .output()
+                .expect("sqlite3 is installed by the README test command");
+            (String::from_utf8_lossy(&out.stdout).trim() == n.to_string()).then_some(())
+        });
+    }
+
     /// Polls `GET /api/v1/registrations` until `pred` holds, or panics after `timeout`.
     pub fn wait_registrations(
         &self,

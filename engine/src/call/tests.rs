@@ -242,6 +242,15 @@ fn invite(to: &str, cseq: u32) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Alice's CANCEL of her first INVITE to 1002 (same branch, no body).
+fn alice_cancel() -> String {
+    let cancel = String::from_utf8(invite("1002", 1))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n"
+}
+
 fn scan_of(bytes: &[u8]) -> sip::Scan<'_> {
     sip::scan::scan(bytes).expect("well-formed")
 }
@@ -522,13 +531,7 @@ fn a_cancel_from_another_transaction_cancels_nothing() {
     let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
     b.response(&reply(&inv, 180, "b1", None));
     // Same Call-ID and CSeq, but not the INVITE's branch: someone who saw the Call-ID.
-    let cancel = String::from_utf8(invite("1002", 1))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
-        .replace("branch=z9hG4bKalice1", "branch=z9hG4bKforged");
-    let cancel =
-        cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    let cancel = alice_cancel().replace("branch=z9hG4bKalice1", "branch=z9hG4bKforged");
     let (handled, out) = b.request(cancel.as_bytes(), b.alice);
     assert!(handled);
     assert_eq!(sent(&out, ALICE, "SIP/2.0 481").len(), 1);
@@ -564,12 +567,7 @@ fn cancel_racing_200_hangs_up_the_late_answer() {
     let inv = sent(&out, BOB_DESK, "INVITE")[0].clone();
     b.response(&reply(&inv, 180, "b1", None));
     // Alice gives up.
-    let cancel = String::from_utf8(invite("1002", 1))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
-    let cancel =
-        cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    let cancel = alice_cancel();
     let (handled, out) = b.request(cancel.as_bytes(), b.alice);
     assert!(handled);
     assert_eq!(
