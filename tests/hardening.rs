@@ -602,7 +602,7 @@ fn a_backlog_refuses_new_calls_at_the_door_and_recovers() {
         }
     };
     // A spike: requests at once, faster than they are read, the INVITE behind 100 of
-    // them (the socket's default buffer holds about 160; more would be dropped).
+    // them (few enough for a kernel default buffer, should kolokol not get a larger one).
     let burst: Vec<String> = (0..140)
         .map(|i| options(server.sip_port, &format!("spike{i}")))
         .collect();

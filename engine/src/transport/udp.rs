@@ -33,6 +33,7 @@ fn serve(socket: UdpSocket, service: Arc<SipService>, max_message: usize) {
     };
     let mut buf = vec![0u8; max_message + 1];
     let timestamps = kernel_timestamps(&socket);
+    receive_buffer(&socket, RECEIVE_BUFFER);
     loop {
         let (len, remote, received) = match recv_stamped(&socket, &mut buf, timestamps) {
             Ok(r) => r,
@@ -62,6 +63,33 @@ fn serve(socket: UdpSocket, service: Arc<SipService>, max_message: usize) {
             if let Err(e) = socket.send_to(&out.bytes, out.to) {
                 tracing::debug!(error = %e, to = %out.to, "udp send failed");
             }
+        }
+    }
+}
+
+/// The socket's receive buffer. The kernel's default (~200 KB, ~160 datagrams) drops
+/// whatever arrives in a spike — the ACKs and BYEs of calls already taken as much as new
+/// INVITEs — and the drops come back as retransmissions. A larger buffer keeps them, and
+/// the wait they build is what closes the door to new calls.
+const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+
+/// Sets the receive buffer: past `net.core.rmem_max` when allowed (SO_RCVBUFFORCE, root
+/// or CAP_NET_ADMIN), else as far as the limit lets.
+fn receive_buffer(socket: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket descriptor and an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                &bytes as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
         }
     }
 }
