@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    if now % 20_000 == 0 {
+    if now.is_multiple_of(20_000) {
         svc.sweep(now);
         svc.tick(now);
     }
