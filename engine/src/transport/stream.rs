@@ -163,7 +163,8 @@ fn frame(buf: &[u8], max_message: usize) -> Frame {
         // RFC 3261 §18.3: Content-Length is mandatory on streams.
         return Frame::Broken(400);
     };
-    let total = lead + end + 4 + length;
+    // A Content-Length near usize::MAX must not wrap around into a small total.
+    let total = (lead + end + 4).saturating_add(length);
     if total > max_message {
         Frame::Broken(513)
     } else if buf.len() < total {
@@ -305,4 +306,15 @@ fn reject_broken(buf: &[u8], status: u16, flow: &Flow) -> Option<Vec<u8>> {
         )
         .finish(b"", None),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_content_length_is_too_large_not_an_overflow() {
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert!(matches!(frame(msg, 65535), Frame::Broken(513)));
+    }
 }
