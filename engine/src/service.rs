@@ -159,13 +159,13 @@ impl SipService {
         }
     }
 
-    /// With call control: INVITEs place calls instead of getting 480.
     /// Refuse new calls while datagrams wait longer than `limit_ms` (0: never).
     pub fn with_admission(mut self, limit_ms: u64) -> Self {
         self.admission = crate::admission::Admission::new(limit_ms);
         self
     }
 
+    /// With call control: INVITEs place calls instead of getting 480.
     pub fn with_calls(mut self, plane: CallPlane) -> Self {
         self.calls = Some(plane);
         self
@@ -250,22 +250,18 @@ impl SipService {
         // Overloaded: a new call is refused before anything else is spent on it — not even
         // call control's lock, which the calls already taken need. (A retransmission of an
         // INVITE already answered is refused too; its UAC has the answer or will hear BYE.)
-        if req.method == "INVITE" && self.calls.is_some() && self.admission.overloaded() {
-            let has_to_tag = req
+        let new_call = req.method == "INVITE"
+            && req
                 .header("To")
-                .is_some_and(|t| crate::call::message::tag(t).is_some());
-            if !has_to_tag {
-                counter!("kolokol_calls_refused_total", "reason" => "overload").increment(1);
-                let reply = Reply::new(503, "Service Unavailable").with("Retry-After", "2".into());
-                return Some(self.stateless(&req, flow, reply));
-            }
+                .is_none_or(|t| crate::call::message::tag(t).is_none());
+        if new_call && self.calls.is_some() && self.admission.overloaded() {
+            counter!("kolokol_calls_refused_total", "reason" => "overload").increment(1);
+            let reply = Reply::new(503, "Service Unavailable").with("Retry-After", "2".into());
+            return Some(self.stateless(&req, flow, reply));
         }
         if let Some(plane) = &self.calls {
             let in_call = plane.step(|c, out| {
-                let has_to_tag = req
-                    .header("To")
-                    .is_some_and(|t| crate::call::message::tag(t).is_some());
-                if req.method == "INVITE" && !has_to_tag {
+                if new_call {
                     c.retransmitted_invite(&req, out)
                 } else {
                     c.request(&req, data, flow, now_ms, out)

@@ -1,6 +1,6 @@
 //! REST handlers of /api/v1.
 
-use crate::guard::Refusal;
+use crate::guard::{Origin, Refusal};
 use crate::{AppState, Problem};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::JsonRejection;
@@ -71,14 +71,9 @@ fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// keeps other sites' requests cookieless; this refuses what a browser marks cross-site
 /// or sends with a foreign Origin.
 fn cross_site_check(parts: &Parts) -> Result<(), Problem> {
-    let h = &parts.headers;
-    let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
-    let foreign_origin = match (header("origin"), header("host")) {
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
-        (Some(_), None) => true,
-        _ => false,
-    };
-    if foreign_origin || header("sec-fetch-site") == Some("cross-site") {
+    let foreign_origin = matches!(crate::guard::origin(&parts.headers), Origin::Foreign(_));
+    let fetch_site = parts.headers.get("sec-fetch-site");
+    if foreign_origin || fetch_site.is_some_and(|v| v == "cross-site") {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "Forbidden",

@@ -33,6 +33,27 @@ pub struct Guard {
     checks: Arc<Semaphore>,
 }
 
+/// Where a request says it comes from.
+pub enum Origin<'a> {
+    /// No Origin header: not a browser (or a same-origin GET).
+    None,
+    /// A page of the host the request asked for.
+    Own,
+    Foreign(&'a str),
+}
+
+/// The request's Origin against the Host it asked for.
+pub fn origin(headers: &HeaderMap) -> Origin<'_> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header("origin"), header("host")) {
+        (None, _) => Origin::None,
+        (Some(o), Some(host)) if o.split_once("://").map(|(_, rest)| rest) == Some(host) => {
+            Origin::Own
+        }
+        (Some(o), _) => Origin::Foreign(o),
+    }
+}
+
 /// Why a login is not even checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -75,17 +96,14 @@ impl Guard {
     /// web page could use its visitors' browsers against us (and their office's address
     /// would be banned for the failures).
     pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
-        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let Some(origin) = header("origin") else {
-            return true;
-        };
-        let own = header("host")
-            .is_some_and(|host| origin.split_once("://").map(|(_, rest)| rest) == Some(host));
-        own || self
-            .config
-            .allowed_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        match origin(headers) {
+            Origin::None | Origin::Own => true,
+            Origin::Foreign(origin) => self
+                .config
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin)),
+        }
     }
 
     /// Whether `ip` may read /metrics without credentials.

@@ -98,12 +98,5 @@ async fn session(socket: WebSocket, remote: SocketAddr, st: AppState, transport:
     st.connections.close(id);
     st.sip.registrar.location.connection_closed(id);
     st.sip.connection_closed(id, now_ms());
-    // A peer that stopped reading must not hold the task: give the writer a moment.
-    let mut writer = writer;
-    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
+    kolokol_engine::transport::finish_writer(writer).await;
 }

@@ -50,11 +50,6 @@ pub struct Flow {
     pub connection: Option<u64>,
 }
 
-/// Messages a connection may have waiting for its writer. A peer that lets this many pile
-/// up is not reading (or is reading on purpose slowly): the connection is closed rather
-/// than buffered without end.
-pub const DEFAULT_SEND_QUEUE: usize = 256;
-
 /// One open connection's outbound side.
 struct Outbound {
     queue: mpsc::Sender<Bytes>,
@@ -83,14 +78,9 @@ pub struct Connections {
     writers: DashMap<u64, Outbound>,
 }
 
-impl Default for Connections {
-    fn default() -> Self {
-        Connections::new(DEFAULT_SEND_QUEUE)
-    }
-}
-
 impl Connections {
-    /// `capacity`: messages queued per connection before it is closed as not reading.
+    /// `capacity`: messages queued per connection before it is closed as not reading (a
+    /// peer that lets them pile up is not reading, or reads slowly on purpose).
     pub fn new(capacity: usize) -> Self {
         Connections {
             next: AtomicU64::new(crate::clock::now_ms() << 20),
@@ -158,6 +148,15 @@ impl Connections {
 
     pub fn is_empty(&self) -> bool {
         self.writers.is_empty()
+    }
+}
+
+/// Waits for a closing connection's writer to send what was queued, for a moment: a peer
+/// that stopped reading does not keep the task (and its socket) alive.
+pub async fn finish_writer(mut writer: tokio::task::JoinHandle<()>) {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+    if tokio::time::timeout(GRACE, &mut writer).await.is_err() {
+        writer.abort();
     }
 }
 

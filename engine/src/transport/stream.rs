@@ -34,17 +34,6 @@ pub struct StreamLimits {
     pub idle: Duration,
 }
 
-impl Default for StreamLimits {
-    fn default() -> Self {
-        StreamLimits {
-            total: 8192,
-            per_source: 64,
-            first_message: Duration::from_secs(10),
-            idle: Duration::from_secs(120),
-        }
-    }
-}
-
 /// Counts a connection against its source while it lives.
 struct Admitted<'a> {
     ctx: &'a StreamContext,
@@ -272,19 +261,8 @@ pub async fn run<S>(
     // to its Contact again. (WebSocket bindings die with their connection.)
     connections.close(id);
     service.connection_closed(id, now_ms());
-    // What was queued goes out if the peer takes it soon; one that stopped reading does
-    // not keep the task (and its socket) alive.
-    let mut writer_task = writer_task;
-    if tokio::time::timeout(WRITER_GRACE, &mut writer_task)
-        .await
-        .is_err()
-    {
-        writer_task.abort();
-    }
+    super::finish_writer(writer_task).await;
 }
-
-/// How long a closing connection's writer may take to flush what was queued.
-const WRITER_GRACE: Duration = Duration::from_secs(1);
 
 fn reject_broken(buf: &[u8], status: u16, flow: &Flow) -> Option<Vec<u8>> {
     let scan = crate::sip::scan::scan_lenient(buf).ok()?;

@@ -76,36 +76,26 @@ const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 /// Sets the receive buffer: past `net.core.rmem_max` when allowed (SO_RCVBUFFORCE, root
 /// or CAP_NET_ADMIN), else as far as the limit lets.
 fn receive_buffer(socket: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: a valid socket descriptor and an int option of the right size.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                &bytes as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
+    let _ = set_option(socket, libc::SO_RCVBUFFORCE, bytes)
+        || set_option(socket, libc::SO_RCVBUF, bytes);
 }
 
 /// Asks the kernel to stamp each datagram with its arrival time (SO_TIMESTAMPNS), the
 /// overload signal; false where it cannot (then nothing is measured).
 fn kernel_timestamps(socket: &UdpSocket) -> bool {
+    set_option(socket, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// One integer SOL_SOCKET option; whether the kernel took it.
+fn set_option(socket: &UdpSocket, option: libc::c_int, value: libc::c_int) -> bool {
     use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
     // SAFETY: a valid socket descriptor and an int option of the right size.
     let r = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on as *const libc::c_int as *const libc::c_void,
+            option,
+            &value as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
