@@ -30,6 +30,7 @@ fn remote(addr: &str, codec: Codec) -> Remote {
         payload_type: codec.payload_type(),
         telephone_event: Some(101),
         direction: Direction::SendRecv,
+        vouched: false,
     }
 }
 

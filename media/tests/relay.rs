@@ -78,6 +78,7 @@ impl Phone {
             payload_type: codec.payload_type(),
             telephone_event: te,
             direction: Direction::SendRecv,
+            vouched: false,
         }
     }
 
@@ -631,4 +632,32 @@ async fn a_waiting_endpoint_hears_the_sound_until_it_is_bridged() {
         media.play(a.id, std::sync::Arc::new(kolokol_media::Sound::ringback())),
         Err(MediaError::UnknownEndpoint(_))
     ));
+}
+
+/// Music on hold is not a stream cannon: a waiting caller whose offer names someone else's
+/// address (here 127.0.0.2, signalling from 127.0.0.1) is played nothing until the caller
+/// speaks from a trusted address, and then it goes there.
+#[tokio::test]
+async fn a_waiting_endpoint_plays_only_to_a_proven_address() {
+    let (media, _events, _) = media("play-proven", 2);
+    let victim = Phone::new("127.0.0.2".parse().unwrap()).await;
+    let mut caller = Phone::new(LOCALHOST).await;
+    let a = media.open_endpoint().unwrap();
+    let mut offer = victim.remote(Codec::Pcma, None);
+    offer.signalling_ip = Some(LOCALHOST);
+    media.set_remote(a.id, offer);
+    media
+        .play(a.id, std::sync::Arc::new(kolokol_media::Sound::ringback()))
+        .unwrap();
+    caller.send(&a, 8, &[0xd5; 160]).await;
+    for _ in 0..5 {
+        let p = caller.recv().await;
+        assert_eq!(rtp::payload_type(&p), 8);
+    }
+    let mut buf = [0u8; 2048];
+    let leaked = victim.socket.try_recv_from(&mut buf);
+    assert!(
+        leaked.is_err(),
+        "nothing may reach the unproven SDP address: {leaked:?}"
+    );
 }

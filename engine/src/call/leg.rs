@@ -18,6 +18,8 @@ pub struct Peer {
     pub transport: Transport,
     pub addr: SocketAddr,
     pub connection: Option<u64>,
+    /// A configured trunk.
+    pub trunk: bool,
 }
 
 impl From<&Flow> for Peer {
@@ -26,11 +28,18 @@ impl From<&Flow> for Peer {
             transport: f.transport,
             addr: f.remote,
             connection: f.connection,
+            trunk: false,
         }
     }
 }
 
 impl Peer {
+    /// Whether the media address in this peer's SDP is believed unproven: a trunk's, or on
+    /// a WebSocket the WebRTC gateway's alias (SDP there is always rewritten by kolokol).
+    pub fn vouches_for_media(&self) -> bool {
+        self.trunk || matches!(self.transport, Transport::Ws | Transport::Wss)
+    }
+
     pub fn send(&self, bytes: Vec<u8>) -> Outgoing {
         Outgoing {
             bytes,

@@ -365,15 +365,12 @@ fn server_tx(req: &Request<'_>, data: &[u8], flow: &Flow) -> ServerTx {
     }
 }
 
-/// The media remote a description from `signalling` announces.
-fn remote_of(
-    desc: &AudioDescription,
-    codec: (Codec, u8),
-    signalling: Option<std::net::IpAddr>,
-) -> Remote {
+/// The media remote a description from `peer` announces.
+fn remote_of(desc: &AudioDescription, codec: (Codec, u8), peer: &Peer) -> Remote {
     Remote {
         addr: (desc.address, desc.port).into(),
-        signalling_ip: signalling,
+        signalling_ip: Some(peer.addr.ip()),
+        vouched: peer.vouches_for_media(),
         codec: codec.0,
         payload_type: codec.1,
         telephone_event: desc.telephone_event,
@@ -593,6 +590,7 @@ impl CallControl {
                         transport: t.transport,
                         addr: t.address,
                         connection: None,
+                        trunk: true,
                     };
                     (
                         vec![(dialled.clone(), uri.clone(), peer, uri)],
@@ -637,16 +635,18 @@ impl CallControl {
             return Err(Refusal::new(488));
         };
         let chosen = answer.codecs[0];
+        let peer = Peer {
+            trunk: matches!(caller, Caller::Trunk(_)),
+            ..Peer::from(flow)
+        };
         if let Some(offer) = &offer {
-            self.ctx.media.set_remote(
-                caller_endpoint.id,
-                remote_of(offer, chosen, Some(flow.remote.ip())),
-            );
+            self.ctx
+                .media
+                .set_remote(caller_endpoint.id, remote_of(offer, chosen, &peer));
         }
         let key = self.next_key;
         self.next_key += 1;
         let id = message::token();
-        let peer = Peer::from(flow);
         let to_value = req.header("To").unwrap_or_default().to_string();
         let mut caller_leg = Leg::new(
             req.call_id().to_string(),
@@ -1210,10 +1210,9 @@ impl CallControl {
             return;
         };
         call.late_offer = false;
-        let ip = call.caller.peer.addr.ip();
         ctx.media.set_remote(
             call.caller.endpoint.id,
-            remote_of(&answer, answer.codecs[0], Some(ip)),
+            remote_of(&answer, answer.codecs[0], &call.caller.peer),
         );
     }
 
@@ -1341,10 +1340,8 @@ impl CallControl {
             if let Some(desc) = &early {
                 if let Some(codec) = desc.codecs.first() {
                     let leg = &call.branches[i].leg;
-                    ctx.media.set_remote(
-                        leg.endpoint.id,
-                        remote_of(desc, *codec, Some(leg.peer.addr.ip())),
-                    );
+                    ctx.media
+                        .set_remote(leg.endpoint.id, remote_of(desc, *codec, &leg.peer));
                     Self::bridge(ctx, call, i, now, out);
                 }
             }
@@ -1429,7 +1426,7 @@ impl CallControl {
             let leg = &call.branches[i].leg;
             ctx.media.set_remote(
                 leg.endpoint.id,
-                remote_of(&answer, answer.codecs[0], Some(leg.peer.addr.ip())),
+                remote_of(&answer, answer.codecs[0], &leg.peer),
             );
             call.branches[i].state = BranchState::Answered;
             call.winner = Some(i);
@@ -1813,9 +1810,9 @@ impl CallControl {
             if let (Some(ans), Ok(scan_o)) = (&answer, sip::scan::scan(&rx.request)) {
                 let endpoint = call.leg(side).endpoint;
                 if let Some(codec) = ans.codecs.first() {
-                    let ip = call.leg(side).peer.addr.ip();
+                    let peer = call.leg(side).peer;
                     ctx.media
-                        .set_remote(endpoint.id, remote_of(ans, *codec, Some(ip)));
+                        .set_remote(endpoint.id, remote_of(ans, *codec, &peer));
                 }
                 // Answer the originator's offer on its own endpoint.
                 if let Some(Ok(offer)) = message::sdp(&scan_o).map(sdp::parse) {
@@ -1827,9 +1824,9 @@ impl CallControl {
                                 d => d,
                             };
                         }
-                        let ip = call.leg(origin).peer.addr.ip();
+                        let peer = call.leg(origin).peer;
                         ctx.media
-                            .set_remote(own.id, remote_of(&offer, a.codecs[0], Some(ip)));
+                            .set_remote(own.id, remote_of(&offer, a.codecs[0], &peer));
                         let leg_o = call.leg(origin);
                         let version = leg_o.next_sdp_version();
                         body = Some(sdp::render(&a, leg_o.sdp_session, version));

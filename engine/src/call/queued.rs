@@ -314,7 +314,7 @@ impl CallControl {
         let leg = &call.branches[i].leg;
         self.ctx.media.set_remote(
             call.callee_endpoint.id,
-            remote_of(answer, answer.codecs[0], Some(leg.peer.addr.ip())),
+            remote_of(answer, answer.codecs[0], &leg.peer),
         );
         call.branches[i].state = BranchState::Answered;
         call.winner = Some(i);

@@ -299,7 +299,7 @@ impl CallControl {
         let leg = &call.branches[i].leg;
         ctx.media.set_remote(
             t.endpoint.id,
-            remote_of(&answer, answer.codecs[0], Some(leg.peer.addr.ip())),
+            remote_of(&answer, answer.codecs[0], &leg.peer),
         );
         call.branches[i].state = BranchState::Answered;
         for j in 0..call.branches.len() {
@@ -402,10 +402,8 @@ impl CallControl {
         }
         if let Some(answer) = message::sdp(scan).and_then(|s| sdp::parse(s).ok()) {
             if let Some(codec) = answer.codecs.first() {
-                ctx.media.set_remote(
-                    leg.endpoint.id,
-                    remote_of(&answer, *codec, Some(leg.peer.addr.ip())),
-                );
+                ctx.media
+                    .set_remote(leg.endpoint.id, remote_of(&answer, *codec, &leg.peer));
             }
         }
     }

@@ -26,6 +26,9 @@ pub enum DropReason {
     Direction,
     /// No usable address to send to (port 0 or 0.0.0.0 and nothing latched).
     NoDestination,
+    /// The SDP address is not the peer's signalling address and no packet from the peer
+    /// has proved it yet.
+    Unproven,
     /// A telephone-event for a peer that did not negotiate telephone-event.
     TelephoneEvent,
     /// The socket refused the datagram.
@@ -33,13 +36,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const ALL: [DropReason; 8] = [
+    const ALL: [DropReason; 9] = [
         DropReason::Malformed,
         DropReason::NoRemote,
         DropReason::Source,
         DropReason::PayloadType,
         DropReason::Direction,
         DropReason::NoDestination,
+        DropReason::Unproven,
         DropReason::TelephoneEvent,
         DropReason::SendFailed,
     ];
@@ -52,6 +56,7 @@ impl DropReason {
             DropReason::PayloadType => "payload_type",
             DropReason::Direction => "direction",
             DropReason::NoDestination => "no_destination",
+            DropReason::Unproven => "unproven",
             DropReason::TelephoneEvent => "telephone_event",
             DropReason::SendFailed => "send_failed",
         }
@@ -246,11 +251,7 @@ impl Leg {
     }
 
     pub(super) fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.remote.is_some_and(|r| {
-            r.addr.ip().to_canonical() == ip
-                || r.signalling_ip.map(|s| s.to_canonical()) == Some(ip)
-        })
+        self.remote.is_some_and(|r| r.trusts(ip))
     }
 
     /// Symmetric RTP: the first packet from a trusted IP fixes the source address:port.
@@ -265,9 +266,20 @@ impl Leg {
         }
     }
 
-    fn destination(&self) -> Option<SocketAddr> {
-        let addr = self.latched.or(self.remote.map(|r| r.addr))?;
-        (addr.port() != 0 && !addr.ip().is_unspecified()).then_some(addr)
+    /// Where packets for this leg's peer go: the latched source, else the SDP address if
+    /// it is believed ([`Remote::believed`]).
+    fn destination(&self) -> Result<SocketAddr, DropReason> {
+        let addr = match (self.latched, self.remote) {
+            (Some(latched), _) => latched,
+            (None, Some(r)) if r.believed() => r.addr,
+            (None, Some(r)) if usable(r.addr) => return Err(DropReason::Unproven),
+            _ => return Err(DropReason::NoDestination),
+        };
+        if usable(addr) {
+            Ok(addr)
+        } else {
+            Err(DropReason::NoDestination)
+        }
     }
 
     pub(super) fn rtcp_destination(&self) -> Option<SocketAddr> {
@@ -281,6 +293,11 @@ impl Leg {
     fn arrival(&self, now: Instant) -> u32 {
         samples_in(now.saturating_duration_since(self.epoch)) as u32
     }
+}
+
+/// An address media can be sent to: not port 0, not 0.0.0.0 (RFC 2543 hold).
+pub(super) fn usable(addr: SocketAddr) -> bool {
+    addr.port() != 0 && !addr.ip().is_unspecified()
 }
 
 #[derive(Clone, Copy)]
@@ -354,8 +371,9 @@ pub fn forward_packet(
     if !receiver.direction.receives() {
         return counters.drop(DropReason::Direction);
     }
-    let Some(destination) = to.destination() else {
-        return counters.drop(DropReason::NoDestination);
+    let destination = match to.destination() {
+        Ok(destination) => destination,
+        Err(reason) => return counters.drop(reason),
     };
     match kind {
         PayloadKind::Audio(codec) => {
@@ -409,6 +427,7 @@ mod tests {
             payload_type: codec.payload_type(),
             telephone_event: te,
             direction: Direction::SendRecv,
+            vouched: false,
         }
     }
 
@@ -460,6 +479,43 @@ mod tests {
                 &mut self.counters,
             )
         }
+    }
+
+    /// An offer naming a third party's address gets nothing until the peer proves it;
+    /// its own signalling address and a vouched (trunk, gateway) address are believed.
+    #[test]
+    fn an_unproven_address_gets_no_media_until_a_packet_proves_it() {
+        let mut caller = remote("10.0.0.1:4000", Codec::Pcmu, None);
+        caller.signalling_ip = Some("10.0.0.1".parse().unwrap());
+        let mut victim = remote("203.0.113.7:53", Codec::Pcmu, None);
+        victim.signalling_ip = Some("192.0.2.9".parse().unwrap());
+        let mut pair = Pair::new(caller, victim);
+        let mut p = packet(0, 1, 160, 7, &[0xFF; 160]);
+        assert_eq!(
+            pair.a_to_b(&mut p, "10.0.0.1:4000"),
+            Verdict::Drop(DropReason::Unproven)
+        );
+        assert_eq!(pair.counters.dropped(DropReason::Unproven), 1);
+        // The peer speaks from its signalling address: that is where media goes.
+        let mut p = packet(0, 1, 160, 8, &[0xFF; 160]);
+        assert_eq!(
+            pair.b_to_a(&mut p, "192.0.2.9:31000"),
+            Verdict::Forward(addr("10.0.0.1:4000")),
+            "the caller's own signalling address is believed"
+        );
+        let mut p = packet(0, 2, 320, 7, &[0xFF; 160]);
+        assert_eq!(
+            pair.a_to_b(&mut p, "10.0.0.1:4000"),
+            Verdict::Forward(addr("192.0.2.9:31000"))
+        );
+        // A trunk's media server is believed before it speaks.
+        victim.vouched = true;
+        let mut pair = Pair::new(caller, victim);
+        let mut p = packet(0, 1, 160, 7, &[0xFF; 160]);
+        assert_eq!(
+            pair.a_to_b(&mut p, "10.0.0.1:4000"),
+            Verdict::Forward(addr("203.0.113.7:53"))
+        );
     }
 
     #[test]

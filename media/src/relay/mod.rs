@@ -73,6 +73,30 @@ pub struct Remote {
     pub telephone_event: Option<u8>,
     /// As seen from the peer: what it will send / receive.
     pub direction: Direction,
+    /// The SDP address is believed before any packet proves it: a configured trunk's
+    /// (providers' media servers often sit apart from their signalling), or the WebRTC
+    /// gateway's own alias socket.
+    pub vouched: bool,
+}
+
+impl Remote {
+    /// Whether a packet from `ip` may come from this peer (and so fix the latch).
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.addr.ip().to_canonical() == ip
+            || self.signalling_ip.map(|s| s.to_canonical()) == Some(ip)
+    }
+
+    /// Whether media may go to the SDP address before a packet from the peer proved it.
+    /// An offer can point anywhere: sending there unproven would turn kolokol into a
+    /// stream cannon aimed at a third party (or at a local service), so only the peer's
+    /// own signalling address or a vouched one is believed.
+    pub(crate) fn believed(&self) -> bool {
+        self.vouched
+            || self
+                .signalling_ip
+                .is_none_or(|s| s.to_canonical() == self.addr.ip().to_canonical())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

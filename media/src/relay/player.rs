@@ -2,10 +2,12 @@
 //! in a queue): one RTP packet every 20 ms in the peer's codec, from the endpoint's own
 //! socket, until the endpoint is bridged or closed.
 
+use super::forward::usable;
 use super::Remote;
 use crate::g711::{linear_to_alaw, linear_to_ulaw};
 use crate::sdp::Codec;
 use crate::sound::Sound;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -60,27 +62,47 @@ fn packet(
 pub(super) async fn run(
     socket: UdpSocket,
     sound: Program,
-    remote: watch::Receiver<Option<Remote>>,
+    mut remote: watch::Receiver<Option<Remote>>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ssrc = rand::random();
     let mut buf = [0u8; 12 + FRAME];
+    let mut incoming = [0u8; 2048];
     let mut n = 0u32;
+    // Symmetric RTP as on a bridge: the peer's first packet from a trusted address fixes
+    // where the sound goes; until then only a believed SDP address gets it.
+    let mut latched: Option<SocketAddr> = None;
     loop {
         tokio::select! {
             _ = &mut stop => return,
+            Ok(()) = remote.changed() => {
+                latched = None;
+                continue;
+            }
+            Ok((_, source)) = socket.recv_from(&mut incoming) => {
+                let trusted = remote.borrow().is_some_and(|r| r.trusts(source.ip()));
+                if latched.is_none() && trusted {
+                    latched = Some(source);
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
         let Some(r) = *remote.borrow() else {
             continue;
         };
+        let destination = match latched {
+            Some(latched) => latched,
+            None if r.believed() && usable(r.addr) => r.addr,
+            None => continue,
+        };
         if !r.direction.receives() {
             continue;
         }
         let len = packet(&mut buf, &r, &sound, n, ssrc);
-        let _ = socket.send_to(&buf[..len], r.addr).await;
+        let _ = socket.send_to(&buf[..len], destination).await;
         n = n.wrapping_add(1);
     }
 }
@@ -106,6 +128,7 @@ mod tests {
             payload_type: 8,
             telephone_event: None,
             direction: Direction::SendRecv,
+            vouched: false,
         };
         let mut buf = [0u8; 12 + FRAME];
         packet(&mut buf, &remote, &sound, 0, 7);
