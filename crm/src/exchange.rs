@@ -759,7 +759,7 @@ pub fn write_sheet(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An XLSX with these cells (row, column from 0), as Excel would write it.

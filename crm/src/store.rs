@@ -46,6 +46,9 @@ pub enum StoreError {
     /// The caller's rights or field access do not allow it.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A search ran out of its time budget ([`Store::search_budget`]).
+    #[error("the search took longer than {0:?}")]
+    TooCostly(std::time::Duration),
 }
 
 /// A validation error on `field`.
@@ -70,6 +73,54 @@ pub(crate) fn conflict_on(field: &'static str) -> impl Fn(sqlx::Error) -> StoreE
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict { field },
         e => e.into(),
     }
+}
+
+/// How long a table search may run: a costly search must not hold a connection (and a
+/// core) for long. PostgreSQL enforces it as `statement_timeout`, SQLite through a
+/// progress handler ([`on_budgeted_db!`](crate::on_budgeted_db)).
+pub const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A SQLite connection from `pool` whose statements are interrupted once `budget` has
+/// passed. The handler is taken off again when the connection goes back to the pool.
+pub async fn budgeted(
+    pool: &SqlitePool,
+    budget: std::time::Duration,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let deadline = std::time::Instant::now() + budget;
+    conn.lock_handle()
+        .await?
+        .set_progress_handler(1_000, move || std::time::Instant::now() < deadline);
+    Ok(conn)
+}
+
+/// A database error, an exhausted time budget (SQLite's interrupt, PostgreSQL's
+/// statement timeout) reported as [`StoreError::TooCostly`].
+pub fn over_budget(budget: std::time::Duration) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d)
+            if d.message().contains("interrupted") || d.code().as_deref() == Some("57014") =>
+        {
+            StoreError::TooCostly(budget)
+        }
+        _ => e.into(),
+    }
+}
+
+/// Like [`on_db!`], for a search under the store's time budget: `$conn` is an executor
+/// whose statements stop (as [`StoreError::TooCostly`]) once the budget is spent.
+#[macro_export]
+macro_rules! on_budgeted_db {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(pool) => {
+                let mut held = $crate::store::budgeted(pool, $store.search_budget).await?;
+                let $conn = &mut *held;
+                $body
+            }
+            $crate::store::Db::Postgres($conn) => $body,
+        }
+    };
 }
 
 /// The pool of one backend.
@@ -130,6 +181,8 @@ pub struct Store {
     pub smtp: crate::mail::SmtpSettings,
     /// Where report and filter periods' days begin and end (`crm.time_zone`).
     pub time_zone: chrono_tz::Tz,
+    /// How long one search of the partner table may run ([`SEARCH_BUDGET`]).
+    pub search_budget: std::time::Duration,
 }
 
 impl Store {
@@ -144,7 +197,7 @@ impl Store {
                 ("plan_cache_mode", "force_custom_plan"),
                 // A time budget for every statement: no search, however costly its
                 // terms, holds a connection (and a core) for long.
-                ("statement_timeout", "30s"),
+                ("statement_timeout", "30s"), // = SEARCH_BUDGET
             ]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
@@ -159,6 +212,7 @@ impl Store {
                 max_file_bytes: 25 << 20,
                 smtp: Default::default(),
                 time_zone: chrono_tz::Europe::Moscow,
+                search_budget: SEARCH_BUDGET,
             };
             // Fields made before their kind had a trigram index get it now (once).
             for field in store.form().await?.fields {
@@ -183,6 +237,13 @@ impl Store {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A search's time budget ends with it (see `budgeted`).
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    conn.lock_handle().await?.remove_progress_handler();
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -197,6 +258,7 @@ impl Store {
             max_file_bytes: 25 << 20,
             smtp: Default::default(),
             time_zone: chrono_tz::Europe::Moscow,
+            search_budget: SEARCH_BUDGET,
         })
     }
 

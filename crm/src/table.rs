@@ -7,9 +7,9 @@ use crate::access::Viewer;
 use crate::form::{Field, FieldKind, Form};
 use crate::partners::{field_error, hidden_items, text_columns};
 use crate::search;
-use crate::store::Arg;
+use crate::store::{over_budget, Arg};
 use crate::values::{self, item_set};
-use crate::{bind_args, on_db, Store, StoreError};
+use crate::{bind_args, on_budgeted_db, Store, StoreError};
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -340,8 +340,13 @@ impl Store {
             search::in_fields(fields),
             search::COMMON
         );
-        Ok(on_db!(self, pool => {
-            sqlx::query_scalar(&sql).bind(search::phrase(text)).fetch_one(pool).await?
+        let budget = over_budget(self.search_budget);
+        Ok(on_budgeted_db!(self, conn => {
+            sqlx::query_scalar(&sql)
+                .bind(search::phrase(text))
+                .fetch_one(conn)
+                .await
+                .map_err(&budget)?
         }))
     }
 
@@ -523,8 +528,12 @@ impl Store {
                 format!(" WHERE {}", w.sql.join(" AND "))
             },
         );
-        let n: i64 = on_db!(self, pool => {
-            bind_args!(sqlx::query_scalar(&sql), &w.args).fetch_one(pool).await?
+        let budget = over_budget(self.search_budget);
+        let n: i64 = on_budgeted_db!(self, conn => {
+            bind_args!(sqlx::query_scalar(&sql), &w.args)
+                .fetch_one(conn)
+                .await
+                .map_err(&budget)?
         });
         Ok(n as usize)
     }
@@ -661,10 +670,12 @@ impl Store {
                     format!(" WHERE {}", w.sql.join(" AND "))
                 },
             );
-            let found: Vec<Found> = on_db!(self, pool => {
+            let budget = over_budget(self.search_budget);
+            let found: Vec<Found> = on_budgeted_db!(self, conn => {
                 bind_args!(sqlx::query(&sql), &w.args)
-                    .fetch_all(pool)
-                    .await?
+                    .fetch_all(conn)
+                    .await
+                    .map_err(&budget)?
                     .iter()
                     .map(|r| Found {
                         id: r.get(0),
@@ -706,5 +717,37 @@ impl Store {
                 .collect(),
             next,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::tests::store_with_partners;
+
+    /// A search past its time budget stops with a clear error, and the connection it ran
+    /// on serves the next search in full (the budget ended with the search).
+    #[tokio::test]
+    async fn a_search_past_its_budget_is_stopped_and_the_pool_unharmed() {
+        let titles: Vec<String> = (0..2_000).map(|i| format!("Партнёр {i}")).collect();
+        let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+        let (mut store, viewer, form) = store_with_partners("search-budget", &titles).await;
+        let q = TableQuery {
+            filters: vec![("title".into(), "ёр 19".into())],
+            limit: 500,
+            ..TableQuery::default()
+        };
+        store.search_budget = std::time::Duration::ZERO;
+        for _ in 0..8 {
+            match store.partner_table(&viewer, &form, &q).await {
+                Err(StoreError::TooCostly(_)) => {}
+                other => panic!("a search without budget ran: {other:?}"),
+            }
+        }
+        store.search_budget = crate::store::SEARCH_BUDGET;
+        for _ in 0..8 {
+            let page = store.partner_table(&viewer, &form, &q).await.unwrap();
+            assert_eq!(page.rows.len(), 111, "19, 190-199, 1900-1999");
+        }
     }
 }

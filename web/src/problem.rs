@@ -143,6 +143,14 @@ impl From<StoreError> for Problem {
                 "In use",
                 format!("still in use by {by}"),
             ),
+            StoreError::TooCostly(budget) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Search too costly",
+                format!(
+                    "the search took longer than its {} s budget; narrow it with more specific terms or filters",
+                    budget.as_secs()
+                ),
+            ),
             StoreError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "Not found", "no such object")
             }
