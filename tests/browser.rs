@@ -9,7 +9,7 @@ use kolokol_media::webrtc::BrowserPeer;
 use serde_json::{json, Value};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 const DID: &str = "5550300";
 const CONTACT: &str = "<sip:k3l2@df7jal23ls0d.invalid;transport=ws>";
@@ -79,17 +79,7 @@ fn digest(challenge: &str, user: &str, password: &str, method: &str, uri: &str) 
 
 impl Browser {
     fn connect(server: &Server, user: &str, password: &str) -> Browser {
-        let mut request = format!("ws://127.0.0.1:{}/sip", server.http_port)
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-        let (ws, _) = tungstenite::connect(request).expect("websocket");
-        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            tcp.set_read_timeout(Some(Duration::from_millis(5)))
-                .unwrap();
-        }
+        let ws = sip_websocket(server, Duration::from_millis(5));
         let mut b = Browser {
             ws,
             media: BrowserPeer::new().unwrap(),

@@ -92,11 +92,7 @@ fn register_over_tcp(phone: &mut SipTcp, server: &Server, ext: &str, password: &
     phone.send(&request(1, None));
     let challenge = phone.next().expect("a challenge");
     assert_eq!(status_of(&challenge), Some(401), "{challenge}");
-    let www = challenge
-        .lines()
-        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
-        .find(|l| l.contains("algorithm=MD5"))
-        .expect("an MD5 challenge");
+    let www = md5_challenge(&challenge, "WWW-Authenticate");
     let auth = digest::answer(www, "REGISTER", "sip:127.0.0.1", ext, password, "c1").unwrap();
     phone.send(&request(2, Some(&auth)));
     let ok = phone.next().expect("an answer to the REGISTER");
@@ -133,11 +129,7 @@ fn call_over_udp(server: &Server, from: &str, password: &str, to: &str) -> u16 {
         .unwrap();
     let challenge = final_of(Instant::now() + Duration::from_secs(5));
     assert_eq!(status_of(&challenge), Some(407), "{challenge}");
-    let proxy = challenge
-        .lines()
-        .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
-        .find(|l| l.contains("algorithm=MD5"))
-        .expect("an MD5 challenge");
+    let proxy = md5_challenge(&challenge, "Proxy-Authenticate");
     let auth = digest::answer(proxy, "INVITE", &uri, from, password, "c2").unwrap();
     sock.send_to(invite(2, Some(&auth)).as_bytes(), server.sip_addr())
         .unwrap();
@@ -243,11 +235,16 @@ fn challenge_on(s: &mut SipTcp, ext: &str) -> String {
         "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKch\r\nMax-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=ch\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: ch-{ext}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{ext}@127.0.0.1:5999>\r\nContent-Length: 0\r\n\r\n"
     ));
     let r = s.next().expect("a challenge");
-    r.lines()
-        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+    md5_challenge(&r, "WWW-Authenticate").to_string()
+}
+
+/// The MD5 challenge in a 401's or 407's `header`.
+fn md5_challenge<'a>(reply: &'a str, header: &str) -> &'a str {
+    reply
+        .lines()
+        .filter_map(|l| l.strip_prefix(header)?.strip_prefix(": "))
         .find(|l| l.contains("algorithm=MD5"))
         .expect("an MD5 challenge")
-        .to_string()
 }
 
 /// Failures on a TCP connection close that connection; its address (an office NAT, the
@@ -472,15 +469,7 @@ fn a_new_password_revokes_sessions_and_tokens() {
             .0
     };
     assert_eq!(me(&theirs), 200);
-    let (_, _, users) = server.http("GET", "/api/v1/users", &[("Authorization", &admin)], "");
-    let users: serde_json::Value = serde_json::from_str(&users).unwrap();
-    let id = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["login"] == "u2001")
-        .unwrap()["id"]
-        .clone();
+    let id = user_id(&server, &admin, "u2001");
     let (status, _, body) = server.http(
         "PATCH",
         &format!("/api/v1/users/{id}"),
@@ -493,6 +482,19 @@ fn a_new_password_revokes_sessions_and_tokens() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(me(&theirs), 401);
     assert_eq!(me(&admin), 200, "other users' tokens stay");
+}
+
+/// The id of the user with this login, as an administrator (`admin`) reads it.
+fn user_id(server: &Server, admin: &str, login: &str) -> serde_json::Value {
+    let (_, _, users) = server.http("GET", "/api/v1/users", &[("Authorization", admin)], "");
+    let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == login)
+        .unwrap()["id"]
+        .clone()
 }
 
 /// Devices' addresses are not for every logged-in user, nor for anyone who can reach the
@@ -636,15 +638,7 @@ fn an_administrator_cannot_lock_themselves_out() {
     let server = Server::start(&[], &[]);
     let admin = format!("Bearer {}", server.admin_token());
     let other = format!("Bearer {}", server.admin_token());
-    let (_, _, me) = server.http("GET", "/api/v1/users", &[("Authorization", &admin)], "");
-    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
-    let id = me
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["login"] == "boss")
-        .unwrap()["id"]
-        .clone();
+    let id = user_id(&server, &admin, "boss");
     let patch = |body: &str| {
         server.http(
             "PATCH",
@@ -673,4 +667,136 @@ fn an_administrator_cannot_lock_themselves_out() {
     };
     assert_eq!(me(&admin), 200, "the token that changed the password stays");
     assert_eq!(me(&other), 401, "every other token of the user is gone");
+}
+
+/// A REGISTER for `ext` answered with a softphone key (digest username and MD5 HA1) over
+/// one connection, framed by `send` and `next`: the final status.
+fn register_with_key(
+    transport: &str,
+    send: &mut dyn FnMut(&str),
+    next: &mut dyn FnMut() -> Option<String>,
+    ext: &str,
+    username: &str,
+    ha1: &str,
+) -> u16 {
+    let request = |cseq: u32, auth: Option<&str>| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} key.invalid;branch=z9hG4bKkey{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=k{cseq}\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: key-{transport}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@key.invalid;transport={}>;expires=600\r\n{}Content-Length: 0\r\n\r\n",
+            transport.to_ascii_lowercase(),
+            auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    send(&request(1, None));
+    let challenge = next().expect("a challenge");
+    assert_eq!(status_of(&challenge), Some(401), "{challenge}");
+    let www = md5_challenge(&challenge, "WWW-Authenticate");
+    let auth =
+        digest::answer_with_ha1(www, "REGISTER", "sip:127.0.0.1", username, ha1, "k1").unwrap();
+    send(&request(2, Some(&auth)));
+    let answer = next().expect("an answer to the REGISTER");
+    status_of(&answer).unwrap()
+}
+
+/// The softphone gets a key of its own web session, not the account's HA1: the key
+/// registers the user's extension over WebSocket only, and ends with the session. Before
+/// the fix /me/softphone handed every web session, for good, the HA1 a desk phone
+/// registers with over any transport.
+#[test]
+fn the_softphone_key_belongs_to_the_session_and_to_websockets() {
+    use tokio_tungstenite::tungstenite;
+    let server = Server::start(&[("2001", "secret-2001")], &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let id = user_id(&server, &admin, "u2001");
+    let json = [("Content-Type", "application/json")];
+    let patch = [json[0], ("Authorization", &admin)];
+    let body = r#"{"password":"web-password-2001"}"#;
+    assert_eq!(
+        server
+            .http("PATCH", &format!("/api/v1/users/{id}"), &patch, body)
+            .0,
+        200
+    );
+    let (status, head, body) = server.http(
+        "POST",
+        "/api/v1/session",
+        &json,
+        r#"{"login":"u2001","password":"web-password-2001"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or(l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let softphone = || {
+        let (status, _, body) =
+            server.http("GET", "/api/v1/me/softphone", &[("Cookie", &cookie)], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let me = softphone();
+    let username = me["sip_username"].as_str().unwrap().to_string();
+    let key = me["ha1"].as_str().unwrap().to_string();
+    assert!(username.starts_with("2001~"), "{me}");
+    assert_ne!(
+        key,
+        digest::ha1(digest::Algorithm::Md5, "2001", "kolokol", "secret-2001"),
+        "the account's own HA1 is not handed out"
+    );
+    assert_eq!(softphone()["sip_username"], username, "one key per session");
+
+    // Over TCP the key is refused; the account's password still works there.
+    let phone = std::cell::RefCell::new(SipTcp::connect(server.sip_addr()));
+    let status = register_with_key(
+        "TCP",
+        &mut |m| phone.borrow_mut().send(m),
+        &mut || phone.borrow_mut().next(),
+        "2001",
+        &username,
+        &key,
+    );
+    assert_eq!(status, 403, "a softphone key over TCP");
+
+    // Over WebSocket it registers the extension.
+    let ws_register = |username: &str, key: &str| {
+        let ws = sip_websocket(&server, Duration::from_secs(5));
+        let ws = std::cell::RefCell::new(ws);
+        register_with_key(
+            "WS",
+            &mut |m| {
+                ws.borrow_mut()
+                    .send(tungstenite::Message::Text(m.into()))
+                    .unwrap()
+            },
+            &mut || loop {
+                match ws.borrow_mut().read() {
+                    Ok(tungstenite::Message::Text(t)) => return Some(t.to_string()),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            },
+            "2001",
+            username,
+            key,
+        )
+    };
+    assert_eq!(
+        ws_register(&username, &key),
+        200,
+        "a softphone key registers its extension over WebSocket: {}",
+        server.log()
+    );
+
+    // The session ends: its key with it, even over WebSocket.
+    let (status, _, _) = server.http("POST", "/api/v1/session/logout", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 204);
+    assert_eq!(
+        ws_register(&username, &key),
+        403,
+        "the key of an ended session"
+    );
 }

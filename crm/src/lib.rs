@@ -26,4 +26,4 @@ pub mod values;
 
 pub use store::{Store, StoreError};
 pub use telephony::RoutingTable;
-pub use users::{NewUser, User, UserDirectory};
+pub use users::{NewUser, SoftphoneKey, User, UserDirectory};

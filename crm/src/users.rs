@@ -436,31 +436,147 @@ impl Store {
                     username: r.get("extension"),
                     ha1_md5: r.get("ha1_md5"),
                     ha1_sha256: r.get("ha1_sha256"),
+                    websocket_only: false,
                 })
                 .collect()
         }))
     }
+
+    /// The live softphone keys of active users for the realm: (digest username, account,
+    /// when the session they belong to ends).
+    pub async fn softphone_keys(&self, realm: &str) -> Result<Vec<SoftphoneKey>, StoreError> {
+        Ok(on_db!(self, pool => {
+            sqlx::query(
+                "SELECT k.username, u.id, u.extension, k.ha1_md5, k.ha1_sha256, t.expires_at \
+                 FROM softphone_keys k JOIN api_tokens t ON t.token_hash = k.token_hash \
+                 JOIN users u ON u.id = k.user_id \
+                 WHERE u.active AND u.extension IS NOT NULL AND u.sip_realm = $1 \
+                 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+            )
+            .bind(realm)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| SoftphoneKey {
+                username: r.get(0),
+                account: SipAccount {
+                    user_id: r.get(1),
+                    username: r.get(2),
+                    ha1_md5: r.get(3),
+                    ha1_sha256: r.get(4),
+                    websocket_only: true,
+                },
+                expires_at: expiry(r.get(5)),
+            })
+            .collect()
+        }))
+    }
+
+    /// The softphone key of the session (or token) `token` of `user`, made on first use.
+    /// It works over WebSocket only and ends with the session.
+    pub async fn softphone_key(
+        &self,
+        user: &User,
+        token: &str,
+        realm: &str,
+    ) -> Result<SoftphoneKey, StoreError> {
+        let extension = user
+            .extension
+            .as_deref()
+            .ok_or_else(|| StoreError::NotConfigured("the user has no extension".into()))?;
+        let username = format!("{extension}~{}", random_secret(8));
+        let secret = random_secret(24);
+        let token_hash = hash_secret(token);
+        on_db!(self, pool => {
+            sqlx::query(
+                "INSERT INTO softphone_keys (token_hash, user_id, username, ha1_md5, ha1_sha256, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO NOTHING",
+            )
+            .bind(&token_hash)
+            .bind(user.id)
+            .bind(&username)
+            .bind(ha1(Algorithm::Md5, &username, realm, &secret))
+            .bind(ha1(Algorithm::Sha256, &username, realm, &secret))
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(pool)
+            .await?;
+            let row = sqlx::query(
+                "SELECT k.username, k.ha1_md5, k.ha1_sha256, t.expires_at FROM softphone_keys k \
+                 JOIN api_tokens t ON t.token_hash = k.token_hash WHERE k.token_hash = $1",
+            )
+            .bind(&token_hash)
+            .fetch_one(pool)
+            .await?;
+            Ok(SoftphoneKey {
+                username: row.get(0),
+                account: SipAccount {
+                    user_id: user.id,
+                    username: extension.to_string(),
+                    ha1_md5: row.get(1),
+                    ha1_sha256: row.get(2),
+                    websocket_only: true,
+                },
+                expires_at: expiry(row.get(3)),
+            })
+        })
+    }
+}
+
+/// A token's end as stored (RFC 3339), if it has one.
+fn expiry(stored: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+    stored
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// A browser softphone's credential, as the directory holds it.
+#[derive(Debug, Clone)]
+pub struct SoftphoneKey {
+    /// The digest username (`<extension>~<random>`).
+    pub username: String,
+    pub account: SipAccount,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// SIP accounts held in memory, answering the registrar without touching the database.
 #[derive(Default)]
 pub struct UserDirectory {
     accounts: DashMap<String, SipAccount>,
+    softphone_keys: DashMap<String, SoftphoneKey>,
 }
 
 impl UserDirectory {
+    /// Reads every account and softphone key again (after a change to users, or when a
+    /// session ends).
     pub async fn reload(&self, store: &Store, realm: &str) -> Result<usize, StoreError> {
         let accounts = store.sip_accounts(realm).await?;
+        let keys = store.softphone_keys(realm).await?;
         self.accounts.clear();
         for a in accounts {
             self.accounts.insert(a.username.clone(), a);
         }
+        self.softphone_keys.clear();
+        for k in keys {
+            self.softphone_keys.insert(k.username.clone(), k);
+        }
         Ok(self.accounts.len())
+    }
+
+    /// A key just issued, known at once (no reload for every new session).
+    pub fn add_softphone_key(&self, key: SoftphoneKey) {
+        self.softphone_keys.insert(key.username.clone(), key);
     }
 }
 
 impl Directory for UserDirectory {
     fn account(&self, username: &str) -> Option<SipAccount> {
-        self.accounts.get(username).map(|a| a.clone())
+        if let Some(a) = self.accounts.get(username) {
+            return Some(a.clone());
+        }
+        let key = self.softphone_keys.get(username)?;
+        key.expires_at
+            .is_none_or(|t| t > chrono::Utc::now())
+            .then(|| key.account.clone())
     }
 }

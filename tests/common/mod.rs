@@ -612,3 +612,25 @@ impl Live {
         }
     }
 }
+
+/// A SIP WebSocket (`/sip`, subprotocol `sip`) to the server, reads timing out after
+/// `read_timeout`.
+pub fn sip_websocket(
+    server: &Server,
+    read_timeout: Duration,
+) -> tokio_tungstenite::tungstenite::WebSocket<
+    tokio_tungstenite::tungstenite::stream::MaybeTlsStream<std::net::TcpStream>,
+> {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    let mut request = format!("ws://127.0.0.1:{}/sip", server.http_port)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (ws, _) = tungstenite::connect(request).expect("websocket");
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(read_timeout)).unwrap();
+    }
+    ws
+}

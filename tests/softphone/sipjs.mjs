@@ -22,7 +22,7 @@ window.sipjs = {
     const me = await (await fetch("/api/v1/me/softphone")).json();
     this.ua = new UserAgent({
       uri: UserAgent.makeURI(`sip:${me.extension}@${location.hostname}`),
-      authorizationUsername: me.extension,
+      authorizationUsername: me.sip_username,
       authorizationHa1: me.ha1,
       transportOptions: { server: `ws://${location.host}/sip` },
       logLevel: "warn",

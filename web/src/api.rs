@@ -275,6 +275,7 @@ pub async fn login(
     let permit = st.guard.password_check().map_err(refused)?;
     if let Some(old) = session_cookie(&headers) {
         st.store.end_session(old).await?;
+        st.directory.reload(&st.store, &st.realm).await?;
     }
     let checked = st
         .store
@@ -326,6 +327,8 @@ pub async fn logout(
 ) -> Result<Response, Problem> {
     if let Some(token) = session_cookie(&headers) {
         st.store.end_session(token).await?;
+        // The session's softphone key went with it.
+        st.directory.reload(&st.store, &st.realm).await?;
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())

@@ -1,12 +1,12 @@
 //! The browser softphone: its page and script (built from `ui/` by the build script and
 //! embedded), and what it needs to register — taken from the signed-in web account.
 
-use crate::api::Caller;
+use crate::api::{Caller, CallerToken};
 use crate::{AppState, Problem};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use kolokol_engine::registrar::Directory;
 use serde::Serialize;
 
@@ -47,18 +47,23 @@ pub struct IceServer {
 pub struct Softphone {
     login: String,
     name: String,
+    /// The address of record the softphone registers (`sip:<extension>@…`).
     extension: String,
     realm: String,
-    /// MD5(extension:realm:password): JsSIP answers digest challenges with it, so the
-    /// operator never types or sees a SIP password.
+    /// The digest username of this session's key (`<extension>~<random>`).
+    sip_username: String,
+    /// The HA1 of this session's key: JsSIP answers digest challenges with it. The key
+    /// works over WebSocket only and ends with the web session, so a web login never
+    /// yields the account's SIP password (or its hash) for a desk phone.
     ha1: String,
     ice_servers: Vec<IceServer>,
 }
 
-/// The signed-in user's SIP identity for the softphone.
+/// The signed-in user's SIP identity for the softphone, with the key of their session.
 pub async fn credentials(
     State(st): State<AppState>,
     Caller(user): Caller,
+    Extension(CallerToken(token)): Extension<CallerToken>,
 ) -> Result<Json<Softphone>, Problem> {
     let no_phone = || {
         Problem::new(
@@ -68,13 +73,17 @@ pub async fn credentials(
         )
     };
     let extension = user.extension.clone().ok_or_else(no_phone)?;
-    let account = st.directory.account(&extension).ok_or_else(no_phone)?;
+    st.directory.account(&extension).ok_or_else(no_phone)?;
+    let key = st.store.softphone_key(&user, &token, &st.realm).await?;
+    let (sip_username, ha1) = (key.username.clone(), key.account.ha1_md5.clone());
+    st.directory.add_softphone_key(key);
     Ok(Json(Softphone {
         login: user.login,
         name: user.name,
         extension,
         realm: st.realm.clone(),
-        ha1: account.ha1_md5,
+        sip_username,
+        ha1,
         ice_servers: st.ice_servers.clone(),
     }))
 }

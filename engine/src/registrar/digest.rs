@@ -150,6 +150,34 @@ pub fn answer(
     password: &str,
     cnonce: &str,
 ) -> Option<String> {
+    answer_with(challenge, method, uri, username, cnonce, |alg, realm| {
+        ha1(alg, username, realm, password)
+    })
+}
+
+/// [`answer`] for a client that holds the HA1 rather than the password (a softphone
+/// key); `ha1` must be of the challenge's algorithm.
+pub fn answer_with_ha1(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    ha1: &str,
+    cnonce: &str,
+) -> Option<String> {
+    answer_with(challenge, method, uri, username, cnonce, |_, _| {
+        ha1.to_string()
+    })
+}
+
+fn answer_with(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    cnonce: &str,
+    ha1_of: impl Fn(Algorithm, &str) -> String,
+) -> Option<String> {
     let digest = DigestParams::parse(challenge)?;
     let get = |name: &str| digest.get(name);
     let algorithm = digest.algorithm;
@@ -167,8 +195,7 @@ pub fn answer(
         nc: qop.map(|_| 1),
         cnonce: qop.map(|_| cnonce),
     };
-    let response =
-        credentials.expected_response(&ha1(algorithm, username, realm, password), method);
+    let response = credentials.expected_response(&ha1_of(algorithm, realm), method);
     let mut value = format!(
         "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
         algorithm.name()

@@ -17,9 +17,13 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct SipAccount {
     pub user_id: i64,
+    /// The account's own username (its extension): what the AOR must name, whichever
+    /// username the credentials gave.
     pub username: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// A browser softphone's per-session credential: accepted over WebSocket only.
+    pub websocket_only: bool,
 }
 
 impl SipAccount {
@@ -338,8 +342,12 @@ impl Registrar {
             )),
         };
         let expected = creds.expected_response(&ha1, req.method);
-        if !digest::digest_eq(&expected, creds.response) || account.is_none() {
-            return Err(self.failure(flow, creds.username, "credentials", now_ms));
+        let account = match account {
+            Some(a) if digest::digest_eq(&expected, creds.response) => a,
+            _ => return Err(self.failure(flow, creds.username, "credentials", now_ms)),
+        };
+        if account.websocket_only && !matches!(flow.transport, Transport::Ws | Transport::Wss) {
+            return Err(self.failure(flow, creds.username, "websocket-only", now_ms));
         }
         // The response covers `uri`, not the Request-URI: unless they name the same target,
         // credentials seen on one INVITE would place a call to any number.
@@ -347,7 +355,7 @@ impl Registrar {
             return Err(self.failure(flow, creds.username, "uri-mismatch", now_ms));
         }
         match self.nonces.check(creds.nonce, nc, now_ms) {
-            NonceCheck::Fresh => Ok(creds.username.to_string()),
+            NonceCheck::Fresh => Ok(account.username),
             NonceCheck::Stale => Err(Self::done(self.challenge(role, flow, now_ms, true))),
             NonceCheck::Replayed => {
                 Err(self.failure(flow, creds.username, "replayed-nonce-count", now_ms))

@@ -16,6 +16,7 @@ impl Directory for Accounts {
             username: "2001".into(),
             ha1_md5: ha1(Algorithm::Md5, "2001", "kolokol", "right-password"),
             ha1_sha256: ha1(Algorithm::Sha256, "2001", "kolokol", "right-password"),
+            websocket_only: false,
         })
     }
 }

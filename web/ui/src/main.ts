@@ -9,6 +9,8 @@ type Me = {
   name: string;
   extension: string;
   realm: string;
+  /** This session's key: digest username and HA1, valid over WebSocket only. */
+  sip_username: string;
   ha1: string;
   ice_servers: RTCIceServer[];
 };
@@ -136,7 +138,7 @@ function startPhone() {
   ua = new JsSIP.UA({
     sockets: [socket],
     uri: `sip:${me.extension}@${location.hostname}`,
-    authorization_user: me.extension,
+    authorization_user: me.sip_username,
     realm: me.realm,
     ha1: me.ha1,
     display_name: me.name,
