@@ -312,6 +312,7 @@ fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
     assert_eq!(ops["u2001"]["registered"], true);
     assert_eq!(ops["u2002"]["state"], "paused");
     assert!(ops["u2003"]["missed"].as_u64().unwrap() >= 1);
+    reports_match_the_log(&f, &events);
 
     // A restart keeps who is logged in and who is paused, with the reason.
     let mut f = f;
@@ -553,6 +554,91 @@ fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
         "{abandoned:?}"
     );
     assert_eq!(abandoned[0]["position"], 1);
+}
+
+/// Today's Call-Center and KPI reports count exactly what the queue log holds.
+fn reports_match_the_log(f: &Floor, events: &[Value]) {
+    // Yesterday to tomorrow in the contact center's zone: the run may cross midnight.
+    // (Europe/Moscow, the default zone, is UTC+3 all year.)
+    let today = (chrono::Utc::now() + chrono::Duration::hours(3)).date_naive();
+    let period = format!(
+        "{}..{}",
+        today.pred_opt().unwrap(),
+        today.succ_opt().unwrap()
+    );
+    let cc = f.ok(
+        "GET",
+        &format!("/api/v1/reports/call-center?queue=sales&period={period}"),
+        "",
+    );
+    let total = &cc["total"];
+    let n = |kind: &str| of(events, kind).len() as u64;
+    assert_eq!(total["offered"], n("entered"), "{cc}");
+    assert_eq!(total["answered"], n("answered"), "{cc}");
+    assert_eq!(total["abandoned"], n("abandoned"), "{cc}");
+    assert_eq!(total["completed"], n("completed"), "{cc}");
+    let talk: u64 = of(events, "completed")
+        .iter()
+        .map(|e| e["talk_ms"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total["talk_ms"], talk, "{cc}");
+    let longest = of(events, "answered")
+        .iter()
+        .chain(of(events, "abandoned").iter())
+        .map(|e| e["wait_ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(total["longest_wait_ms"], longest);
+    assert_eq!(total["operators_answering"], json!(["u2001"]));
+    let kpi = f.ok(
+        "GET",
+        &format!("/api/v1/reports/kpi?view=summary&period={period}"),
+        "",
+    );
+    let columns: Vec<&str> = kpi["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap();
+    let row = |login: &str| {
+        kpi["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[col("Логин")] == login)
+            .unwrap_or_else(|| panic!("{login} in {kpi}"))
+            .clone()
+    };
+    let by = |kind: &str, login: &str| {
+        of(events, kind)
+            .iter()
+            .filter(|e| e["operator"] == login)
+            .count() as u64
+    };
+    for login in ["u2001", "u2002", "u2003"] {
+        let r = row(login);
+        assert_eq!(r[col("Отвечено")], by("answered", login), "{login}: {r:?}");
+        assert_eq!(
+            r[col("Пропущено")],
+            by("no_answer", login),
+            "{login}: {r:?}"
+        );
+        assert!(r[col("Время в системе")]["duration_ms"].as_u64().unwrap() > 0);
+    }
+    let paused = row("u2002");
+    assert!(
+        paused[col("Пауза: Перерыв")]["duration_ms"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        row("u2001")[col("Разговор")]["duration_ms"],
+        talk,
+        "2001's talk is the talk of the calls 2001 answered"
+    );
 }
 
 /// The supervisor sees every stored queue event as it happened, and the call events; the

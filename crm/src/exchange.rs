@@ -728,7 +728,9 @@ pub fn write_sheet(
         Format::Xlsx => {
             let mut book = rust_xlsxwriter::Workbook::new();
             let bold = rust_xlsxwriter::Format::new().set_bold();
+            let duration = rust_xlsxwriter::Format::new().set_num_format("[h]:mm:ss");
             let sheet = book.add_worksheet();
+            sheet.set_freeze_panes(1, 0).map_err(|e| failed(&e))?;
             for (c, h) in header.iter().enumerate() {
                 sheet
                     .write_string_with_format(0, c as u16, h, &bold)
@@ -740,6 +742,12 @@ pub fn write_sheet(
                     let c = c as u16;
                     match v {
                         Value::Null => {}
+                        v if crate::values::duration_of(v).is_some() => {
+                            let ms = crate::values::duration_of(v).unwrap_or_default();
+                            sheet
+                                .write_number_with_format(r, c, ms as f64 / 86_400_000.0, &duration)
+                                .map_err(|e| failed(&e))?;
+                        }
                         Value::Number(n) => {
                             sheet
                                 .write_number(r, c, n.as_f64().unwrap_or_default())

@@ -171,8 +171,29 @@ pub fn display(field: &Field, form: &Form, stored: Option<&str>) -> Option<Strin
     plain(&render(field, form, stored))
 }
 
-/// An API value as plain text: item lists joined with ", ", nothing for null.
+/// A duration as a report cell: `{"duration_ms": n}`, so JSON keeps the exact figure, a
+/// sheet gets a time value (`[h]:mm:ss`) and text reads `H:MM:SS`.
+pub fn duration_cell(ms: u64) -> Value {
+    serde_json::json!({ "duration_ms": ms })
+}
+
+/// The milliseconds of a [`duration_cell`].
+pub fn duration_of(value: &Value) -> Option<u64> {
+    value.as_object()?.get("duration_ms")?.as_u64()
+}
+
+/// `H:MM:SS`, hours unbounded.
+pub fn hms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// An API value as plain text: item lists joined with ", ", durations `H:MM:SS`, nothing
+/// for null.
 pub fn plain(value: &Value) -> Option<String> {
+    if let Some(ms) = duration_of(value) {
+        return Some(hms(ms));
+    }
     match value {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -240,7 +261,7 @@ impl DateRange {
 }
 
 /// When day `date` begins in `zone` (the first instant that exists, across a DST gap), in UTC.
-fn midnight(date: chrono::NaiveDate, zone: Tz) -> chrono::DateTime<chrono::Utc> {
+pub fn midnight(date: chrono::NaiveDate, zone: Tz) -> chrono::DateTime<chrono::Utc> {
     let local = date.and_time(chrono::NaiveTime::MIN);
     zone.from_local_datetime(&local)
         .earliest()

@@ -112,6 +112,7 @@ const BODY_FIELDS: &[&str] = &[
     "leave_empty",
     "wrap_up_ms",
     "service_level_ms",
+    "short_abandon_ms",
     "auto_pause_after",
     "priority",
     "tier_step_ms",

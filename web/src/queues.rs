@@ -171,7 +171,11 @@ pub async fn list_operators(
     _caller: Caller,
 ) -> Result<Json<Vec<OperatorView>>, Problem> {
     let now = now_ms();
-    let counters = st.store.operator_counters(now - now % 86_400_000).await?;
+    // "Today" begins at midnight where the contact center is (crm.time_zone).
+    let counters = st
+        .store
+        .operator_counters(st.store.day_start_ms(now))
+        .await?;
     let mut list = plane(&st)?.step(|c, _| {
         let acd = c.acd();
         acd.operators()

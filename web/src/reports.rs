@@ -11,6 +11,7 @@ use axum::Json;
 use kolokol_crm::exchange::{write_sheet, Format};
 use kolokol_crm::reports::{Params, Report};
 use kolokol_crm::values::plain;
+use kolokol_engine::clock::now_ms;
 
 /// The report as `format` asks: JSON, a file, or a printable page.
 fn answer(report: Report, format: Option<&str>, file: &str) -> Result<Response, Problem> {
@@ -152,4 +153,38 @@ pub async fn tasks(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, Problem> {
     filtered(st, caller, raw, Filtered::Tasks).await
+}
+
+/// `GET /api/v1/reports/call-center?period=from..to&queue=a,b&format=…`: JSON is the
+/// figures per day and in total; the files and the print page are a figure per row.
+pub async fn call_center(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let params = Params::new(query_pairs(raw.as_deref())?, &["period", "queue", "format"])?;
+    let (viewer, _) = viewer(&st, caller).await?;
+    let (data, report) = st
+        .store
+        .call_center_report(&viewer, &params, now_ms())
+        .await?;
+    match params.get("format") {
+        None | Some("json") => Ok(Json(data).into_response()),
+        format => answer(report, format, "call-center"),
+    }
+}
+
+/// `GET /api/v1/reports/kpi?period=from..to&view=by_day|summary&operator=a,b&queue=a,b&format=…`
+pub async fn kpi(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let params = Params::new(
+        query_pairs(raw.as_deref())?,
+        &["period", "view", "operator", "queue", "format"],
+    )?;
+    let (viewer, _) = viewer(&st, caller).await?;
+    let report = st.store.kpi_report(&viewer, &params, now_ms()).await?;
+    answer(report, params.get("format"), "kpi")
 }

@@ -33,10 +33,16 @@ impl QueueEvent {
 pub enum QueueEventKind {
     /// A caller entered `queue`; `position` is their place among its waiting callers (1 =
     /// first).
+    /// The queue's thresholds in force are kept with the call, so a later change of the
+    /// queue never rewrites its history.
     Entered {
         queue: String,
         call: CallRef,
         position: usize,
+        #[serde(default)]
+        service_level_ms: u64,
+        #[serde(default)]
+        short_abandon_ms: u64,
     },
     /// The caller is rung at `operator`'s devices.
     Offered {

@@ -72,6 +72,9 @@ pub struct QueueConfig {
     pub wrap_up_ms: u64,
     /// Answered within this wait counts towards the service level.
     pub service_level_ms: u64,
+    /// A caller who hangs up within this wait is a short abandon: reported, but left out
+    /// of the service level and the abandon rate (a wrong number, a change of mind).
+    pub short_abandon_ms: u64,
     /// Pause an operator after this many offers missed in a row.
     pub auto_pause_after: Option<u32>,
     /// Queues sharing operators: the higher priority's callers are offered first.
@@ -119,6 +122,7 @@ impl QueueConfig {
             leave_empty: EmptyRule::Never,
             wrap_up_ms: 0,
             service_level_ms: 20_000,
+            short_abandon_ms: 5_000,
             auto_pause_after: None,
             priority: 0,
             weight: 1,
@@ -380,6 +384,8 @@ impl Acd {
                 queue: queue.to_string(),
                 call: call.to_string(),
                 position,
+                service_level_ms: q.config.service_level_ms,
+                short_abandon_ms: q.config.short_abandon_ms,
             },
         ));
         self.dispatch(now, out);

@@ -1,6 +1,10 @@
 //! The CRM's reports (SPEC 3, items 4–7): partners, card dynamics, events, tasks. Each is
 //! rows under named columns, so the API shows, downloads (XLSX, CSV) and prints them alike.
 //! Each needs the reports right. Fields the viewer may not see are in none of them.
+//! The contact-center reports (items 1–3) are in [`contact`] and [`contact_store`].
+
+pub mod contact;
+pub mod contact_store;
 
 use crate::access::Viewer;
 use crate::form::Form;
