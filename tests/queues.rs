@@ -702,3 +702,85 @@ fn live_feeds_match_the_log(log: &[Value], supervisor: &mut Live, silent: &mut L
     }
     assert!(offers_to_silent > 0 && !mine.is_empty());
 }
+
+/// The reports right sees every operator; an operator without it reads their own KPI
+/// rows only, and no Call-Center report. Bad parameters are refused, named.
+#[test]
+fn contact_center_reports_follow_the_reports_right() {
+    let server = Server::start(&OPERATORS, &[]);
+    let admin = format!("Bearer {}", server.admin_token());
+    let own = format!(
+        "Bearer {}",
+        server.cli(&["token", "create", "--user", "u2002"]).trim()
+    );
+    let call = |path: &str, auth: &str| {
+        let (status, _, body) = server.http("GET", path, &[("Authorization", auth)], "");
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    // Two operators log in (the admin does it for them): both have time in system.
+    for op in ["u2001", "u2002"] {
+        let (status, _, body) = server.http(
+            "POST",
+            &format!("/api/v1/operators/{op}/login"),
+            &[("Authorization", &admin)],
+            "",
+        );
+        assert!((200..300).contains(&status), "{status} {body}");
+    }
+    let logins = |v: &Value| -> Vec<String> {
+        let login = v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c == "Логин")
+            .unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r[login].as_str().map(str::to_string))
+            .collect()
+    };
+    let (status, all) = call("/api/v1/reports/kpi", &admin);
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(logins(&all), ["u2001", "u2002"]);
+    let (status, mine) = call("/api/v1/reports/kpi?view=by_day", &own);
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(logins(&mine), ["u2002"]);
+    assert_eq!(call("/api/v1/reports/kpi?operator=u2001", &own).0, 403);
+    assert_eq!(call("/api/v1/reports/call-center", &own).0, 403);
+    let (status, cc) = call("/api/v1/reports/call-center", &admin);
+    assert_eq!(status, 200, "{cc}");
+    assert_eq!(
+        cc["total"]["operators_logged_in"],
+        json!(["u2001", "u2002"])
+    );
+    assert_eq!(cc["total"]["service_level_of_answered"], Value::Null);
+    for (path, field) in [
+        ("/api/v1/reports/kpi?view=weekly", "view"),
+        (
+            "/api/v1/reports/kpi?period=2026-02-10..2026-02-01",
+            "period",
+        ),
+        ("/api/v1/reports/call-center?queue=nowhere", "queue"),
+        (
+            "/api/v1/reports/call-center?period=2020-01-01..2026-01-01",
+            "period",
+        ),
+    ] {
+        let (status, v) = call(path, &admin);
+        assert_eq!(status, 422, "{path}: {v}");
+        assert_eq!(v["field"], field, "{path}: {v}");
+    }
+    let (status, _, sheet) = server.http(
+        "GET",
+        "/api/v1/reports/call-center?format=csv",
+        &[("Authorization", &admin)],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(sheet.contains("Поступило,0,0"), "{sheet}");
+}

@@ -26,8 +26,36 @@ pub struct CallCenter {
     /// The days, `YYYY-MM-DD`.
     pub days: Vec<String>,
     pub queues: Option<Vec<String>>,
-    pub per_day: Vec<QueueFigures>,
-    pub total: QueueFigures,
+    pub per_day: Vec<QueueSummary>,
+    pub total: QueueSummary,
+}
+
+/// A day's (or the period's) counts and sums with the figures derived from them
+/// (percentages and means; null when their denominator is 0).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct QueueSummary {
+    #[serde(flatten)]
+    pub counts: QueueFigures,
+    pub service_level_of_answered: Option<f64>,
+    pub service_level_of_offered: Option<f64>,
+    pub abandon_rate: Option<f64>,
+    pub asa_ms: Option<u64>,
+    pub average_wait_ms: Option<u64>,
+    pub average_talk_ms: Option<u64>,
+}
+
+impl From<QueueFigures> for QueueSummary {
+    fn from(f: QueueFigures) -> Self {
+        QueueSummary {
+            service_level_of_answered: f.service_level_of_answered(),
+            service_level_of_offered: f.service_level_of_offered(),
+            abandon_rate: f.abandon_rate(),
+            asa_ms: f.asa_ms(),
+            average_wait_ms: f.average_wait_ms(),
+            average_talk_ms: f.average_talk_ms(),
+            counts: f,
+        }
+    }
 }
 
 impl Store {
@@ -166,8 +194,8 @@ impl Store {
         let data = CallCenter {
             days: f.period.days.iter().map(NaiveDate::to_string).collect(),
             queues: queues.map(|q| q.into_iter().collect()),
-            total: f.queue_total(),
-            per_day: f.queue_days,
+            total: f.queue_total().into(),
+            per_day: f.queue_days.into_iter().map(QueueSummary::from).collect(),
         };
         let report = call_center_rows(&data);
         Ok((data, report))
@@ -375,8 +403,8 @@ fn call_center_rows(data: &CallCenter) -> Report {
         .iter()
         .map(|(name, cell)| {
             let mut row = vec![json!(name)];
-            row.extend(data.per_day.iter().map(cell));
-            row.push(cell(&data.total));
+            row.extend(data.per_day.iter().map(|d| cell(&d.counts)));
+            row.push(cell(&data.total.counts));
             row
         })
         .collect();
