@@ -255,6 +255,15 @@ async fn serve(config: Config, store: Store) -> Result<()> {
     ));
     // The CRM follows the log: calls linked to partner cards (unknown numbers get one).
     tokio::spawn(kolokol_crm::partner_calls::run(store.clone(), bus.clone()));
+    // Today's figures, kept as events are stored.
+    let live_figures = Arc::new(kolokol_crm::reports::live::LiveFigures::new(
+        store.time_zone,
+    ));
+    tokio::spawn(kolokol_crm::reports::live::run(
+        store.clone(),
+        bus.clone(),
+        live_figures.clone(),
+    ));
 
     let advertise = advertise_ip(&config.sip.advertise)?;
     let media_ip = match config.media.advertise.as_str() {
@@ -384,6 +393,7 @@ async fn serve(config: Config, store: Store) -> Result<()> {
             login_per_account: config.http.login_per_account,
             password_checks: config.http.password_checks,
         })),
+        live_figures,
     };
     tokio::spawn(kolokol_web::remind(state.clone()));
     if store

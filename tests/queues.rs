@@ -590,6 +590,37 @@ fn reports_match_the_log(f: &Floor, events: &[Value]) {
         .unwrap();
     assert_eq!(total["longest_wait_ms"], longest);
     assert_eq!(total["operators_answering"], json!(["u2001"]));
+    // The live figures of today say the same, once the last event has reached them.
+    let sales = wait_for(
+        "live figures to match the log",
+        Duration::from_secs(5),
+        || {
+            let stats = f.ok("GET", "/api/v1/queues/stats", "");
+            let sales = stats["queues"]
+                .as_array()?
+                .iter()
+                .find(|q| q["queue"] == "sales")?
+                .clone();
+            (sales["completed"] == total["completed"]).then_some(sales)
+        },
+    );
+    for figure in [
+        "offered",
+        "answered",
+        "abandoned",
+        "short_abandoned",
+        "answered_within_service_level",
+        "talk_ms",
+        "longest_wait_ms",
+        "asa_ms",
+        "service_level_of_offered",
+    ] {
+        assert_eq!(
+            sales[figure], total[figure],
+            "live {figure}: {sales} vs {cc}"
+        );
+    }
+    assert_eq!(sales["waiting"], json!([]));
     let kpi = f.ok(
         "GET",
         &format!("/api/v1/reports/kpi?view=summary&period={period}"),

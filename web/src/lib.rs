@@ -51,6 +51,8 @@ pub struct AppState {
     pub presence: Arc<live::Presence>,
     /// Origins, proxies and login throttling.
     pub guard: Arc<Guard>,
+    /// Today's Call-Center and KPI figures, kept as events are stored.
+    pub live_figures: Arc<kolokol_crm::reports::live::LiveFigures>,
 }
 
 /// A message for the live sockets of one user.
@@ -183,6 +185,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             "/api/v1/queues/{name}",
             put(queues::replace_queue).delete(queues::delete_queue),
         )
+        .route("/api/v1/queues/stats", get(queues::stats))
         .route("/api/v1/queue-events", get(queues::list_events))
         .route(
             "/api/v1/pause-reasons",

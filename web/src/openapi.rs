@@ -617,6 +617,15 @@ const OPS: &[Op] = &[
     ),
     ("get", "/api/v1/queues", "queues", "Queues", None, 200, None),
     (
+        "get",
+        "/api/v1/queues/stats",
+        "queues",
+        "Today's live figures per queue (Call-Center definitions, callers waiting now) and per operator (KPI; all with the reports right, else one's own)",
+        None,
+        200,
+        Some("QueueStats"),
+    ),
+    (
         "post",
         "/api/v1/queues",
         "queues",
@@ -762,6 +771,7 @@ fn schemas() -> Map<String, Value> {
         mail::Email,
         reports::Report,
         reports::contact_store::CallCenter,
+        crate::queues::QueueStats,
         exchange::ImportReport,
         duplicates::DuplicateGroup,
         duplicates::Merge,

@@ -319,3 +319,83 @@ pub async fn list_events(
             .await?,
     ))
 }
+
+/// A caller waiting now.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct WaitingCaller {
+    call: String,
+    wait_ms: u64,
+}
+
+/// One queue today: the report's figures up to now, and who waits now.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct QueueToday {
+    queue: String,
+    #[serde(flatten)]
+    figures: kolokol_crm::reports::contact_store::QueueSummary,
+    /// Callers waiting now, longest first.
+    waiting: Vec<WaitingCaller>,
+    longest_wait_now_ms: Option<u64>,
+}
+
+/// Today's live figures (Call-Center and KPI definitions, up to the last event).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct QueueStats {
+    /// Today in crm.time_zone, `YYYY-MM-DD`.
+    day: String,
+    queues: Vec<QueueToday>,
+    /// Per operator (every operator with the reports right, else one's own).
+    operators: std::collections::BTreeMap<String, kolokol_crm::reports::contact::OperatorFigures>,
+}
+
+/// `GET /api/v1/queues/stats`: the figures of today, as the reports define them, kept as
+/// events are stored.
+pub async fn stats(
+    State(st): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<QueueStats>, Problem> {
+    let now = now_ms();
+    let figures = st.live_figures.snapshot(now).ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Starting",
+            "today's figures are being read from the log",
+        )
+        .retry_after(1)
+    })?;
+    let plane = plane(&st)?;
+    let mut queues = Vec::new();
+    for config in st.store.queues().await? {
+        let waiting: Vec<WaitingCaller> = plane
+            .step(|c, _| c.acd().waiting_since(&config.name))
+            .into_iter()
+            .map(|(call, since)| WaitingCaller {
+                call,
+                wait_ms: now.saturating_sub(since),
+            })
+            .collect();
+        let today = figures
+            .per_queue
+            .get(&config.name)
+            .and_then(|days| days.first().cloned())
+            .unwrap_or_default();
+        queues.push(QueueToday {
+            queue: config.name,
+            figures: today.into(),
+            longest_wait_now_ms: waiting.iter().map(|w| w.wait_ms).max(),
+            waiting,
+        });
+    }
+    let sees_all = user.admin || user.reports;
+    let operators = figures
+        .operator_days
+        .iter()
+        .filter(|(login, _)| sees_all || **login == user.login)
+        .map(|(login, days)| (login.clone(), days[0].clone()))
+        .collect();
+    Ok(Json(QueueStats {
+        day: figures.period.days[0].to_string(),
+        queues,
+        operators,
+    }))
+}

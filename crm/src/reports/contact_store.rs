@@ -87,8 +87,18 @@ impl Store {
     /// The facts `period` needs, in time order: queue events from the earliest login still
     /// open when it begins, and the outbound calls that overlap it.
     async fn facts(&self, period: &Period) -> Result<Vec<(u64, Fact)>, StoreError> {
+        self.facts_between(period, period.until_ms + LONGEST_STAY_MS)
+            .await
+    }
+
+    /// [`Store::facts`] with events before `end_ms` only.
+    pub(crate) async fn facts_between(
+        &self,
+        period: &Period,
+        end_ms: u64,
+    ) -> Result<Vec<(u64, Fact)>, StoreError> {
         let from = period.from_ms() as i64;
-        let end = (period.until_ms + LONGEST_STAY_MS) as i64;
+        let end = end_ms as i64;
         let open_since: Option<i64> = on_db!(self, pool => {
             sqlx::query_scalar(
                 "SELECT MIN(e.at_ms) FROM queue_events e WHERE e.kind = 'login' AND e.at_ms < $1 \
@@ -117,7 +127,9 @@ impl Store {
                 Err(e) => tracing::warn!(error = %e, "a queue event the reports cannot read"),
             }
         }
-        let calls: Vec<(String, String, i64, Option<i64>, Option<i64>)> = on_db!(self, pool => {
+        // (call, operator, placed, answered, ended)
+        type Outbound = (String, String, i64, Option<i64>, Option<i64>);
+        let calls: Vec<Outbound> = on_db!(self, pool => {
             sqlx::query(
                 "SELECT id, user_login, started_ms, answered_ms, ended_ms FROM calls \
                  WHERE direction = 'outbound' AND user_login IS NOT NULL \
@@ -137,13 +149,13 @@ impl Store {
                 started as u64,
                 fact(|operator, call| Fact::OutboundPlaced { operator, call }),
             ));
-            if let Some(a) = answered {
+            if let Some(a) = answered.filter(|a| *a < end) {
                 facts.push((
                     a as u64,
                     fact(|operator, call| Fact::OutboundConnected { operator, call }),
                 ));
             }
-            if let Some(e) = ended {
+            if let Some(e) = ended.filter(|e| *e < end) {
                 facts.push((
                     e as u64,
                     fact(|operator, call| Fact::OutboundEnded { operator, call }),

@@ -5,6 +5,7 @@
 
 pub mod contact;
 pub mod contact_store;
+pub mod live;
 
 use crate::access::Viewer;
 use crate::form::Form;

@@ -297,13 +297,23 @@ impl Acd {
 
     /// Callers waiting in a queue, in order.
     pub fn waiting(&self, queue: &str) -> Vec<CallRef> {
+        self.waiting_since(queue)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    }
+
+    /// The callers waiting in `queue` with when each entered (ms), longest first.
+    pub fn waiting_since(&self, queue: &str) -> Vec<(CallRef, u64)> {
         let mut w: Vec<(&CallRef, &Waiting)> = self
             .waiting
             .iter()
             .filter(|(_, w)| w.queue == queue)
             .collect();
         w.sort_by_key(|(_, w)| w.order);
-        w.into_iter().map(|(c, _)| c.clone()).collect()
+        w.into_iter()
+            .map(|(c, w)| (c.clone(), w.joined_ms))
+            .collect()
     }
 
     /// Callers waiting in the queues an operator belongs to ("в очереди").

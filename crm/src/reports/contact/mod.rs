@@ -254,7 +254,7 @@ enum Bucket {
     Ready,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct OperatorTrack {
     logged_in: bool,
     pause: Option<String>,
@@ -287,6 +287,7 @@ impl OperatorTrack {
 }
 
 /// A call in a queue, as its `entered` event left it.
+#[derive(Debug, Clone)]
 struct InQueue {
     /// The day it entered, if within the period (where all its figures count).
     day: Option<usize>,
@@ -295,14 +296,17 @@ struct InQueue {
 }
 
 /// The replay: feed facts in time order, then read the figures.
+#[derive(Debug, Clone)]
 pub struct Replay {
     period: Period,
     /// Queues whose calls count (none: all).
     queues: Option<BTreeSet<String>>,
     calls: HashMap<(String, String), InQueue>,
     tracks: BTreeMap<String, OperatorTrack>,
-    /// Per day.
+    /// Per day, of the queues counted.
     pub queue_days: Vec<QueueFigures>,
+    /// Per queue, per day.
+    pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
     /// Per operator, per day.
     pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
 }
@@ -316,6 +320,7 @@ impl Replay {
             calls: HashMap::new(),
             tracks: BTreeMap::new(),
             queue_days: vec![QueueFigures::default(); days],
+            per_queue: BTreeMap::new(),
             operator_days: BTreeMap::new(),
         }
     }
@@ -333,6 +338,14 @@ impl Replay {
     }
 
     /// Books the operator's time since their last change to its bucket, up to `at_ms`.
+    /// The same replay carried on into `next` (the next day, for live figures): who is
+    /// logged in, paused, ringing or talking goes on; the day's counts start again.
+    pub fn roll_over(self, next: Period) -> Replay {
+        let mut r = Replay::new(next, self.queues);
+        r.tracks = self.tracks;
+        r
+    }
+
     fn account(&mut self, operator: &str, at_ms: u64) {
         let track = self.tracks.entry(operator.to_string()).or_default();
         let (since, bucket) = (track.since_ms, track.bucket());
@@ -379,14 +392,31 @@ impl Replay {
         }
     }
 
-    /// The figures of the day the call entered, if it counts.
-    fn call_day(&mut self, queue: &str, call: &str) -> Option<(&mut QueueFigures, u64)> {
-        let c = self.calls.get(&(queue.to_string(), call.to_string()))?;
-        if !c.counted {
-            return None;
+    /// Books `book` on the figures of the day `call` entered `queue` (its queue's, and the
+    /// report's when the queue counts); `done`: the call's time in the queue is over.
+    fn book(&mut self, queue: &str, call: &str, done: bool, book: impl Fn(&mut QueueFigures, u64)) {
+        let key = (queue.to_string(), call.to_string());
+        let Some(c) = self.calls.get(&key) else {
+            return;
+        };
+        let (day, counted, short) = (c.day, c.counted, c.short_abandon_ms);
+        if done {
+            self.calls.remove(&key);
         }
-        let (day, short) = (c.day?, c.short_abandon_ms);
-        Some((&mut self.queue_days[day], short))
+        let Some(day) = day else {
+            return;
+        };
+        let days = self.period.days.len();
+        book(
+            &mut self
+                .per_queue
+                .entry(queue.to_string())
+                .or_insert_with(|| vec![QueueFigures::default(); days])[day],
+            short,
+        );
+        if counted {
+            book(&mut self.queue_days[day], short);
+        }
     }
 
     pub fn feed(&mut self, at_ms: u64, fact: &Fact) {
@@ -417,9 +447,6 @@ impl Replay {
                 ..
             } => {
                 let counted = self.counts(queue);
-                if let (Some(d), true) = (day, counted) {
-                    self.queue_days[d].offered += 1;
-                }
                 self.calls.insert(
                     (queue.clone(), call.clone()),
                     InQueue {
@@ -428,6 +455,7 @@ impl Replay {
                         short_abandon_ms: *short_abandon_ms,
                     },
                 );
+                self.book(queue, call, false, |f, _| f.offered += 1);
             }
             K::Offered { call, operator, .. } => self.change(operator, at_ms, |t| {
                 t.ringing.insert(call.clone());
@@ -459,14 +487,13 @@ impl Replay {
                 if let (Some(d), true) = (day, self.counts(queue)) {
                     self.operator_day(operator, d).answered += 1;
                 }
-                let operator = operator.clone();
-                if let Some((f, _)) = self.call_day(queue, call) {
+                self.book(queue, call, false, |f, _| {
                     f.answered += 1;
                     f.answered_wait_ms += wait_ms;
                     f.waited(*wait_ms);
                     f.answered_within_service_level += u64::from(*within_service_level);
-                    f.operators_answering.insert(operator);
-                }
+                    f.operators_answering.insert(operator.clone());
+                });
             }
             K::Abandoned {
                 queue,
@@ -475,11 +502,11 @@ impl Replay {
                 ..
             } => {
                 self.offers_end(call, at_ms);
-                if let Some((f, short)) = self.call_day(queue, call) {
+                self.book(queue, call, true, |f, short| {
                     f.abandoned += 1;
                     f.short_abandoned += u64::from(*wait_ms <= short);
                     f.waited(*wait_ms);
-                }
+                });
             }
             K::Overflowed {
                 queue,
@@ -488,10 +515,10 @@ impl Replay {
                 ..
             } => {
                 self.offers_end(call, at_ms);
-                if let Some((f, _)) = self.call_day(queue, call) {
+                self.book(queue, call, true, |f, _| {
                     f.overflowed += 1;
                     f.waited(*wait_ms);
-                }
+                });
             }
             K::TimedOut {
                 queue,
@@ -499,10 +526,10 @@ impl Replay {
                 wait_ms,
             } => {
                 self.offers_end(call, at_ms);
-                if let Some((f, _)) = self.call_day(queue, call) {
+                self.book(queue, call, true, |f, _| {
                     f.timed_out += 1;
                     f.waited(*wait_ms);
-                }
+                });
             }
             K::Completed {
                 queue,
@@ -514,10 +541,10 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.talking.remove(call);
                 });
-                if let Some((f, _)) = self.call_day(queue, call) {
+                self.book(queue, call, true, |f, _| {
                     f.talk_ms += talk_ms;
                     f.completed += 1;
-                }
+                });
             }
             K::Login { operator } => self.change(operator, at_ms, |t| t.logged_in = true),
             // Logging out ends whatever the operator was doing, as far as the system goes.
@@ -536,6 +563,17 @@ impl Replay {
         }
     }
 
+    /// The figures as they stand at `now_ms` (live figures: the replay goes on).
+    pub fn snapshot(&self, now_ms: u64) -> Figures {
+        let mut copy = self.clone();
+        copy.period.until_ms = copy.period.until_ms.min(now_ms);
+        copy.finish()
+    }
+
+    pub fn period(&self) -> &Period {
+        &self.period
+    }
+
     /// Books everyone's time up to the end of the period (or now) and hands the figures
     /// over. Operators with nothing in the period are left out.
     pub fn finish(mut self) -> Figures {
@@ -552,12 +590,16 @@ impl Replay {
                     self.queue_days[d]
                         .operators_logged_in
                         .insert(operator.clone());
+                    for q in self.per_queue.values_mut() {
+                        q[d].operators_logged_in.insert(operator.clone());
+                    }
                 }
             }
         }
         Figures {
             period: self.period,
             queue_days: self.queue_days,
+            per_queue: self.per_queue,
             operator_days: self.operator_days,
         }
     }
@@ -568,6 +610,7 @@ impl Replay {
 pub struct Figures {
     pub period: Period,
     pub queue_days: Vec<QueueFigures>,
+    pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
     pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
 }
 
