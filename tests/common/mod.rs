@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_kolokol");
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

@@ -1,0 +1,281 @@
+//! The contact-center reports through the real event log, on SQLite and on PostgreSQL:
+//! scripted events go through the journal's writer (as call control's do), and the
+//! Call-Center and KPI reports read them back with the exact figures of the definitions
+//! (crm/src/reports/README.md).
+
+mod common;
+
+use common::pg::PgDatabase;
+use kolokol_crm::reports::Params;
+use kolokol_crm::{NewUser, Store};
+use kolokol_engine::event::{
+    CallDirection, EndCause, Event, EventBus, EventKind, LegRole, LocalBus, Record,
+};
+use kolokol_engine::queue::{CompletedBy, QueueEvent, QueueEventKind as K};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ms of 2026-03-`d` `h`:`m`:`s`.`ms` in Moscow (UTC+3).
+fn at(d: u32, h: u32, m: u32, s: u32, ms: u64) -> u64 {
+    let utc = chrono::NaiveDate::from_ymd_opt(2026, 3, d)
+        .unwrap()
+        .and_hms_opt(h, m, s)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis() as u64;
+    utc - 3 * 3_600_000 + ms
+}
+
+fn entered(call: &str) -> K {
+    K::Entered {
+        queue: "sales".into(),
+        call: call.into(),
+        position: 1,
+        service_level_ms: 20_000,
+        short_abandon_ms: 5_000,
+    }
+}
+
+fn abandoned(call: &str, wait_ms: u64) -> K {
+    K::Abandoned {
+        queue: "sales".into(),
+        call: call.into(),
+        wait_ms,
+        position: 1,
+    }
+}
+
+fn call_event(call: &str, seq: u32, at_ms: u64, kind: EventKind) -> Record {
+    Record::Call(Event {
+        call_id: call.into(),
+        seq,
+        at_ms,
+        leg: Some(LegRole::Caller),
+        kind,
+    })
+}
+
+/// Ann's night: a queue call over midnight, two pause reasons, an outbound call, and two
+/// abandons either side of the short-abandon threshold.
+fn script() -> Vec<Record> {
+    let q = |at_ms, kind| Record::Queue(QueueEvent::new(at_ms, kind));
+    let ann = || "ann".to_string();
+    vec![
+        q(at(2, 22, 0, 0, 0), K::Login { operator: ann() }),
+        q(at(2, 23, 0, 0, 0), entered("a")),
+        q(
+            at(2, 23, 0, 0, 0),
+            K::Offered {
+                queue: "sales".into(),
+                call: "a".into(),
+                operator: ann(),
+            },
+        ),
+        q(
+            at(2, 23, 0, 10, 0),
+            K::Answered {
+                queue: "sales".into(),
+                call: "a".into(),
+                operator: ann(),
+                wait_ms: 10_000,
+                within_service_level: true,
+            },
+        ),
+        q(
+            at(3, 0, 30, 10, 0),
+            K::Completed {
+                queue: "sales".into(),
+                call: "a".into(),
+                operator: ann(),
+                by: CompletedBy::Caller,
+                talk_ms: 5_400_000,
+            },
+        ),
+        q(
+            at(3, 1, 0, 0, 0),
+            K::Paused {
+                operator: ann(),
+                reason: "Перерыв".into(),
+                auto: false,
+            },
+        ),
+        q(
+            at(3, 1, 10, 0, 0),
+            K::Paused {
+                operator: ann(),
+                reason: "Обед".into(),
+                auto: false,
+            },
+        ),
+        q(at(3, 1, 40, 0, 0), K::Resumed { operator: ann() }),
+        call_event(
+            "o1",
+            1,
+            at(3, 1, 45, 0, 0),
+            EventKind::Offered {
+                direction: CallDirection::Outbound,
+                from: "2001".into(),
+                to: "84951234567".into(),
+                user: Some(ann()),
+                number: Some("84951234567".into()),
+                trunk: Some("provider".into()),
+            },
+        ),
+        call_event(
+            "o1",
+            2,
+            at(3, 1, 45, 5, 0),
+            EventKind::Answered {
+                by: "84951234567".into(),
+            },
+        ),
+        call_event(
+            "o1",
+            3,
+            at(3, 1, 47, 5, 0),
+            EventKind::Ended {
+                cause: EndCause::Completed,
+                status: None,
+                by: Some(LegRole::Caller),
+            },
+        ),
+        q(at(3, 1, 50, 0, 0), entered("b")),
+        q(at(3, 1, 50, 5, 0), abandoned("b", 5_000)),
+        q(at(3, 1, 51, 0, 0), entered("c")),
+        q(at(3, 1, 51, 5, 1), abandoned("c", 5_001)),
+        q(at(3, 2, 0, 0, 0), K::Logout { operator: ann() }),
+    ]
+}
+
+/// Writes the script through the journal's writer, waiting until it is all stored.
+async fn journal(store: &Store, records: Vec<Record>) {
+    let bus = Arc::new(LocalBus::new(64));
+    let mut published = bus.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_stop, stopped) = tokio::sync::oneshot::channel();
+    let n = records.len();
+    tokio::spawn(kolokol_crm::journal::run(
+        store.dedicated().await.unwrap(),
+        rx,
+        bus.clone() as Arc<dyn EventBus>,
+        stopped,
+    ));
+    for r in records {
+        tx.send(r).unwrap();
+    }
+    for _ in 0..n {
+        tokio::time::timeout(Duration::from_secs(10), published.recv())
+            .await
+            .expect("the journal stores and publishes every event")
+            .unwrap();
+    }
+}
+
+async fn check(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let boss: NewUser =
+        serde_json::from_value(json!({"login": "boss", "name": "Boss", "admin": true})).unwrap();
+    let (boss, _) = store.create_user(&boss, "kolokol").await.unwrap();
+    let ann: NewUser = serde_json::from_value(
+        json!({"login": "ann", "name": "Анна", "extension": "2001", "sip_password": "secret-2001"}),
+    )
+    .unwrap();
+    store.create_user(&ann, "kolokol").await.unwrap();
+    let viewer = store.viewer(boss).await.unwrap();
+    journal(&store, script()).await;
+    let now = at(10, 0, 0, 0, 0);
+    let params = |pairs: &[(&str, &str)], known: &'static [&'static str]| {
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::new(pairs, known).unwrap()
+    };
+
+    let (cc, _) = store
+        .call_center_report(
+            &viewer,
+            &params(&[("period", "2026-03-02..2026-03-03")], &["period"]),
+            now,
+        )
+        .await
+        .unwrap();
+    let cc = serde_json::to_value(&cc).unwrap();
+    let total = &cc["total"];
+    assert_eq!(cc["per_day"][0]["offered"], 1, "{cc}");
+    assert_eq!(cc["per_day"][1]["offered"], 2, "{cc}");
+    for (figure, value) in [
+        ("offered", json!(3)),
+        ("answered", json!(1)),
+        ("abandoned", json!(2)),
+        ("short_abandoned", json!(1)),
+        ("answered_within_service_level", json!(1)),
+        ("service_level_of_answered", json!(100.0)),
+        ("service_level_of_offered", json!(50.0)),
+        ("abandon_rate", json!(50.0)),
+        ("asa_ms", json!(10_000)),
+        ("longest_wait_ms", json!(10_000)),
+        ("talk_ms", json!(5_400_000)),
+        ("operators_answering", json!(["ann"])),
+        ("operators_logged_in", json!(["ann"])),
+    ] {
+        assert_eq!(total[figure], value, "{figure} on {url}: {cc}");
+    }
+
+    let kpi = store
+        .kpi_report(
+            &viewer,
+            &params(
+                &[("period", "2026-03-02..2026-03-03"), ("view", "by_day")],
+                &["period", "view"],
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    let col = |name: &str| {
+        kpi.columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", kpi.columns))
+    };
+    let ms = |row: &[Value], name: &str| row[col(name)]["duration_ms"].as_u64().unwrap();
+    assert_eq!(kpi.rows.len(), 2, "{:?}", kpi.rows);
+    let (d2, d3) = (&kpi.rows[0], &kpi.rows[1]);
+    assert_eq!(d2[col("Дата")], "2026-03-02");
+    assert_eq!(d2[col("Оператор")], "Анна");
+    assert_eq!(d2[col("Добавочный")], "2001");
+    assert_eq!(ms(d2, "Время в системе"), 7_200_000);
+    assert_eq!(ms(d2, "Вызов звонит"), 10_000);
+    assert_eq!(ms(d2, "Разговор"), 3_590_000);
+    assert_eq!(ms(d2, "Готов (ожидание)"), 3_600_000);
+    assert_eq!(d2[col("Отвечено")], 1);
+    assert_eq!(ms(d3, "Время в системе"), 7_200_000);
+    assert_eq!(ms(d3, "Разговор"), 1_810_000);
+    assert_eq!(ms(d3, "Исходящие разговоры"), 120_000);
+    assert_eq!(ms(d3, "Пауза: Перерыв"), 600_000);
+    assert_eq!(ms(d3, "Пауза: Обед"), 1_800_000);
+    assert_eq!(ms(d3, "Пауза"), 2_400_000);
+    assert_eq!(ms(d3, "Готов (ожидание)"), 2_870_000);
+    assert_eq!(d3[col("Совершено")], 1);
+    // Occupancy of day 3: (talk + outbound + wrap-up) ÷ (in system − pause).
+    let occupancy = (1_810_000.0 + 120_000.0) * 100.0 / (7_200_000.0 - 2_400_000.0);
+    assert_eq!(
+        d3[col("Занятость, %")],
+        json!((occupancy * 10.0_f64).round() / 10.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_from_the_journal_on_sqlite_and_postgresql() {
+    let dir = std::env::temp_dir().join(format!("kolokol-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    check(&format!("sqlite://{}", dir.join("crm.db").display())).await;
+    let db = tokio::task::spawn_blocking(PgDatabase::create)
+        .await
+        .unwrap();
+    check(&db.url()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
