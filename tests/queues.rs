@@ -590,6 +590,39 @@ fn reports_match_the_log(f: &Floor, events: &[Value]) {
         .unwrap();
     assert_eq!(total["longest_wait_ms"], longest);
     assert_eq!(total["operators_answering"], json!(["u2001"]));
+    // The detail: every call once across pages, with the log's waits.
+    let mut calls = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = f.ok(
+            "GET",
+            &format!("/api/v1/reports/calls?queue=sales&period={period}&limit=7{after}"),
+            "",
+        );
+        calls.extend(page["rows"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(calls.len() as u64, n("entered"));
+    let ids: std::collections::HashSet<&str> =
+        calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), calls.len(), "no call twice across pages");
+    for a in of(events, "answered") {
+        let row = calls.iter().find(|c| c["id"] == a["call"]).unwrap();
+        assert_eq!(row["status"], "answered", "{row}");
+        assert_eq!(row["answered_wait_ms"], a["wait_ms"], "{row}");
+        assert_eq!(row["operator"], "u2001", "{row}");
+        assert_eq!(row["queue"], "sales");
+        assert_eq!(row["direction"], "inbound");
+    }
+    for a in of(events, "abandoned") {
+        let row = calls.iter().find(|c| c["id"] == a["call"]).unwrap();
+        assert_eq!(row["status"], "abandoned", "{row}");
+        assert_eq!(row["wait_ms"], a["wait_ms"], "{row}");
+        assert_eq!(row["answered_wait_ms"], Value::Null);
+    }
     // The live figures of today say the same, once the last event has reached them.
     let sales = wait_for(
         "live figures to match the log",

@@ -116,6 +116,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         .route("/api/v1/reports/tasks", get(reports::tasks))
         .route("/api/v1/reports/call-center", get(reports::call_center))
         .route("/api/v1/reports/kpi", get(reports::kpi))
+        .route("/api/v1/reports/calls", get(reports::calls))
         .route("/api/v1/partners/duplicates", get(crm::duplicates))
         .route("/api/v1/partners/merge", post(crm::merge_partners))
         .route(

@@ -188,3 +188,29 @@ pub async fn kpi(
     let report = st.store.kpi_report(&viewer, &params, now_ms()).await?;
     answer(report, params.get("format"), "kpi")
 }
+
+/// `GET /api/v1/reports/calls?period=…&direction=…&status=…&number=…&operator=…&queue=…&after=…&limit=…&format=…`:
+/// JSON is a page of calls (newest first, `next` continues it); files and the print page
+/// hold every call of the filters (up to the report bound), numbered.
+pub async fn calls(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    use kolokol_crm::reports::calls_report::CALLS_PARAMS;
+    let params = Params::new(query_pairs(raw.as_deref())?, CALLS_PARAMS)?;
+    let (viewer, _) = viewer(&st, caller).await?;
+    match params.get("format") {
+        None | Some("json") => {
+            let page = st
+                .store
+                .calls_report(&viewer, &params, now_ms(), None)
+                .await?;
+            Ok(Json(page).into_response())
+        }
+        format => {
+            let report = st.store.calls_sheet(&viewer, &params, now_ms()).await?;
+            answer(report, format, "calls")
+        }
+    }
+}

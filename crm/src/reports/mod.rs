@@ -3,6 +3,7 @@
 //! Each needs the reports right. Fields the viewer may not see are in none of them.
 //! The contact-center reports (items 1–3) are in [`contact`] and [`contact_store`].
 
+pub mod calls_report;
 pub mod contact;
 pub mod contact_store;
 pub mod live;
