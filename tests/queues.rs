@@ -590,6 +590,20 @@ fn reports_match_the_log(f: &Floor, events: &[Value]) {
         .unwrap();
     assert_eq!(total["longest_wait_ms"], longest);
     assert_eq!(total["operators_answering"], json!(["u2001"]));
+    // The print page: the table and its three charts (saved to look at).
+    let (status, _, page) = f.server.http(
+        "GET",
+        &format!("/api/v1/reports/call-center?queue=sales&period={period}&format=html"),
+        &[("Authorization", &f.auth)],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("<svg").count(), 3, "{page}");
+    assert!(page.contains("<td>Поступило</td>"), "{page}");
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("call-center.html"),
+        &page,
+    );
     // The detail: every call once across pages, with the log's waits.
     let mut calls = Vec::new();
     let mut after = String::new();

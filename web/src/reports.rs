@@ -58,6 +58,10 @@ fn printable(report: &Report) -> Response {
         page.push_str("</tr>");
     }
     page.push_str("</tbody></table>");
+    // Built from numbers by kolokol_crm::reports::charts, with its text escaped.
+    for chart in &report.charts {
+        page.push_str(chart);
+    }
     if report.truncated {
         page.push_str("<p>Показаны первые строки: сузьте период или фильтры.</p>");
     }

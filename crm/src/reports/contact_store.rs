@@ -1,7 +1,8 @@
 //! The Call-Center and KPI reports (SPEC 3.1, 3.2) from the stored event log: the facts a
 //! period needs are read, replayed ([`super::contact`]) and laid out as report rows.
 
-use super::contact::{replay, Fact, Figures, OperatorFigures, Period, QueueFigures};
+use super::charts::{hourly_bars, Series};
+use super::contact::{replay, Fact, Figures, HourFigures, OperatorFigures, Period, QueueFigures};
 use super::{Params, Report};
 use crate::access::Viewer;
 use crate::store::invalid;
@@ -28,6 +29,20 @@ pub struct CallCenter {
     pub queues: Option<Vec<String>>,
     pub per_day: Vec<QueueSummary>,
     pub total: QueueSummary,
+    /// Hour by hour, for charts: calls per hour, service level per hour, operators by
+    /// state (ms in each state ÷ 3,600,000 = operators in it on average).
+    pub per_hour: Vec<HourView>,
+}
+
+/// One hour of the period.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct HourView {
+    /// Local start, `YYYY-MM-DD HH:00`.
+    pub start: String,
+    pub start_ms: u64,
+    #[serde(flatten)]
+    pub figures: HourFigures,
+    pub service_level: Option<f64>,
 }
 
 /// A day's (or the period's) counts and sums with the figures derived from them
@@ -203,13 +218,40 @@ impl Store {
         super::may_read_reports(viewer)?;
         let queues = self.queue_filter(params).await?;
         let f = self.figures(params, queues.clone(), now_ms).await?;
+        let per_hour = f
+            .hours
+            .iter()
+            .enumerate()
+            .map(|(h, figures)| {
+                let start_ms = f.period.hour_start(h);
+                HourView {
+                    start: chrono::DateTime::from_timestamp_millis(start_ms as i64)
+                        .map(|t| {
+                            t.with_timezone(&self.time_zone)
+                                .format("%Y-%m-%d %H:00")
+                                .to_string()
+                        })
+                        .unwrap_or_default(),
+                    start_ms,
+                    service_level: figures.service_level(),
+                    figures: figures.clone(),
+                }
+            })
+            .collect();
         let data = CallCenter {
             days: f.period.days.iter().map(NaiveDate::to_string).collect(),
             queues: queues.map(|q| q.into_iter().collect()),
             total: f.queue_total().into(),
-            per_day: f.queue_days.into_iter().map(QueueSummary::from).collect(),
+            per_day: f
+                .queue_days
+                .iter()
+                .cloned()
+                .map(QueueSummary::from)
+                .collect(),
+            per_hour,
         };
-        let report = call_center_rows(&data);
+        let mut report = call_center_rows(&data);
+        report.charts = call_center_charts(&f);
         Ok((data, report))
     }
 
@@ -274,6 +316,7 @@ impl Store {
             columns,
             rows: Vec::new(),
             truncated: false,
+            charts: Vec::new(),
         };
         let row = |date: Value, login: &str, o: &OperatorFigures| -> Vec<Value> {
             let (name, ext) = users
@@ -425,7 +468,100 @@ fn call_center_rows(data: &CallCenter) -> Report {
         columns,
         rows,
         truncated: false,
+        charts: Vec::new(),
     }
+}
+
+/// The operator states of the chart, stacked from the bottom: name, colour, time.
+type StateTime = fn(&HourFigures) -> u64;
+const STATES: [(&str, &str, StateTime); 6] = [
+    ("Разговор", "#3a9a5b", |h| h.talk_ms),
+    ("Исходящие", "#2f7d8c", |h| h.outbound_talk_ms),
+    ("Вызов", "#e0a030", |h| h.ringing_ms),
+    ("Обработка", "#9b6bc4", |h| h.wrap_up_ms),
+    ("Пауза", "#d05a4a", |h| h.pause_ms),
+    ("Готов", "#9db4d8", |h| h.ready_ms),
+];
+
+/// The print page's charts, hour of the day by hour of the day over the whole period.
+fn call_center_charts(f: &Figures) -> Vec<String> {
+    use chrono::Timelike;
+    let mut by_hour = vec![HourFigures::default(); 24];
+    for (h, figures) in f.hours.iter().enumerate() {
+        let Some(hour) =
+            chrono::TimeZone::timestamp_millis_opt(&f.period.zone, f.period.hour_start(h) as i64)
+                .single()
+                .map(|t| t.hour() as usize)
+        else {
+            continue;
+        };
+        let b = &mut by_hour[hour];
+        b.offered += figures.offered;
+        b.answered += figures.answered;
+        b.abandoned += figures.abandoned;
+        b.short_abandoned += figures.short_abandoned;
+        b.answered_within_service_level += figures.answered_within_service_level;
+        b.ready_ms += figures.ready_ms;
+        b.ringing_ms += figures.ringing_ms;
+        b.talk_ms += figures.talk_ms;
+        b.outbound_talk_ms += figures.outbound_talk_ms;
+        b.wrap_up_ms += figures.wrap_up_ms;
+        b.pause_ms += figures.pause_ms;
+    }
+    let each = |get: &dyn Fn(&HourFigures) -> f64| -> [f64; 24] {
+        std::array::from_fn(|h| get(&by_hour[h]))
+    };
+    let operators = |ms: &dyn Fn(&HourFigures) -> u64| {
+        let days = f.period.days.len().max(1) as f64;
+        each(&|h| ms(h) as f64 / 3_600_000.0 / days)
+    };
+    vec![
+        hourly_bars(
+            "Звонки по часам",
+            &[
+                Series {
+                    name: "Поступило",
+                    colour: "#4a7bd0",
+                    values: each(&|h| h.offered as f64),
+                },
+                Series {
+                    name: "Отвечено",
+                    colour: "#3a9a5b",
+                    values: each(&|h| h.answered as f64),
+                },
+                Series {
+                    name: "Потеряно",
+                    colour: "#d05a4a",
+                    values: each(&|h| h.abandoned as f64),
+                },
+            ],
+            false,
+            None,
+        ),
+        hourly_bars(
+            "Уровень сервиса по часам, % от отвеченных",
+            &[Series {
+                name: "Уровень сервиса",
+                colour: "#3a9a5b",
+                values: each(&|h| h.service_level().unwrap_or(0.0)),
+            }],
+            false,
+            Some(100.0),
+        ),
+        hourly_bars(
+            "Операторы по состояниям (в среднем за час)",
+            &STATES
+                .iter()
+                .map(|(name, colour, ms)| Series {
+                    name,
+                    colour,
+                    values: operators(ms),
+                })
+                .collect::<Vec<_>>(),
+            true,
+            None,
+        ),
+    ]
 }
 
 fn opt_duration(ms: Option<u64>) -> Value {

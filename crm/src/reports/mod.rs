@@ -4,6 +4,7 @@
 //! The contact-center reports (items 1–3) are in [`contact`] and [`contact_store`].
 
 pub mod calls_report;
+pub mod charts;
 pub mod contact;
 pub mod contact_store;
 pub mod live;
@@ -27,6 +28,10 @@ pub struct Report {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
     pub truncated: bool,
+    /// Charts for the print page (inline SVG); the JSON has their data in its own shape.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub charts: Vec<String>,
 }
 
 impl Report {
@@ -36,6 +41,7 @@ impl Report {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
             truncated: false,
+            charts: Vec::new(),
         }
     }
 

@@ -79,10 +79,42 @@ impl Period {
     /// `[a, b)` clipped to the period and cut at midnights: (day, ms) pieces.
     fn split(&self, a: u64, b: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
         let (a, b) = (a.max(self.from_ms()), b.min(self.until_ms));
-        (0..self.days.len()).filter_map(move |d| {
-            let (lo, hi) = (a.max(self.bounds[d]), b.min(self.bounds[d + 1]));
-            (hi > lo).then(|| (d, hi - lo))
-        })
+        let first = self.bounds.partition_point(|x| *x <= a).saturating_sub(1);
+        (first..self.days.len())
+            .take_while(move |d| self.bounds[*d] < b)
+            .filter_map(move |d| {
+                let (lo, hi) = (a.max(self.bounds[d]), b.min(self.bounds[d + 1]));
+                (hi > lo).then(|| (d, hi - lo))
+            })
+    }
+
+    /// How many hours the period spans (its last day's end included).
+    pub fn hours(&self) -> usize {
+        let span = self.bounds.last().copied().unwrap_or_default() - self.from_ms();
+        span.div_ceil(HOUR_MS) as usize
+    }
+
+    /// The hour (from the period's first midnight) `at_ms` falls in, if within the period.
+    pub fn hour_of(&self, at_ms: u64) -> Option<usize> {
+        self.day_of(at_ms)?;
+        Some(((at_ms - self.from_ms()) / HOUR_MS) as usize)
+    }
+
+    /// When hour `h` begins.
+    pub fn hour_start(&self, h: usize) -> u64 {
+        self.from_ms() + h as u64 * HOUR_MS
+    }
+
+    /// `[a, b)` clipped to the period and cut at hours: (hour, ms) pieces.
+    fn split_hours(&self, a: u64, b: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let (a, b) = (a.max(self.from_ms()), b.min(self.until_ms));
+        let first = (a.saturating_sub(self.from_ms()) / HOUR_MS) as usize;
+        (first..self.hours())
+            .take_while(move |h| self.hour_start(*h) < b)
+            .filter_map(move |h| {
+                let (lo, hi) = (a.max(self.hour_start(h)), b.min(self.hour_start(h + 1)));
+                (hi > lo).then(|| (h, hi - lo))
+            })
     }
 
     /// The local date of an instant.
@@ -91,6 +123,32 @@ impl Period {
             .timestamp_millis_opt(at_ms as i64)
             .single()
             .map(|t| t.date_naive())
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// One hour, for the charts: the calls that entered in it (of the queues counted) and the
+/// operators' time in each state (÷ one hour: how many operators were in it on average).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct HourFigures {
+    pub offered: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub short_abandoned: u64,
+    pub answered_within_service_level: u64,
+    pub ready_ms: u64,
+    pub ringing_ms: u64,
+    pub talk_ms: u64,
+    pub outbound_talk_ms: u64,
+    pub wrap_up_ms: u64,
+    pub pause_ms: u64,
+}
+
+impl HourFigures {
+    /// Service level of the hour's answered calls, percent.
+    pub fn service_level(&self) -> Option<f64> {
+        percent(self.answered_within_service_level, self.answered)
     }
 }
 
@@ -291,6 +349,7 @@ impl OperatorTrack {
 struct InQueue {
     /// The day it entered, if within the period (where all its figures count).
     day: Option<usize>,
+    hour: Option<usize>,
     counted: bool,
     short_abandon_ms: u64,
 }
@@ -307,6 +366,8 @@ pub struct Replay {
     pub queue_days: Vec<QueueFigures>,
     /// Per queue, per day.
     pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
+    /// Per hour of the period, for the charts.
+    pub hours: Vec<HourFigures>,
     /// Per operator, per day.
     pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
 }
@@ -315,13 +376,14 @@ impl Replay {
     pub fn new(period: Period, queues: Option<BTreeSet<String>>) -> Replay {
         let days = period.days.len();
         Replay {
-            period,
             queues,
             calls: HashMap::new(),
             tracks: BTreeMap::new(),
             queue_days: vec![QueueFigures::default(); days],
             per_queue: BTreeMap::new(),
+            hours: vec![HourFigures::default(); period.hours()],
             operator_days: BTreeMap::new(),
+            period,
         }
     }
 
@@ -353,6 +415,18 @@ impl Replay {
         let Some(bucket) = bucket else {
             return;
         };
+        let hours: Vec<(usize, u64)> = self.period.split_hours(since, at_ms).collect();
+        for (h, ms) in hours {
+            let f = &mut self.hours[h];
+            match &bucket {
+                Bucket::Talk => f.talk_ms += ms,
+                Bucket::OutboundTalk => f.outbound_talk_ms += ms,
+                Bucket::Ringing => f.ringing_ms += ms,
+                Bucket::WrapUp => f.wrap_up_ms += ms,
+                Bucket::Ready => f.ready_ms += ms,
+                Bucket::Pause(_) => f.pause_ms += ms,
+            }
+        }
         let pieces: Vec<(usize, u64)> = self.period.split(since, at_ms).collect();
         for (day, ms) in pieces {
             let f = self.operator_day(operator, day);
@@ -394,12 +468,22 @@ impl Replay {
 
     /// Books `book` on the figures of the day `call` entered `queue` (its queue's, and the
     /// report's when the queue counts); `done`: the call's time in the queue is over.
-    fn book(&mut self, queue: &str, call: &str, done: bool, book: impl Fn(&mut QueueFigures, u64)) {
+    fn book(
+        &mut self,
+        queue: &str,
+        call: &str,
+        done: bool,
+        book: impl Fn(&mut QueueFigures, u64),
+        hour: impl Fn(&mut HourFigures, u64),
+    ) {
         let key = (queue.to_string(), call.to_string());
         let Some(c) = self.calls.get(&key) else {
             return;
         };
         let (day, counted, short) = (c.day, c.counted, c.short_abandon_ms);
+        if let (Some(h), true) = (c.hour, counted) {
+            hour(&mut self.hours[h], short);
+        }
         if done {
             self.calls.remove(&key);
         }
@@ -451,11 +535,18 @@ impl Replay {
                     (queue.clone(), call.clone()),
                     InQueue {
                         day,
+                        hour: self.period.hour_of(at_ms),
                         counted,
                         short_abandon_ms: *short_abandon_ms,
                     },
                 );
-                self.book(queue, call, false, |f, _| f.offered += 1);
+                self.book(
+                    queue,
+                    call,
+                    false,
+                    |f, _| f.offered += 1,
+                    |h, _| h.offered += 1,
+                );
             }
             K::Offered { call, operator, .. } => self.change(operator, at_ms, |t| {
                 t.ringing.insert(call.clone());
@@ -487,13 +578,22 @@ impl Replay {
                 if let (Some(d), true) = (day, self.counts(queue)) {
                     self.operator_day(operator, d).answered += 1;
                 }
-                self.book(queue, call, false, |f, _| {
-                    f.answered += 1;
-                    f.answered_wait_ms += wait_ms;
-                    f.waited(*wait_ms);
-                    f.answered_within_service_level += u64::from(*within_service_level);
-                    f.operators_answering.insert(operator.clone());
-                });
+                self.book(
+                    queue,
+                    call,
+                    false,
+                    |f, _| {
+                        f.answered += 1;
+                        f.answered_wait_ms += wait_ms;
+                        f.waited(*wait_ms);
+                        f.answered_within_service_level += u64::from(*within_service_level);
+                        f.operators_answering.insert(operator.clone());
+                    },
+                    |h, _| {
+                        h.answered += 1;
+                        h.answered_within_service_level += u64::from(*within_service_level);
+                    },
+                );
             }
             K::Abandoned {
                 queue,
@@ -502,34 +602,48 @@ impl Replay {
                 ..
             } => {
                 self.offers_end(call, at_ms);
-                self.book(queue, call, true, |f, short| {
-                    f.abandoned += 1;
-                    f.short_abandoned += u64::from(*wait_ms <= short);
-                    f.waited(*wait_ms);
-                });
+                self.book(
+                    queue,
+                    call,
+                    true,
+                    |f, short| {
+                        f.abandoned += 1;
+                        f.short_abandoned += u64::from(*wait_ms <= short);
+                        f.waited(*wait_ms);
+                    },
+                    |h, short| {
+                        h.abandoned += 1;
+                        h.short_abandoned += u64::from(*wait_ms <= short);
+                    },
+                );
             }
             K::Overflowed {
                 queue,
                 call,
                 wait_ms,
                 ..
-            } => {
-                self.offers_end(call, at_ms);
-                self.book(queue, call, true, |f, _| {
-                    f.overflowed += 1;
-                    f.waited(*wait_ms);
-                });
             }
-            K::TimedOut {
+            | K::TimedOut {
                 queue,
                 call,
                 wait_ms,
             } => {
+                let overflowed = matches!(e, K::Overflowed { .. });
                 self.offers_end(call, at_ms);
-                self.book(queue, call, true, |f, _| {
-                    f.timed_out += 1;
-                    f.waited(*wait_ms);
-                });
+                self.book(
+                    queue,
+                    call,
+                    true,
+                    |f, _| {
+                        if overflowed {
+                            f.overflowed += 1;
+                        } else {
+                            f.timed_out += 1;
+                        }
+                        f.waited(*wait_ms);
+                    },
+                    |_, _| {},
+                );
             }
             K::Completed {
                 queue,
@@ -541,10 +655,16 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.talking.remove(call);
                 });
-                self.book(queue, call, true, |f, _| {
-                    f.talk_ms += talk_ms;
-                    f.completed += 1;
-                });
+                self.book(
+                    queue,
+                    call,
+                    true,
+                    |f, _| {
+                        f.talk_ms += talk_ms;
+                        f.completed += 1;
+                    },
+                    |_, _| {},
+                );
             }
             K::Login { operator } => self.change(operator, at_ms, |t| t.logged_in = true),
             // Logging out ends whatever the operator was doing, as far as the system goes.
@@ -600,6 +720,7 @@ impl Replay {
             period: self.period,
             queue_days: self.queue_days,
             per_queue: self.per_queue,
+            hours: self.hours,
             operator_days: self.operator_days,
         }
     }
@@ -611,6 +732,7 @@ pub struct Figures {
     pub period: Period,
     pub queue_days: Vec<QueueFigures>,
     pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
+    pub hours: Vec<HourFigures>,
     pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
 }
 

@@ -204,6 +204,20 @@ fn thresholds_are_inclusive_to_the_millisecond() {
         d.operators_answering,
         ["ann", "bob"].map(String::from).into()
     );
+    // All four entered between 10:00 and 11:00.
+    let ten = &f.hours[10];
+    assert_eq!(
+        (
+            ten.offered,
+            ten.answered,
+            ten.abandoned,
+            ten.short_abandoned
+        ),
+        (4, 2, 2, 1)
+    );
+    assert_eq!(ten.service_level(), Some(50.0));
+    assert_eq!(f.hours.len(), 24);
+    assert_identity(&f);
 }
 
 #[test]
@@ -436,6 +450,8 @@ fn days_follow_the_zones_summer_time() {
         .logout(at_in(zone, 30, 1, 0, 0), "ann");
     let f = log.run(Period::new(day(28), day(30), zone, u64::MAX), None);
     let ann = &f.operator_days["ann"];
+    assert_eq!(f.hours.len(), 24 + 23 + 24);
+    assert_identity(&f);
     assert_eq!(ann[0].in_system_ms, 3_600_000);
     assert_eq!(ann[1].in_system_ms, 23 * 3_600_000);
     assert_eq!(ann[2].in_system_ms, 3_600_000);
