@@ -56,8 +56,16 @@ fn call_event(call: &str, seq: u32, at_ms: u64, kind: EventKind) -> Record {
     })
 }
 
-/// Ann's night: a queue call over midnight, two pause reasons, an outbound call, and two
-/// abandons either side of the short-abandon threshold.
+fn interrupted() -> EventKind {
+    EventKind::Ended {
+        cause: EndCause::Interrupted,
+        status: None,
+        by: None,
+    }
+}
+
+/// Ann's night: a queue call over midnight, two pause reasons, an outbound call, two
+/// abandons either side of the short-abandon threshold, and a restart.
 fn script() -> Vec<Record> {
     let q = |at_ms, kind| Record::Queue(QueueEvent::new(at_ms, kind));
     let ann = || "ann".to_string();
@@ -144,6 +152,29 @@ fn script() -> Vec<Record> {
         q(at(3, 1, 50, 5, 0), abandoned("b", 5_000)),
         q(at(3, 1, 51, 0, 0), entered("c")),
         q(at(3, 1, 51, 5, 1), abandoned("c", 5_001)),
+        // A restart at 01:55:02 closes d, which ann was talking on, and e, still waiting.
+        q(at(3, 1, 52, 0, 0), entered("d")),
+        q(
+            at(3, 1, 52, 0, 0),
+            K::Offered {
+                queue: "sales".into(),
+                call: "d".into(),
+                operator: ann(),
+            },
+        ),
+        q(
+            at(3, 1, 52, 2, 0),
+            K::Answered {
+                queue: "sales".into(),
+                call: "d".into(),
+                operator: ann(),
+                wait_ms: 2_000,
+                within_service_level: true,
+            },
+        ),
+        q(at(3, 1, 54, 0, 0), entered("e")),
+        call_event("d", 1, at(3, 1, 55, 2, 0), interrupted()),
+        call_event("e", 1, at(3, 1, 55, 2, 0), interrupted()),
         q(at(3, 2, 0, 0, 0), K::Logout { operator: ann() }),
     ]
 }
@@ -204,17 +235,19 @@ async fn check(url: &str) {
     let cc = serde_json::to_value(&cc).unwrap();
     let total = &cc["total"];
     assert_eq!(cc["per_day"][0]["offered"], 1, "{cc}");
-    assert_eq!(cc["per_day"][1]["offered"], 2, "{cc}");
+    assert_eq!(cc["per_day"][1]["offered"], 4, "{cc}");
     for (figure, value) in [
-        ("offered", json!(3)),
-        ("answered", json!(1)),
+        ("offered", json!(5)),
+        ("answered", json!(2)),
         ("abandoned", json!(2)),
         ("short_abandoned", json!(1)),
-        ("answered_within_service_level", json!(1)),
+        ("interrupted", json!(1)),
+        ("completed", json!(1)),
+        ("answered_within_service_level", json!(2)),
         ("service_level_of_answered", json!(100.0)),
-        ("service_level_of_offered", json!(50.0)),
-        ("abandon_rate", json!(50.0)),
-        ("asa_ms", json!(10_000)),
+        ("service_level_of_offered", json!(200.0 / 3.0)),
+        ("abandon_rate", json!(25.0)),
+        ("asa_ms", json!(6_000)),
         ("longest_wait_ms", json!(10_000)),
         ("talk_ms", json!(5_400_000)),
         ("operators_answering", json!(["ann"])),
@@ -252,15 +285,20 @@ async fn check(url: &str) {
     assert_eq!(ms(d2, "Готов (ожидание)"), 3_600_000);
     assert_eq!(d2[col("Отвечено")], 1);
     assert_eq!(ms(d3, "Время в системе"), 7_200_000);
-    assert_eq!(ms(d3, "Разговор"), 1_810_000);
+    assert_eq!(
+        ms(d3, "Разговор"),
+        1_810_000 + 180_000,
+        "d's talk ends at the restart"
+    );
+    assert_eq!(ms(d3, "Вызов звонит"), 2_000);
     assert_eq!(ms(d3, "Исходящие разговоры"), 120_000);
     assert_eq!(ms(d3, "Пауза: Перерыв"), 600_000);
     assert_eq!(ms(d3, "Пауза: Обед"), 1_800_000);
     assert_eq!(ms(d3, "Пауза"), 2_400_000);
-    assert_eq!(ms(d3, "Готов (ожидание)"), 2_870_000);
+    assert_eq!(ms(d3, "Готов (ожидание)"), 2_870_000 - 2_000 - 180_000);
     assert_eq!(d3[col("Совершено")], 1);
     // Occupancy of day 3: (talk + outbound + wrap-up) ÷ (in system − pause).
-    let occupancy = (1_810_000.0 + 120_000.0) * 100.0 / (7_200_000.0 - 2_400_000.0);
+    let occupancy = (1_990_000.0 + 120_000.0) * 100.0 / (7_200_000.0 - 2_400_000.0);
     assert_eq!(
         d3[col("Занятость, %")],
         json!((occupancy * 10.0_f64).round() / 10.0)

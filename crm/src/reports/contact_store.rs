@@ -177,6 +177,23 @@ impl Store {
                 ));
             }
         }
+        // Calls a restart closed: what of them was open ends there.
+        let interrupted: Vec<(String, i64)> = on_db!(self, pool => {
+            sqlx::query(
+                "SELECT call_id, at_ms FROM call_events WHERE at_ms >= $1 AND at_ms < $2 \
+                 AND kind = 'ended' AND data LIKE '%\"cause\":\"interrupted\"%'",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+        });
+        for (call, at) in interrupted {
+            facts.push((at as u64, Fact::Interrupted { call }));
+        }
         // Stable: events of one instant keep the log's order.
         facts.sort_by_key(|(at, _)| *at);
         Ok(facts)
@@ -398,7 +415,7 @@ fn call_center_rows(data: &CallCenter) -> Report {
     columns.extend(data.days.iter().cloned());
     columns.push("Итого".into());
     type Cell = fn(&QueueFigures) -> Value;
-    let figures: [(&str, Cell); 17] = [
+    let figures: [(&str, Cell); 18] = [
         (
             "Операторов обслуживали входящие",
             |f| json!(f.operators_answering.len()),
@@ -418,6 +435,9 @@ fn call_center_rows(data: &CallCenter) -> Report {
         ),
         ("Превышено время ожидания", |f| {
             json!(f.timed_out)
+        }),
+        ("Прервано перезапуском", |f| {
+            json!(f.interrupted)
         }),
         (
             "Отвечено в пределах уровня сервиса",

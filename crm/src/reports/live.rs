@@ -5,7 +5,7 @@
 
 use super::contact::{Fact, Figures, Period, Replay};
 use crate::{Store, StoreError};
-use kolokol_engine::event::{CallDirection, EventBus, EventKind, Record};
+use kolokol_engine::event::{CallDirection, EndCause, EventBus, EventKind, Record};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::error::RecvError;
@@ -54,7 +54,7 @@ impl LiveFigures {
                 Fact::OutboundPlaced { operator, call } => {
                     outbound.insert(call.clone(), operator.clone());
                 }
-                Fact::OutboundEnded { call, .. } => {
+                Fact::OutboundEnded { call, .. } | Fact::Interrupted { call } => {
                     outbound.remove(call);
                 }
                 _ => {}
@@ -94,6 +94,13 @@ impl LiveFigures {
                         },
                         None => return,
                     },
+                    EventKind::Ended {
+                        cause: EndCause::Interrupted,
+                        ..
+                    } => {
+                        today.outbound.remove(&call);
+                        Fact::Interrupted { call }
+                    }
                     EventKind::Ended { .. } => match today.outbound.remove(&call) {
                         Some(operator) => Fact::OutboundEnded { operator, call },
                         None => return,

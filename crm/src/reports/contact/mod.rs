@@ -22,6 +22,12 @@ pub enum Fact {
         operator: String,
         call: String,
     },
+    /// A call was closed by a restart (`ended` with cause `interrupted`): whatever of it
+    /// was still open — a caller waiting, a phone ringing, an operator talking — ends
+    /// here.
+    Interrupted {
+        call: String,
+    },
     /// The outbound call ended (connected or not).
     OutboundEnded {
         operator: String,
@@ -162,6 +168,8 @@ pub struct QueueFigures {
     pub short_abandoned: u64,
     pub overflowed: u64,
     pub timed_out: u64,
+    /// Still waiting when a restart closed the call.
+    pub interrupted: u64,
     pub answered_within_service_level: u64,
     /// Sum of the waits of answered calls.
     pub answered_wait_ms: u64,
@@ -186,6 +194,7 @@ impl QueueFigures {
         self.short_abandoned += o.short_abandoned;
         self.overflowed += o.overflowed;
         self.timed_out += o.timed_out;
+        self.interrupted += o.interrupted;
         self.answered_within_service_level += o.answered_within_service_level;
         self.answered_wait_ms += o.answered_wait_ms;
         self.wait_ms += o.wait_ms;
@@ -352,6 +361,8 @@ struct InQueue {
     hour: Option<usize>,
     counted: bool,
     short_abandon_ms: u64,
+    /// Answered: what remains is its end (`completed`).
+    answered: bool,
 }
 
 /// The replay: feed facts in time order, then read the figures.
@@ -518,7 +529,37 @@ impl Replay {
             Fact::OutboundEnded { operator, call } => self.change(operator, at_ms, |t| {
                 t.outbound.remove(call);
             }),
+            Fact::Interrupted { call } => self.interrupted(call, at_ms),
         }
+    }
+
+    fn interrupted(&mut self, call: &str, at_ms: u64) {
+        let busy: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| {
+                t.ringing.contains(call) || t.talking.contains(call) || t.outbound.contains(call)
+            })
+            .map(|(o, _)| o.clone())
+            .collect();
+        for o in busy {
+            self.change(&o, at_ms, |t| {
+                t.ringing.remove(call);
+                t.talking.remove(call);
+                t.outbound.remove(call);
+            });
+        }
+        let waiting: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|((_, c), q)| c == call && !q.answered)
+            .map(|((queue, _), _)| queue.clone())
+            .collect();
+        for queue in waiting {
+            self.book(&queue, call, true, |f, _| f.interrupted += 1, |_, _| {});
+        }
+        // An answered call whose end was never logged: nothing more will come.
+        self.calls.retain(|(_, c), _| c != call);
     }
 
     fn queue_event(&mut self, at_ms: u64, day: Option<usize>, e: &QueueEventKind) {
@@ -538,6 +579,7 @@ impl Replay {
                         hour: self.period.hour_of(at_ms),
                         counted,
                         short_abandon_ms: *short_abandon_ms,
+                        answered: false,
                     },
                 );
                 self.book(
@@ -575,6 +617,9 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.talking.insert(call.clone());
                 });
+                if let Some(c) = self.calls.get_mut(&(queue.clone(), call.clone())) {
+                    c.answered = true;
+                }
                 if let (Some(d), true) = (day, self.counts(queue)) {
                     self.operator_day(operator, d).answered += 1;
                 }

@@ -530,3 +530,39 @@ fn random_streams_add_up() {
         );
     }
 }
+
+#[test]
+fn a_restart_closes_what_it_interrupted_at_the_interrupted_event() {
+    let mut log = Log::default();
+    log.login(at(2, 9, 0, 0), "ann")
+        .login(at(2, 9, 0, 0), "bob")
+        .enter(at(2, 10, 0, 0), "sales", "a")
+        .offer(at(2, 10, 0, 0), "sales", "a", "ann")
+        .answer(at(2, 10, 0, 5), "sales", "a", "ann", 5_000)
+        .enter(at(2, 10, 1, 0), "sales", "b")
+        .offer(at(2, 10, 1, 0), "sales", "b", "bob");
+    // kolokol stopped at 10:02 and came back at 10:10: both calls end then.
+    log.0
+        .push((at(2, 10, 10, 0), Fact::Interrupted { call: "a".into() }));
+    log.0
+        .push((at(2, 10, 10, 0), Fact::Interrupted { call: "b".into() }));
+    log.logout(at(2, 11, 0, 0), "ann")
+        .logout(at(2, 11, 0, 0), "bob");
+    let f = log.run(period(2, 2), None);
+    assert_identity(&f);
+    let (ann, bob) = (&f.operator_days["ann"][0], &f.operator_days["bob"][0]);
+    assert_eq!(ann.talk_ms, 595_000, "talk ends at the interrupted event");
+    assert_eq!(bob.ringing_ms, 540_000);
+    assert_eq!(bob.missed, 0);
+    let d = &f.queue_days[0];
+    assert_eq!(
+        (
+            d.offered,
+            d.answered,
+            d.interrupted,
+            d.abandoned,
+            d.completed
+        ),
+        (2, 1, 1, 0, 0)
+    );
+}
