@@ -76,7 +76,7 @@ impl From<QueueFigures> for QueueSummary {
 impl Store {
     /// The period of `period=from..to` (dates; a single date is one day; none: today), up
     /// to now.
-    fn report_period(&self, params: &Params, now_ms: u64) -> Result<Period, StoreError> {
+    pub fn report_period(&self, params: &Params, now_ms: u64) -> Result<Period, StoreError> {
         let today = chrono::TimeZone::timestamp_millis_opt(&self.time_zone, now_ms as i64)
             .single()
             .map(|t| t.date_naive())
@@ -107,7 +107,7 @@ impl Store {
     }
 
     /// [`Store::facts`] with events before `end_ms` only.
-    pub(crate) async fn facts_between(
+    pub async fn facts_between(
         &self,
         period: &Period,
         end_ms: u64,
@@ -391,6 +391,13 @@ impl Store {
             report.rows.push(last);
         }
         Ok(report)
+    }
+
+    /// How many queue and operator events the log holds.
+    pub async fn queue_event_count(&self) -> Result<i64, StoreError> {
+        Ok(on_db!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM queue_events").fetch_one(pool).await?
+        }))
     }
 
     /// Midnight of the day `at_ms` falls on, in `crm.time_zone` (operators' "today").

@@ -373,6 +373,8 @@ pub struct Replay {
     queues: Option<BTreeSet<String>>,
     calls: HashMap<(String, String), InQueue>,
     tracks: BTreeMap<String, OperatorTrack>,
+    /// Whose phones ring for each call (so an answer stops them without a scan).
+    ringing_for: HashMap<String, BTreeSet<String>>,
     /// Per day, of the queues counted.
     pub queue_days: Vec<QueueFigures>,
     /// Per queue, per day.
@@ -390,6 +392,7 @@ impl Replay {
             queues,
             calls: HashMap::new(),
             tracks: BTreeMap::new(),
+            ringing_for: HashMap::new(),
             queue_days: vec![QueueFigures::default(); days],
             per_queue: BTreeMap::new(),
             hours: vec![HourFigures::default(); period.hours()],
@@ -416,6 +419,7 @@ impl Replay {
     pub fn roll_over(self, next: Period) -> Replay {
         let mut r = Replay::new(next, self.queues);
         r.tracks = self.tracks;
+        r.ringing_for = self.ringing_for;
         r
     }
 
@@ -464,13 +468,7 @@ impl Replay {
 
     /// A terminal event of a call in a queue: its offers stop ringing everywhere.
     fn offers_end(&mut self, call: &str, at_ms: u64) {
-        let ringing: Vec<String> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.ringing.contains(call))
-            .map(|(o, _)| o.clone())
-            .collect();
-        for o in ringing {
+        for o in self.ringing_for.remove(call).unwrap_or_default() {
             self.change(&o, at_ms, |t| {
                 t.ringing.remove(call);
             });
@@ -534,6 +532,7 @@ impl Replay {
     }
 
     fn interrupted(&mut self, call: &str, at_ms: u64) {
+        self.ringing_for.remove(call);
         let busy: Vec<String> = self
             .tracks
             .iter()
@@ -590,9 +589,15 @@ impl Replay {
                     |h, _| h.offered += 1,
                 );
             }
-            K::Offered { call, operator, .. } => self.change(operator, at_ms, |t| {
-                t.ringing.insert(call.clone());
-            }),
+            K::Offered { call, operator, .. } => {
+                self.ringing_for
+                    .entry(call.clone())
+                    .or_default()
+                    .insert(operator.clone());
+                self.change(operator, at_ms, |t| {
+                    t.ringing.insert(call.clone());
+                })
+            }
             K::NoAnswer {
                 queue,
                 call,
@@ -602,6 +607,12 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.ringing.remove(call);
                 });
+                if let Some(ringing) = self.ringing_for.get_mut(call) {
+                    ringing.remove(operator);
+                    if ringing.is_empty() {
+                        self.ringing_for.remove(call);
+                    }
+                }
                 if let (Some(d), true) = (day, self.counts(queue)) {
                     self.operator_day(operator, d).missed += 1;
                 }
