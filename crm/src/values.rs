@@ -260,6 +260,14 @@ impl DateRange {
     }
 }
 
+/// The date an instant falls on in `zone`.
+pub fn local_date(at_ms: u64, zone: Tz) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(at_ms as i64)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .date_naive()
+}
+
 /// When day `date` begins in `zone` (the first instant that exists, across a DST gap), in UTC.
 pub fn midnight(date: chrono::NaiveDate, zone: Tz) -> chrono::DateTime<chrono::Utc> {
     let local = date.and_time(chrono::NaiveTime::MIN);

@@ -80,9 +80,7 @@ impl Store {
                 DateRange::parse(text).ok_or_else(|| invalid("period", "from..to (dates)"))?
             }
             None => {
-                let today = chrono::TimeZone::timestamp_millis_opt(&self.time_zone, now_ms as i64)
-                    .single()
-                    .map(|t| t.date_naive());
+                let today = Some(crate::values::local_date(now_ms, self.time_zone));
                 DateRange {
                     from: today,
                     to: today,

@@ -77,10 +77,7 @@ impl Store {
     /// The period of `period=from..to` (dates; a single date is one day; none: today), up
     /// to now.
     pub fn report_period(&self, params: &Params, now_ms: u64) -> Result<Period, StoreError> {
-        let today = chrono::TimeZone::timestamp_millis_opt(&self.time_zone, now_ms as i64)
-            .single()
-            .map(|t| t.date_naive())
-            .unwrap_or_default();
+        let today = crate::values::local_date(now_ms, self.time_zone);
         let (from, to) = match params.get("period") {
             None => (today, today),
             Some(text) => {
@@ -402,10 +399,7 @@ impl Store {
 
     /// Midnight of the day `at_ms` falls on, in `crm.time_zone` (operators' "today").
     pub fn day_start_ms(&self, at_ms: u64) -> u64 {
-        let date = chrono::TimeZone::timestamp_millis_opt(&self.time_zone, at_ms as i64)
-            .single()
-            .map(|t| t.date_naive())
-            .unwrap_or_default();
+        let date = crate::values::local_date(at_ms, self.time_zone);
         crate::values::midnight(date, self.time_zone)
             .timestamp_millis()
             .max(0) as u64

@@ -24,10 +24,7 @@ pub struct LiveFigures {
 }
 
 fn today_of(zone: chrono_tz::Tz, at_ms: u64) -> Period {
-    let day = chrono::TimeZone::timestamp_millis_opt(&zone, at_ms as i64)
-        .single()
-        .map(|t| t.date_naive())
-        .unwrap_or_default();
+    let day = crate::values::local_date(at_ms, zone);
     Period::new(day, day, zone, u64::MAX)
 }
 
@@ -115,12 +112,12 @@ impl LiveFigures {
             return;
         };
         // Past midnight: the state goes on into a new day.
-        let replay = if replay.period().day_of(at).is_none() && at >= replay.period().from_ms() {
+        let mut replay = if replay.period().day_of(at).is_none() && at >= replay.period().from_ms()
+        {
             replay.roll_over(today_of(zone, at))
         } else {
             replay
         };
-        let mut replay = replay;
         replay.feed(at, &fact);
         today.replay = Some(replay);
     }

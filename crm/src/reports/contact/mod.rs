@@ -2,7 +2,7 @@
 //! over a period. Pure: facts in, figures out; [`super::contact_store`] reads the facts.
 //! Every figure is defined in `README.md` beside this file.
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use kolokol_engine::queue::QueueEventKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -121,14 +121,6 @@ impl Period {
                 let (lo, hi) = (a.max(self.hour_start(h)), b.min(self.hour_start(h + 1)));
                 (hi > lo).then(|| (h, hi - lo))
             })
-    }
-
-    /// The local date of an instant.
-    pub fn date_of(&self, at_ms: u64) -> Option<NaiveDate> {
-        self.zone
-            .timestamp_millis_opt(at_ms as i64)
-            .single()
-            .map(|t| t.date_naive())
     }
 }
 

@@ -2,6 +2,7 @@
 //! README.md. Times are given in local Moscow time (UTC+3, no DST) unless a test says.
 
 use super::*;
+use chrono::TimeZone;
 use kolokol_engine::queue::{CompletedBy, Overflow};
 
 const SL: u64 = 20_000;
