@@ -48,6 +48,22 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// The contact-center reports' aggregates.
+    Reports {
+        #[command(subcommand)]
+        action: ReportsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportsAction {
+    /// Recompute the aggregates from the raw event log, from a day on (in `crm.time_zone`;
+    /// default: the first day of the log). Run it after changing `crm.time_zone`.
+    Rebuild {
+        /// `YYYY-MM-DD`
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +187,29 @@ async fn main() -> Result<()> {
                 bail!("no user with login {user:?}");
             };
             println!("{}", store.issue_token(u.id, "api").await?);
+            Ok(())
+        }
+        Command::Reports {
+            action: ReportsAction::Rebuild { from },
+        } => {
+            let from_ms = match from {
+                Some(day) => kolokol_crm::values::midnight(day, store.time_zone)
+                    .timestamp_millis()
+                    .max(0) as u64,
+                None => store.first_event_day().await?.unwrap_or(0),
+            };
+            let started = std::time::Instant::now();
+            let events = store.rebuild_reports(from_ms).await?;
+            println!(
+                "rebuilt the reports' aggregates from {} ({events} events in {:.1} s)",
+                chrono::DateTime::from_timestamp_millis(from_ms as i64)
+                    .map(|t| t
+                        .with_timezone(&store.time_zone)
+                        .format("%Y-%m-%d")
+                        .to_string())
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
     }

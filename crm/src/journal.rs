@@ -3,7 +3,8 @@
 //! `queue_events`, in one transaction per batch, and only then published. A subscriber
 //! never sees an event a crash could take back.
 
-use crate::store::Arg;
+use crate::reports::cells_store::{mark_for_rebuild, Ledger};
+use crate::store::{Arg, Statement};
 use crate::{bind_args, on_db};
 use crate::{Store, StoreError};
 use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole, Record};
@@ -25,6 +26,8 @@ pub async fn run(
 ) {
     let mut batch = Vec::with_capacity(1024);
     let mut stopping = false;
+    // The reports' aggregates as the stored log leaves them; reloaded after a failure.
+    let mut ledger: Option<Ledger> = None;
     loop {
         if stopping {
             while let Ok(e) = rx.try_recv() {
@@ -42,13 +45,20 @@ pub async fn run(
         // A batch is written or retried, never dropped: what call control recorded is
         // kept while the database is busy or away, and published once stored.
         let mut backoff = RETRY_FIRST;
-        while let Err(e) = append(&store, &mut batch).await {
-            tracing::error!(error = %e, events = batch.len(), retry_ms = backoff.as_millis() as u64, "appending call events failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RETRY_MAX);
-        }
-        for record in &batch {
-            bus.publish(record);
+        let stored = loop {
+            match append(&store, &mut ledger, &mut batch).await {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    ledger = None;
+                    tracing::error!(error = %e, events = batch.len(), retry_ms = backoff.as_millis() as u64, "appending call events failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+            }
+        };
+        // Duplicates were stored before, and published then.
+        for i in stored {
+            bus.publish(&batch[i]);
         }
         batch.clear();
     }
@@ -61,10 +71,23 @@ fn leg_name(leg: Option<LegRole>) -> Option<&'static str> {
     })
 }
 
-async fn append(store: &Store, batch: &mut [Record]) -> Result<(), sqlx::Error> {
-    on_db!(store, pool => {
+/// Stores a batch and, in the same transaction, what it adds to the reports' aggregates.
+/// Events already stored (delivered twice) are skipped; returns which were stored. An
+/// event older than what the aggregates already hold marks them for a rebuild from its
+/// day, done right after.
+async fn append(
+    store: &Store,
+    slot: &mut Option<Ledger>,
+    batch: &mut [Record],
+) -> Result<Vec<usize>, StoreError> {
+    let ledger = match slot {
+        Some(l) => l,
+        None => slot.insert(store.resume_ledger(kolokol_engine::clock::now_ms()).await?),
+    };
+    let mut stored: Vec<usize> = Vec::with_capacity(batch.len());
+    let late = on_db!(store, pool => {
         let mut tx = pool.begin().await?;
-        for record in batch.iter_mut() {
+        for (i, record) in batch.iter_mut().enumerate() {
             if let Record::Call(e) = record {
                 if e.seq == u32::MAX {
                     // Raised after the call was forgotten in memory: next in its sequence.
@@ -76,15 +99,39 @@ async fn append(store: &Store, batch: &mut [Record]) -> Result<(), sqlx::Error> 
                     e.seq = max.unwrap_or(0) as u32 + 1;
                 }
             }
-            for (sql, args) in statements(record) {
-                bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+            for (n, (sql, args)) in statements(record).iter().enumerate() {
+                let done = bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+                if n == 0 && done.rows_affected() == 0 {
+                    break; // a duplicate: the event row is there already
+                }
+                if n == 0 {
+                    stored.push(i);
+                }
             }
         }
-        tx.commit().await
-    })
+        let late = ledger.feed(stored.iter().map(|&i| &batch[i]));
+        let more = match late {
+            None => ledger.statements(),
+            Some(from_ms) => mark_for_rebuild(from_ms),
+        };
+        for (sql, args) in &more {
+            bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        late
+    });
+    if late.is_some() {
+        // The batch is stored: a failed rebuild is tried again with the next one.
+        *slot = store
+            .resume_ledger(kolokol_engine::clock::now_ms())
+            .await
+            .inspect_err(
+                |e| tracing::error!(error = %e, "rebuilding the reports' aggregates failed"),
+            )
+            .ok();
+    }
+    Ok(stored)
 }
-
-type Statement = (&'static str, Vec<Arg>);
 
 fn int(v: impl Into<i64>) -> Arg {
     Arg::Int(Some(v.into()))
@@ -98,22 +145,34 @@ fn opt_text(v: Option<impl ToString>) -> Arg {
     Arg::Text(v.map(|v| v.to_string()))
 }
 
+/// FNV-1a of a queue event's JSON: with its instant, what makes it the same event.
+fn digest(data: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 /// What one record writes: the event row, and the call's summary row kept up to date.
 fn statements(record: &Record) -> Vec<Statement> {
     let e = match record {
         Record::Call(e) => e,
         Record::Queue(q) => {
+            let data = serde_json::to_string(q).unwrap_or_default();
+            let digest = digest(&data);
             return vec![(
-                "INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data, digest) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 vec![
                     int(q.at_ms as i64),
                     text(q.kind.name()),
                     opt_text(q.kind.queue()),
                     opt_text(q.kind.call()),
                     opt_text(q.kind.operator()),
-                    text(serde_json::to_string(q).unwrap_or_default()),
+                    text(data),
+                    int(digest),
                 ],
-            )]
+            )];
         }
     };
     let id = || text(&e.call_id);
@@ -216,7 +275,7 @@ pub async fn close_interrupted(store: &Store, now_ms: u64) -> Result<usize, Stor
         .map(Record::Call)
         .collect();
     let n = events.len();
-    append(store, &mut events).await?;
+    append(store, &mut None, &mut events).await?;
     Ok(n)
 }
 

@@ -142,6 +142,9 @@ macro_rules! on_db {
     };
 }
 
+/// A statement and its arguments, for batches built at run time (the journal's).
+pub type Statement = (&'static str, Vec<Arg>);
+
 /// A value bound to a query built at run time (filters, imports).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {

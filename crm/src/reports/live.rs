@@ -3,18 +3,17 @@
 //! rolls over at midnight in `crm.time_zone`). Memory follows the calls in progress and
 //! the operators, not the number of events.
 
-use super::contact::{Fact, Figures, Period, Replay};
+use super::contact::{FactReader, Figures, Period, Replay};
 use crate::{Store, StoreError};
-use kolokol_engine::event::{CallDirection, EndCause, EventBus, EventKind, Record};
-use std::collections::HashMap;
+use kolokol_engine::event::{EventBus, Record};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Default)]
 struct Today {
     replay: Option<Replay>,
-    /// Outbound calls in progress: call id → the operator who placed it.
-    outbound: HashMap<String, String>,
+    /// Call events to facts (it knows the outbound calls in progress).
+    reader: FactReader,
 }
 
 /// The live figures of today.
@@ -45,22 +44,14 @@ impl LiveFigures {
         let period = today_of(self.zone, now_ms);
         let facts = store.facts_between(&period, now_ms).await?;
         let mut replay = Replay::new(period, None);
-        let mut outbound = HashMap::new();
+        let mut reader = FactReader::default();
         for (at, fact) in facts {
-            match &fact {
-                Fact::OutboundPlaced { operator, call } => {
-                    outbound.insert(call.clone(), operator.clone());
-                }
-                Fact::OutboundEnded { call, .. } | Fact::Interrupted { call } => {
-                    outbound.remove(call);
-                }
-                _ => {}
-            }
+            reader.remember(&fact);
             replay.feed(at, &fact);
         }
         *self.lock() = Today {
             replay: Some(replay),
-            outbound,
+            reader,
         };
         Ok(())
     }
@@ -68,44 +59,8 @@ impl LiveFigures {
     /// One stored event.
     pub fn feed(&self, record: &Record) {
         let mut today = self.lock();
-        let (at, fact) = match record {
-            Record::Queue(e) => (e.at_ms, Fact::Queue(e.kind.clone())),
-            Record::Call(e) => {
-                let call = e.call_id.clone();
-                let fact = match &e.kind {
-                    EventKind::Offered {
-                        direction: CallDirection::Outbound,
-                        user: Some(operator),
-                        ..
-                    } => {
-                        today.outbound.insert(call.clone(), operator.clone());
-                        Fact::OutboundPlaced {
-                            operator: operator.clone(),
-                            call,
-                        }
-                    }
-                    EventKind::Answered { .. } => match today.outbound.get(&call) {
-                        Some(operator) => Fact::OutboundConnected {
-                            operator: operator.clone(),
-                            call,
-                        },
-                        None => return,
-                    },
-                    EventKind::Ended {
-                        cause: EndCause::Interrupted,
-                        ..
-                    } => {
-                        today.outbound.remove(&call);
-                        Fact::Interrupted { call }
-                    }
-                    EventKind::Ended { .. } => match today.outbound.remove(&call) {
-                        Some(operator) => Fact::OutboundEnded { operator, call },
-                        None => return,
-                    },
-                    _ => return,
-                };
-                (e.at_ms, fact)
-            }
+        let Some((at, fact)) = today.reader.read(record) else {
+            return;
         };
         let zone = self.zone;
         let Some(replay) = today.replay.take() else {

@@ -4,6 +4,7 @@
 //! The contact-center reports (items 1–3) are in [`contact`] and [`contact_store`].
 
 pub mod calls_report;
+pub mod cells_store;
 pub mod charts;
 pub mod contact;
 pub mod contact_store;

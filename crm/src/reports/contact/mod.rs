@@ -7,6 +7,11 @@ use chrono_tz::Tz;
 use kolokol_engine::queue::QueueEventKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub mod cells;
+mod record;
+
+pub use record::{rank, FactReader};
+
 /// What happened, at `at_ms`: a queue or operator event, or a step of an outbound call
 /// (from the calls table).
 #[derive(Debug, Clone)]
@@ -37,7 +42,7 @@ pub enum Fact {
 
 /// The days a report covers, in a time zone, and the instant figures stop at (the end of
 /// the period, or now while it lasts).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Period {
     pub days: Vec<NaiveDate>,
     pub zone: Tz,
@@ -72,6 +77,18 @@ impl Period {
 
     pub fn from_ms(&self) -> u64 {
         self.bounds[0]
+    }
+
+    /// Midnight after the last day.
+    pub fn end_ms(&self) -> u64 {
+        self.bounds.last().copied().unwrap_or_default()
+    }
+
+    /// The day that begins at `midnight_ms`.
+    pub fn day_starting(&self, midnight_ms: u64) -> Option<usize> {
+        self.bounds[..self.days.len()]
+            .binary_search(&midnight_ms)
+            .ok()
     }
 
     /// The day `at_ms` falls on, if within the period.
@@ -144,6 +161,25 @@ pub struct HourFigures {
 }
 
 impl HourFigures {
+    /// The operators' time in each state of `f`.
+    pub fn add_times(&mut self, f: &OperatorFigures) {
+        self.ready_ms += f.ready_ms;
+        self.ringing_ms += f.ringing_ms;
+        self.talk_ms += f.talk_ms;
+        self.outbound_talk_ms += f.outbound_talk_ms;
+        self.wrap_up_ms += f.wrap_up_ms;
+        self.pause_ms += f.pause_ms;
+    }
+
+    /// The call counts of `f` (a call's figures, booked on the hour it entered).
+    pub fn add_calls(&mut self, f: &QueueFigures) {
+        self.offered += f.offered;
+        self.answered += f.answered;
+        self.abandoned += f.abandoned;
+        self.short_abandoned += f.short_abandoned;
+        self.answered_within_service_level += f.answered_within_service_level;
+    }
+
     /// Service level of the hour's answered calls, percent.
     pub fn service_level(&self) -> Option<f64> {
         percent(self.answered_within_service_level, self.answered)
@@ -179,7 +215,7 @@ pub struct QueueFigures {
 }
 
 impl QueueFigures {
-    fn add(&mut self, o: &QueueFigures) {
+    pub fn add(&mut self, o: &QueueFigures) {
         self.offered += o.offered;
         self.answered += o.answered;
         self.abandoned += o.abandoned;
@@ -303,8 +339,8 @@ fn mean(sum: u64, n: u64) -> Option<u64> {
 }
 
 /// Where an operator's time goes at an instant: the first that applies.
-#[derive(Debug, Clone, PartialEq)]
-enum Bucket {
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum State {
     Talk,
     OutboundTalk,
     Ringing,
@@ -313,205 +349,283 @@ enum Bucket {
     Ready,
 }
 
-#[derive(Debug, Default, Clone)]
-struct OperatorTrack {
+impl State {
+    /// `ms` of this state on an operator's figures (time in system included).
+    pub fn add_to(&self, f: &mut OperatorFigures, ms: u64) {
+        f.in_system_ms += ms;
+        match self {
+            State::Talk => f.talk_ms += ms,
+            State::OutboundTalk => f.outbound_talk_ms += ms,
+            State::Ringing => f.ringing_ms += ms,
+            State::WrapUp => f.wrap_up_ms += ms,
+            State::Ready => f.ready_ms += ms,
+            State::Pause(reason) => {
+                f.pause_ms += ms;
+                *f.pause_by_reason.entry(reason.clone()).or_default() += ms;
+            }
+        }
+    }
+
+    /// `ms` of this state on an hour of the charts.
+    pub fn add_to_hour(&self, h: &mut HourFigures, ms: u64) {
+        match self {
+            State::Talk => h.talk_ms += ms,
+            State::OutboundTalk => h.outbound_talk_ms += ms,
+            State::Ringing => h.ringing_ms += ms,
+            State::WrapUp => h.wrap_up_ms += ms,
+            State::Ready => h.ready_ms += ms,
+            State::Pause(_) => h.pause_ms += ms,
+        }
+    }
+}
+
+/// What an operator is doing, and since when.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OperatorTrack {
     logged_in: bool,
     pause: Option<String>,
     ringing: BTreeSet<String>,
     talking: BTreeSet<String>,
     outbound: BTreeSet<String>,
     wrap_up: bool,
-    since_ms: u64,
+    pub since_ms: u64,
 }
 
 impl OperatorTrack {
-    fn bucket(&self) -> Option<Bucket> {
+    /// The state the operator is in; none when logged out.
+    pub fn state(&self) -> Option<State> {
         if !self.logged_in {
             return None;
         }
         Some(if !self.talking.is_empty() {
-            Bucket::Talk
+            State::Talk
         } else if !self.outbound.is_empty() {
-            Bucket::OutboundTalk
+            State::OutboundTalk
         } else if !self.ringing.is_empty() {
-            Bucket::Ringing
+            State::Ringing
         } else if self.wrap_up {
-            Bucket::WrapUp
+            State::WrapUp
         } else if let Some(reason) = &self.pause {
-            Bucket::Pause(reason.clone())
+            State::Pause(reason.clone())
         } else {
-            Bucket::Ready
+            State::Ready
         })
     }
 }
 
 /// A call in a queue, as its `entered` event left it.
-#[derive(Debug, Clone)]
-struct InQueue {
-    /// The day it entered, if within the period (where all its figures count).
-    day: Option<usize>,
-    hour: Option<usize>,
-    counted: bool,
-    short_abandon_ms: u64,
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InQueue {
+    /// Where all its figures count: the instant it entered.
+    pub entered_ms: u64,
+    pub short_abandon_ms: u64,
     /// Answered: what remains is its end (`completed`).
-    answered: bool,
+    pub answered: bool,
 }
 
-/// The replay: feed facts in time order, then read the figures.
-#[derive(Debug, Clone)]
-pub struct Replay {
-    period: Period,
-    /// Queues whose calls count (none: all).
-    queues: Option<BTreeSet<String>>,
-    calls: HashMap<(String, String), InQueue>,
-    tracks: BTreeMap<String, OperatorTrack>,
+/// Where a replay's figures go: the days of a report's period ([`PeriodBook`]), or the
+/// stored 15-minute and daily aggregates ([`cells::CellBook`]).
+pub trait Book {
+    /// Adds `figures` (given the call's short-abandon threshold) to a call that entered
+    /// `queue` at `entered_ms`.
+    fn call(
+        &mut self,
+        entered_ms: u64,
+        queue: &str,
+        short_abandon_ms: u64,
+        figures: impl Fn(&mut QueueFigures, u64),
+    );
+    /// Counts on an operator at `at_ms`: answered or missed a call of `queue`, or made an
+    /// outbound call (no queue).
+    fn count(&mut self, at_ms: u64, operator: &str, queue: Option<&str>, count: Count);
+    /// `[from_ms, to_ms)` of an operator's time in `state`.
+    fn time(&mut self, operator: &str, from_ms: u64, to_ms: u64, state: &State);
+}
+
+/// What [`Book::count`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Answered,
+    Missed,
+    Made,
+}
+
+impl Count {
+    pub fn add_to(self, f: &mut OperatorFigures) {
+        match self {
+            Count::Answered => f.answered += 1,
+            Count::Missed => f.missed += 1,
+            Count::Made => f.made += 1,
+        }
+    }
+}
+
+/// What is going on: the calls in queues, the operators' states, whose phones ring.
+/// Memory follows the calls in progress and the operators, not the number of events.
+#[derive(Debug, Clone, Default)]
+pub struct Ongoing {
+    pub calls: HashMap<(String, String), InQueue>,
+    pub tracks: BTreeMap<String, OperatorTrack>,
     /// Whose phones ring for each call (so an answer stops them without a scan).
     ringing_for: HashMap<String, BTreeSet<String>>,
-    /// Per day, of the queues counted.
-    pub queue_days: Vec<QueueFigures>,
-    /// Per queue, per day.
-    pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
-    /// Per hour of the period, for the charts.
-    pub hours: Vec<HourFigures>,
-    /// Per operator, per day.
-    pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
+    /// Operators and calls changed since [`Ongoing::take_changes`] (what to store).
+    changed_operators: BTreeSet<String>,
+    changed_calls: BTreeSet<(String, String)>,
 }
 
-impl Replay {
-    pub fn new(period: Period, queues: Option<BTreeSet<String>>) -> Replay {
-        let days = period.days.len();
-        Replay {
-            queues,
-            calls: HashMap::new(),
-            tracks: BTreeMap::new(),
-            ringing_for: HashMap::new(),
-            queue_days: vec![QueueFigures::default(); days],
-            per_queue: BTreeMap::new(),
-            hours: vec![HourFigures::default(); period.hours()],
-            operator_days: BTreeMap::new(),
-            period,
+impl Ongoing {
+    /// The state as stored: operators' tracks and the calls in queues.
+    pub fn restore(
+        tracks: BTreeMap<String, OperatorTrack>,
+        calls: HashMap<(String, String), InQueue>,
+    ) -> Ongoing {
+        let mut ringing_for: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (operator, t) in &tracks {
+            for call in &t.ringing {
+                ringing_for
+                    .entry(call.clone())
+                    .or_default()
+                    .insert(operator.clone());
+            }
+        }
+        Ongoing {
+            calls,
+            tracks,
+            ringing_for,
+            ..Ongoing::default()
         }
     }
 
-    fn counts(&self, queue: &str) -> bool {
-        self.queues.as_ref().is_none_or(|q| q.contains(queue))
+    /// The operators and calls changed since the last call (each once).
+    pub fn take_changes(&mut self) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+        (
+            std::mem::take(&mut self.changed_operators),
+            std::mem::take(&mut self.changed_calls),
+        )
     }
 
-    fn operator_day(&mut self, operator: &str, day: usize) -> &mut OperatorFigures {
-        let days = self.period.days.len();
-        &mut self
-            .operator_days
-            .entry(operator.to_string())
-            .or_insert_with(|| vec![OperatorFigures::default(); days])[day]
+    fn track(&mut self, operator: &str) -> &mut OperatorTrack {
+        if !self.changed_operators.contains(operator) {
+            self.changed_operators.insert(operator.to_string());
+        }
+        self.tracks.entry(operator.to_string()).or_default()
     }
 
-    /// Books the operator's time since their last change to its bucket, up to `at_ms`.
+    fn call_mut(&mut self, key: &(String, String)) -> Option<&mut InQueue> {
+        let c = self.calls.get_mut(key)?;
+        self.changed_calls.insert(key.clone());
+        Some(c)
+    }
+
+    fn insert_call(&mut self, key: (String, String), c: InQueue) {
+        self.changed_calls.insert(key.clone());
+        self.calls.insert(key, c);
+    }
+
+    fn remove_call(&mut self, key: &(String, String)) -> Option<InQueue> {
+        let c = self.calls.remove(key)?;
+        self.changed_calls.insert(key.clone());
+        Some(c)
+    }
+}
+
+/// The replay: feed facts in time order; the book gets the figures.
+#[derive(Debug, Clone)]
+pub struct Replay<B = PeriodBook> {
+    pub ongoing: Ongoing,
+    pub book: B,
+}
+
+impl Replay<PeriodBook> {
+    pub fn new(period: Period, queues: Option<BTreeSet<String>>) -> Replay {
+        Replay::with_book(PeriodBook::new(period, queues))
+    }
+
     /// The same replay carried on into `next` (the next day, for live figures): who is
     /// logged in, paused, ringing or talking goes on; the day's counts start again.
     pub fn roll_over(self, next: Period) -> Replay {
-        let mut r = Replay::new(next, self.queues);
-        r.tracks = self.tracks;
-        r.ringing_for = self.ringing_for;
-        r
-    }
-
-    fn account(&mut self, operator: &str, at_ms: u64) {
-        let track = self.tracks.entry(operator.to_string()).or_default();
-        let (since, bucket) = (track.since_ms, track.bucket());
-        track.since_ms = at_ms.max(since);
-        let Some(bucket) = bucket else {
-            return;
-        };
-        let hours: Vec<(usize, u64)> = self.period.split_hours(since, at_ms).collect();
-        for (h, ms) in hours {
-            let f = &mut self.hours[h];
-            match &bucket {
-                Bucket::Talk => f.talk_ms += ms,
-                Bucket::OutboundTalk => f.outbound_talk_ms += ms,
-                Bucket::Ringing => f.ringing_ms += ms,
-                Bucket::WrapUp => f.wrap_up_ms += ms,
-                Bucket::Ready => f.ready_ms += ms,
-                Bucket::Pause(_) => f.pause_ms += ms,
-            }
-        }
-        let pieces: Vec<(usize, u64)> = self.period.split(since, at_ms).collect();
-        for (day, ms) in pieces {
-            let f = self.operator_day(operator, day);
-            f.in_system_ms += ms;
-            match &bucket {
-                Bucket::Talk => f.talk_ms += ms,
-                Bucket::OutboundTalk => f.outbound_talk_ms += ms,
-                Bucket::Ringing => f.ringing_ms += ms,
-                Bucket::WrapUp => f.wrap_up_ms += ms,
-                Bucket::Ready => f.ready_ms += ms,
-                Bucket::Pause(reason) => {
-                    f.pause_ms += ms;
-                    *f.pause_by_reason.entry(reason.clone()).or_default() += ms;
-                }
-            }
+        Replay {
+            ongoing: self.ongoing,
+            book: PeriodBook::new(next, self.book.queues),
         }
     }
 
-    /// Changes an operator's state at `at_ms`, booking the time before it.
+    /// The figures as they stand at `now_ms` (live figures: the replay goes on).
+    pub fn snapshot(&self, now_ms: u64) -> Figures {
+        let mut copy = self.clone();
+        copy.book.period.until_ms = copy.book.period.until_ms.min(now_ms);
+        copy.finish()
+    }
+
+    pub fn period(&self) -> &Period {
+        &self.book.period
+    }
+
+    /// Books everyone's time up to the end of the period (or now) and hands the figures
+    /// over. Operators with nothing in the period are left out.
+    pub fn finish(mut self) -> Figures {
+        let until = self.book.period.until_ms;
+        for (operator, track) in &self.ongoing.tracks {
+            if let Some(state) = track.state() {
+                self.book.time(operator, track.since_ms, until, &state);
+            }
+        }
+        self.book.finish()
+    }
+}
+
+impl<B: Book> Replay<B> {
+    pub fn with_book(book: B) -> Replay<B> {
+        Replay {
+            ongoing: Ongoing::default(),
+            book,
+        }
+    }
+
+    /// Changes an operator's state at `at_ms`, booking their time in the state before.
     fn change(&mut self, operator: &str, at_ms: u64, apply: impl FnOnce(&mut OperatorTrack)) {
-        self.account(operator, at_ms);
-        apply(self.tracks.entry(operator.to_string()).or_default());
+        let track = self.ongoing.track(operator);
+        let (since, state) = (track.since_ms, track.state());
+        track.since_ms = at_ms.max(since);
+        apply(track);
+        if let Some(state) = state {
+            self.book.time(operator, since, at_ms, &state);
+        }
     }
 
     /// A terminal event of a call in a queue: its offers stop ringing everywhere.
     fn offers_end(&mut self, call: &str, at_ms: u64) {
-        for o in self.ringing_for.remove(call).unwrap_or_default() {
+        for o in self.ongoing.ringing_for.remove(call).unwrap_or_default() {
             self.change(&o, at_ms, |t| {
                 t.ringing.remove(call);
             });
         }
     }
 
-    /// Books `book` on the figures of the day `call` entered `queue` (its queue's, and the
-    /// report's when the queue counts); `done`: the call's time in the queue is over.
+    /// Books `figures` on the call in `queue`; `done`: its time in the queue is over.
     fn book(
         &mut self,
         queue: &str,
         call: &str,
         done: bool,
-        book: impl Fn(&mut QueueFigures, u64),
-        hour: impl Fn(&mut HourFigures, u64),
+        figures: impl Fn(&mut QueueFigures, u64),
     ) {
         let key = (queue.to_string(), call.to_string());
-        let Some(c) = self.calls.get(&key) else {
+        let Some(c) = self.ongoing.calls.get(&key) else {
             return;
         };
-        let (day, counted, short) = (c.day, c.counted, c.short_abandon_ms);
-        if let (Some(h), true) = (c.hour, counted) {
-            hour(&mut self.hours[h], short);
-        }
+        let (entered, short) = (c.entered_ms, c.short_abandon_ms);
         if done {
-            self.calls.remove(&key);
+            self.ongoing.remove_call(&key);
         }
-        let Some(day) = day else {
-            return;
-        };
-        let days = self.period.days.len();
-        book(
-            &mut self
-                .per_queue
-                .entry(queue.to_string())
-                .or_insert_with(|| vec![QueueFigures::default(); days])[day],
-            short,
-        );
-        if counted {
-            book(&mut self.queue_days[day], short);
-        }
+        self.book.call(entered, queue, short, figures);
     }
 
     pub fn feed(&mut self, at_ms: u64, fact: &Fact) {
-        let day = self.period.day_of(at_ms);
         match fact {
-            Fact::Queue(e) => self.queue_event(at_ms, day, e),
+            Fact::Queue(e) => self.queue_event(at_ms, e),
             Fact::OutboundPlaced { operator, .. } => {
-                if let Some(d) = day {
-                    self.operator_day(operator, d).made += 1;
-                }
+                self.book.count(at_ms, operator, None, Count::Made)
             }
             Fact::OutboundConnected { operator, call } => self.change(operator, at_ms, |t| {
                 t.outbound.insert(call.clone());
@@ -524,8 +638,9 @@ impl Replay {
     }
 
     fn interrupted(&mut self, call: &str, at_ms: u64) {
-        self.ringing_for.remove(call);
+        self.ongoing.ringing_for.remove(call);
         let busy: Vec<String> = self
+            .ongoing
             .tracks
             .iter()
             .filter(|(_, t)| {
@@ -540,20 +655,24 @@ impl Replay {
                 t.outbound.remove(call);
             });
         }
-        let waiting: Vec<String> = self
+        let open: Vec<((String, String), bool)> = self
+            .ongoing
             .calls
             .iter()
-            .filter(|((_, c), q)| c == call && !q.answered)
-            .map(|((queue, _), _)| queue.clone())
+            .filter(|((_, c), _)| c == call)
+            .map(|(key, q)| (key.clone(), q.answered))
             .collect();
-        for queue in waiting {
-            self.book(&queue, call, true, |f, _| f.interrupted += 1, |_, _| {});
+        for ((queue, _), answered) in open {
+            if answered {
+                // An answered call whose end was never logged: nothing more will come.
+                self.ongoing.remove_call(&(queue, call.to_string()));
+            } else {
+                self.book(&queue, call, true, |f, _| f.interrupted += 1);
+            }
         }
-        // An answered call whose end was never logged: nothing more will come.
-        self.calls.retain(|(_, c), _| c != call);
     }
 
-    fn queue_event(&mut self, at_ms: u64, day: Option<usize>, e: &QueueEventKind) {
+    fn queue_event(&mut self, at_ms: u64, e: &QueueEventKind) {
         use QueueEventKind as K;
         match e {
             K::Entered {
@@ -562,27 +681,19 @@ impl Replay {
                 short_abandon_ms,
                 ..
             } => {
-                let counted = self.counts(queue);
-                self.calls.insert(
+                self.ongoing.insert_call(
                     (queue.clone(), call.clone()),
                     InQueue {
-                        day,
-                        hour: self.period.hour_of(at_ms),
-                        counted,
+                        entered_ms: at_ms,
                         short_abandon_ms: *short_abandon_ms,
                         answered: false,
                     },
                 );
-                self.book(
-                    queue,
-                    call,
-                    false,
-                    |f, _| f.offered += 1,
-                    |h, _| h.offered += 1,
-                );
+                self.book(queue, call, false, |f, _| f.offered += 1);
             }
             K::Offered { call, operator, .. } => {
-                self.ringing_for
+                self.ongoing
+                    .ringing_for
                     .entry(call.clone())
                     .or_default()
                     .insert(operator.clone());
@@ -599,15 +710,13 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.ringing.remove(call);
                 });
-                if let Some(ringing) = self.ringing_for.get_mut(call) {
+                if let Some(ringing) = self.ongoing.ringing_for.get_mut(call) {
                     ringing.remove(operator);
                     if ringing.is_empty() {
-                        self.ringing_for.remove(call);
+                        self.ongoing.ringing_for.remove(call);
                     }
                 }
-                if let (Some(d), true) = (day, self.counts(queue)) {
-                    self.operator_day(operator, d).missed += 1;
-                }
+                self.book.count(at_ms, operator, Some(queue), Count::Missed);
             }
             K::Answered {
                 queue,
@@ -620,28 +729,18 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.talking.insert(call.clone());
                 });
-                if let Some(c) = self.calls.get_mut(&(queue.clone(), call.clone())) {
+                if let Some(c) = self.ongoing.call_mut(&(queue.clone(), call.clone())) {
                     c.answered = true;
                 }
-                if let (Some(d), true) = (day, self.counts(queue)) {
-                    self.operator_day(operator, d).answered += 1;
-                }
-                self.book(
-                    queue,
-                    call,
-                    false,
-                    |f, _| {
-                        f.answered += 1;
-                        f.answered_wait_ms += wait_ms;
-                        f.waited(*wait_ms);
-                        f.answered_within_service_level += u64::from(*within_service_level);
-                        f.operators_answering.insert(operator.clone());
-                    },
-                    |h, _| {
-                        h.answered += 1;
-                        h.answered_within_service_level += u64::from(*within_service_level);
-                    },
-                );
+                self.book
+                    .count(at_ms, operator, Some(queue), Count::Answered);
+                self.book(queue, call, false, |f, _| {
+                    f.answered += 1;
+                    f.answered_wait_ms += wait_ms;
+                    f.waited(*wait_ms);
+                    f.answered_within_service_level += u64::from(*within_service_level);
+                    f.operators_answering.insert(operator.clone());
+                });
             }
             K::Abandoned {
                 queue,
@@ -650,20 +749,11 @@ impl Replay {
                 ..
             } => {
                 self.offers_end(call, at_ms);
-                self.book(
-                    queue,
-                    call,
-                    true,
-                    |f, short| {
-                        f.abandoned += 1;
-                        f.short_abandoned += u64::from(*wait_ms <= short);
-                        f.waited(*wait_ms);
-                    },
-                    |h, short| {
-                        h.abandoned += 1;
-                        h.short_abandoned += u64::from(*wait_ms <= short);
-                    },
-                );
+                self.book(queue, call, true, |f, short| {
+                    f.abandoned += 1;
+                    f.short_abandoned += u64::from(*wait_ms <= short);
+                    f.waited(*wait_ms);
+                });
             }
             K::Overflowed {
                 queue,
@@ -678,20 +768,14 @@ impl Replay {
             } => {
                 let overflowed = matches!(e, K::Overflowed { .. });
                 self.offers_end(call, at_ms);
-                self.book(
-                    queue,
-                    call,
-                    true,
-                    |f, _| {
-                        if overflowed {
-                            f.overflowed += 1;
-                        } else {
-                            f.timed_out += 1;
-                        }
-                        f.waited(*wait_ms);
-                    },
-                    |_, _| {},
-                );
+                self.book(queue, call, true, |f, _| {
+                    if overflowed {
+                        f.overflowed += 1;
+                    } else {
+                        f.timed_out += 1;
+                    }
+                    f.waited(*wait_ms);
+                });
             }
             K::Completed {
                 queue,
@@ -703,16 +787,10 @@ impl Replay {
                 self.change(operator, at_ms, |t| {
                     t.talking.remove(call);
                 });
-                self.book(
-                    queue,
-                    call,
-                    true,
-                    |f, _| {
-                        f.talk_ms += talk_ms;
-                        f.completed += 1;
-                    },
-                    |_, _| {},
-                );
+                self.book(queue, call, true, |f, _| {
+                    f.talk_ms += talk_ms;
+                    f.completed += 1;
+                });
             }
             K::Login { operator } => self.change(operator, at_ms, |t| t.logged_in = true),
             // Logging out ends whatever the operator was doing, as far as the system goes.
@@ -730,26 +808,64 @@ impl Replay {
             K::WrapUpEnded { operator } => self.change(operator, at_ms, |t| t.wrap_up = false),
         }
     }
+}
 
-    /// The figures as they stand at `now_ms` (live figures: the replay goes on).
-    pub fn snapshot(&self, now_ms: u64) -> Figures {
-        let mut copy = self.clone();
-        copy.period.until_ms = copy.period.until_ms.min(now_ms);
-        copy.finish()
+/// The figures of a report's period: per day and per hour, clipped to it.
+#[derive(Debug, Clone)]
+pub struct PeriodBook {
+    period: Period,
+    /// Queues whose calls count (none: all).
+    queues: Option<BTreeSet<String>>,
+    /// Per day, of the queues counted.
+    pub queue_days: Vec<QueueFigures>,
+    /// Per queue, per day.
+    pub per_queue: BTreeMap<String, Vec<QueueFigures>>,
+    /// Per hour of the period, for the charts.
+    pub hours: Vec<HourFigures>,
+    /// Per operator, per day.
+    pub operator_days: BTreeMap<String, Vec<OperatorFigures>>,
+}
+
+impl PeriodBook {
+    pub fn new(period: Period, queues: Option<BTreeSet<String>>) -> PeriodBook {
+        let days = period.days.len();
+        PeriodBook {
+            queues,
+            queue_days: vec![QueueFigures::default(); days],
+            per_queue: BTreeMap::new(),
+            hours: vec![HourFigures::default(); period.hours()],
+            operator_days: BTreeMap::new(),
+            period,
+        }
     }
 
     pub fn period(&self) -> &Period {
         &self.period
     }
 
-    /// Books everyone's time up to the end of the period (or now) and hands the figures
-    /// over. Operators with nothing in the period are left out.
+    pub fn counts(&self, queue: &str) -> bool {
+        self.queues.as_ref().is_none_or(|q| q.contains(queue))
+    }
+
+    pub fn operator_day(&mut self, operator: &str, day: usize) -> &mut OperatorFigures {
+        let days = self.period.days.len();
+        &mut self
+            .operator_days
+            .entry(operator.to_string())
+            .or_insert_with(|| vec![OperatorFigures::default(); days])[day]
+    }
+
+    pub fn queue_day(&mut self, queue: &str, day: usize) -> &mut QueueFigures {
+        let days = self.period.days.len();
+        &mut self
+            .per_queue
+            .entry(queue.to_string())
+            .or_insert_with(|| vec![QueueFigures::default(); days])[day]
+    }
+
+    /// Leaves out operators with nothing in the period, marks who was logged in each day
+    /// and hands the figures over.
     pub fn finish(mut self) -> Figures {
-        let until = self.period.until_ms;
-        let operators: Vec<String> = self.tracks.keys().cloned().collect();
-        for o in &operators {
-            self.account(o, until);
-        }
         self.operator_days
             .retain(|_, days| days.iter().any(|d| !d.is_empty()));
         for (operator, days) in &self.operator_days {
@@ -774,8 +890,52 @@ impl Replay {
     }
 }
 
+impl Book for PeriodBook {
+    fn call(
+        &mut self,
+        entered_ms: u64,
+        queue: &str,
+        short_abandon_ms: u64,
+        figures: impl Fn(&mut QueueFigures, u64),
+    ) {
+        let Some(day) = self.period.day_of(entered_ms) else {
+            return;
+        };
+        let counted = self.counts(queue);
+        figures(self.queue_day(queue, day), short_abandon_ms);
+        if counted {
+            figures(&mut self.queue_days[day], short_abandon_ms);
+            if let Some(h) = self.period.hour_of(entered_ms) {
+                let mut delta = QueueFigures::default();
+                figures(&mut delta, short_abandon_ms);
+                self.hours[h].add_calls(&delta);
+            }
+        }
+    }
+
+    fn count(&mut self, at_ms: u64, operator: &str, queue: Option<&str>, count: Count) {
+        if let (Some(d), true) = (
+            self.period.day_of(at_ms),
+            queue.is_none_or(|q| self.counts(q)),
+        ) {
+            count.add_to(self.operator_day(operator, d));
+        }
+    }
+
+    fn time(&mut self, operator: &str, from_ms: u64, to_ms: u64, state: &State) {
+        let hours: Vec<(usize, u64)> = self.period.split_hours(from_ms, to_ms).collect();
+        for (h, ms) in hours {
+            state.add_to_hour(&mut self.hours[h], ms);
+        }
+        let pieces: Vec<(usize, u64)> = self.period.split(from_ms, to_ms).collect();
+        for (day, ms) in pieces {
+            state.add_to(self.operator_day(operator, day), ms);
+        }
+    }
+}
+
 /// What a replay found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
     pub period: Period,
     pub queue_days: Vec<QueueFigures>,

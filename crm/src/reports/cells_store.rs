@@ -1,0 +1,714 @@
+//! The stored aggregates ([`super::contact::cells`]): the statements that add a batch's
+//! deltas (run by the journal in the transaction that stores the events), the figures of
+//! a report's period read back from them, and a rebuild from the raw log.
+
+use super::contact::cells::{CellBook, Cells, Grain, OperatorQueue, ALL};
+use super::contact::{rank, Fact};
+use super::contact::{
+    Book, FactReader, Figures, InQueue, Ongoing, OperatorFigures, OperatorTrack, Period,
+    PeriodBook, QueueFigures, Replay,
+};
+use crate::store::{Arg, Statement};
+use crate::{bind_args, on_db, Store, StoreError};
+use kolokol_engine::event::Record;
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+const QUEUE_COLUMNS: [&str; 14] = [
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "overflowed",
+    "timed_out",
+    "interrupted",
+    "answered_within_service_level",
+    "answered_wait_ms",
+    "wait_ms",
+    "waits",
+    "longest_wait_ms",
+    "talk_ms",
+    "completed",
+];
+
+fn queue_values(f: &QueueFigures) -> [u64; 14] {
+    [
+        f.offered,
+        f.answered,
+        f.abandoned,
+        f.short_abandoned,
+        f.overflowed,
+        f.timed_out,
+        f.interrupted,
+        f.answered_within_service_level,
+        f.answered_wait_ms,
+        f.wait_ms,
+        f.waits,
+        f.longest_wait_ms,
+        f.talk_ms,
+        f.completed,
+    ]
+}
+
+fn queue_from(v: [u64; 14]) -> QueueFigures {
+    let [offered, answered, abandoned, short_abandoned, overflowed, timed_out, interrupted, answered_within_service_level, answered_wait_ms, wait_ms, waits, longest_wait_ms, talk_ms, completed] =
+        v;
+    QueueFigures {
+        offered,
+        answered,
+        abandoned,
+        short_abandoned,
+        overflowed,
+        timed_out,
+        interrupted,
+        answered_within_service_level,
+        answered_wait_ms,
+        wait_ms,
+        waits,
+        longest_wait_ms,
+        talk_ms,
+        completed,
+        ..QueueFigures::default()
+    }
+}
+
+const OPERATOR_COLUMNS: [&str; 8] = [
+    "in_system_ms",
+    "ready_ms",
+    "ringing_ms",
+    "talk_ms",
+    "outbound_talk_ms",
+    "wrap_up_ms",
+    "pause_ms",
+    "made",
+];
+
+fn operator_values(f: &OperatorFigures) -> [u64; 8] {
+    [
+        f.in_system_ms,
+        f.ready_ms,
+        f.ringing_ms,
+        f.talk_ms,
+        f.outbound_talk_ms,
+        f.wrap_up_ms,
+        f.pause_ms,
+        f.made,
+    ]
+}
+
+fn operator_from(v: [u64; 8]) -> OperatorFigures {
+    let [in_system_ms, ready_ms, ringing_ms, talk_ms, outbound_talk_ms, wrap_up_ms, pause_ms, made] =
+        v;
+    OperatorFigures {
+        in_system_ms,
+        ready_ms,
+        ringing_ms,
+        talk_ms,
+        outbound_talk_ms,
+        wrap_up_ms,
+        pause_ms,
+        made,
+        ..OperatorFigures::default()
+    }
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` adding each value to the stored one (`longest_*`:
+/// the larger).
+fn upsert(table: &str, keys: &[&str], columns: &[&str]) -> String {
+    let all: Vec<&str> = keys.iter().chain(columns).copied().collect();
+    let params: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if c.starts_with("longest_") {
+                format!("{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END")
+            } else {
+                format!("{c} = {table}.{c} + excluded.{c}")
+            }
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        all.join(", "),
+        params.join(", "),
+        keys.join(", "),
+        sets.join(", ")
+    )
+}
+
+static QUEUE_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    upsert(
+        "report_queue_cells",
+        &["grain", "start_ms", "queue"],
+        &QUEUE_COLUMNS,
+    )
+});
+static OPERATOR_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    upsert(
+        "report_operator_cells",
+        &["grain", "start_ms", "operator"],
+        &OPERATOR_COLUMNS,
+    )
+});
+static PAUSE_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    upsert(
+        "report_pause_cells",
+        &["start_ms", "operator", "reason"],
+        &["pause_ms"],
+    )
+});
+static OPERATOR_QUEUE_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    upsert(
+        "report_operator_queue_cells",
+        &["start_ms", "operator", "queue"],
+        &["answered", "missed", "served"],
+    )
+});
+
+fn int(v: u64) -> Arg {
+    Arg::Int(Some(v as i64))
+}
+
+fn text(v: &str) -> Arg {
+    Arg::Text(Some(v.to_string()))
+}
+
+/// What adds `cells` to the stored cells.
+pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
+    let mut out: Vec<Statement> = Vec::new();
+    for ((grain, start, queue), f) in &cells.queues {
+        let mut args = vec![text(grain.code()), int(*start), text(queue)];
+        args.extend(queue_values(f).map(int));
+        out.push((QUEUE_UPSERT.as_str(), args));
+    }
+    for ((grain, start, operator), f) in &cells.operators {
+        let mut args = vec![text(grain.code()), int(*start), text(operator)];
+        args.extend(operator_values(f).map(int));
+        out.push((OPERATOR_UPSERT.as_str(), args));
+        if *grain == Grain::Day {
+            for (reason, ms) in &f.pause_by_reason {
+                out.push((
+                    PAUSE_UPSERT.as_str(),
+                    vec![int(*start), text(operator), text(reason), int(*ms)],
+                ));
+            }
+        }
+    }
+    for ((day, operator, queue), c) in &cells.operator_queues {
+        out.push((
+            OPERATOR_QUEUE_UPSERT.as_str(),
+            vec![
+                int(*day),
+                text(operator),
+                text(queue),
+                int(c.answered),
+                int(c.missed),
+                int(c.served),
+            ],
+        ));
+    }
+    out
+}
+
+/// What stores the operators' and calls' states `ongoing` changed since the last time.
+pub fn ongoing_statements(ongoing: &mut Ongoing) -> Vec<Statement> {
+    let (operators, calls) = ongoing.take_changes();
+    let mut out: Vec<Statement> = Vec::new();
+    for o in operators {
+        match ongoing.tracks.get(&o) {
+            Some(t) => out.push((
+                "INSERT INTO report_tracks (operator, track) VALUES ($1, $2) \
+                 ON CONFLICT (operator) DO UPDATE SET track = excluded.track",
+                vec![
+                    text(&o),
+                    text(&serde_json::to_string(t).unwrap_or_default()),
+                ],
+            )),
+            None => out.push((
+                "DELETE FROM report_tracks WHERE operator = $1",
+                vec![text(&o)],
+            )),
+        }
+    }
+    for key in calls {
+        match ongoing.calls.get(&key) {
+            Some(c) => out.push((
+                "INSERT INTO report_calls (queue, call_id, state) VALUES ($1, $2, $3) \
+                 ON CONFLICT (queue, call_id) DO UPDATE SET state = excluded.state",
+                vec![
+                    text(&key.0),
+                    text(&key.1),
+                    text(&serde_json::to_string(c).unwrap_or_default()),
+                ],
+            )),
+            None => out.push((
+                "DELETE FROM report_calls WHERE queue = $1 AND call_id = $2",
+                vec![text(&key.0), text(&key.1)],
+            )),
+        }
+    }
+    out
+}
+
+/// Outbound calls still open are looked for this far back when the journal resumes.
+const OUTBOUND_LOOKBACK_MS: i64 = 86_400_000;
+
+/// The setting that holds the instant (local midnight) the aggregates are to be rebuilt
+/// from: set with the batch that brought an event older than they already hold.
+const REBUILD_FROM: &str = "reports.rebuild_from_ms";
+
+/// The journal's replay of everything stored: what is going on, booking cell deltas.
+pub struct Ledger {
+    pub replay: Replay<CellBook>,
+    pub reader: FactReader,
+    /// The instant and rank of the last fact fed: nothing before it can be booked.
+    watermark: (u64, u8),
+}
+
+impl Ledger {
+    /// Feeds the facts of records just stored, in the order a replay of the log puts
+    /// them. An earlier fact than any already fed is not fed: the midnight of its day,
+    /// from which the aggregates are to be rebuilt, is returned instead.
+    pub fn feed<'a>(&mut self, records: impl Iterator<Item = &'a Record>) -> Option<u64> {
+        let mut facts: Vec<(u64, u8, Fact)> = records
+            .filter_map(|r| self.reader.read(r))
+            .map(|(at, f)| (at, rank(&f), f))
+            .collect();
+        facts.sort_by_key(|(at, rank, _)| (*at, *rank));
+        let first = facts.first()?;
+        if (first.0, first.1) < self.watermark {
+            return Some(self.replay.book.day_start(first.0));
+        }
+        for (at, rank, fact) in &facts {
+            self.replay.feed(*at, fact);
+            self.watermark = (*at, *rank);
+        }
+        None
+    }
+
+    /// What stores everything fed since the last call: cell deltas and changed states.
+    pub fn statements(&mut self) -> Vec<Statement> {
+        let mut out = cell_statements(&self.replay.book.take());
+        out.extend(ongoing_statements(&mut self.replay.ongoing));
+        out
+    }
+}
+
+/// What marks the aggregates for a rebuild from `from_ms` (the earliest of the marks).
+pub fn mark_for_rebuild(from_ms: u64) -> Vec<Statement> {
+    vec![(
+        "INSERT INTO settings (key, value) VALUES ('reports.rebuild_from_ms', $1) ON CONFLICT (key) DO UPDATE \
+         SET value = CASE WHEN CAST(excluded.value AS BIGINT) < CAST(settings.value AS BIGINT) \
+         THEN excluded.value ELSE settings.value END",
+        vec![text(&from_ms.to_string())],
+    )]
+}
+
+/// The cells of a period as stored, and the operators' states.
+#[derive(Debug, Default, PartialEq)]
+pub struct StoredCells {
+    pub cells: Cells,
+    pub tracks: BTreeMap<String, OperatorTrack>,
+}
+
+/// Reads the `SELECT`ed numbers from column `first` on.
+fn numbers<const N: usize, R: Row>(row: &R, first: usize) -> [u64; N]
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    std::array::from_fn(|i| row.get::<i64, _>(first + i).max(0) as u64)
+}
+
+fn grain_of(code: &str) -> Grain {
+    if code == Grain::Day.code() {
+        Grain::Day
+    } else {
+        Grain::Slot
+    }
+}
+
+impl Store {
+    /// The journal's ledger as the last stored batch left it, rebuilding the aggregates
+    /// first if a batch marked them for it.
+    pub async fn resume_ledger(&self, now_ms: u64) -> Result<Ledger, StoreError> {
+        if let Some(from) = self.setting(REBUILD_FROM).await? {
+            let from_ms = from.parse::<u64>().unwrap_or(0);
+            tracing::info!(
+                from_ms,
+                "rebuilding the reports' aggregates after a late event"
+            );
+            self.rebuild_reports(from_ms).await?;
+        }
+        self.ledger(now_ms).await
+    }
+
+    /// The journal's ledger as the last stored batch left it.
+    async fn ledger(&self, now_ms: u64) -> Result<Ledger, StoreError> {
+        let rows: Vec<(String, String)> = on_db!(self, pool => {
+            sqlx::query("SELECT operator, track FROM report_tracks")
+                .fetch_all(pool).await?
+                .iter().map(|r| (r.get(0), r.get(1))).collect()
+        });
+        let mut tracks = BTreeMap::new();
+        for (o, t) in rows {
+            if let Ok(t) = serde_json::from_str::<OperatorTrack>(&t) {
+                tracks.insert(o, t);
+            }
+        }
+        let rows: Vec<(String, String, String)> = on_db!(self, pool => {
+            sqlx::query("SELECT queue, call_id, state FROM report_calls")
+                .fetch_all(pool).await?
+                .iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        });
+        let mut calls = HashMap::new();
+        for (q, c, s) in rows {
+            if let Ok(s) = serde_json::from_str::<InQueue>(&s) {
+                calls.insert((q, c), s);
+            }
+        }
+        let outbound: Vec<(String, String)> = on_db!(self, pool => {
+            sqlx::query(
+                "SELECT id, user_login FROM calls WHERE direction = 'outbound' \
+                 AND user_login IS NOT NULL AND ended_ms IS NULL AND started_ms >= $1",
+            )
+            .bind(now_ms as i64 - OUTBOUND_LOOKBACK_MS)
+            .fetch_all(pool).await?
+            .iter().map(|r| (r.get(0), r.get(1))).collect()
+        });
+        let last: (Option<i64>, Option<i64>) = on_db!(self, pool => {
+            sqlx::query_as("SELECT (SELECT MAX(at_ms) FROM queue_events), (SELECT MAX(at_ms) FROM call_events)")
+                .fetch_one(pool).await?
+        });
+        let last = last.0.max(last.1).unwrap_or(0).max(0) as u64;
+        let mut replay = Replay::with_book(CellBook::new(self.time_zone, 0));
+        replay.ongoing = Ongoing::restore(tracks, calls);
+        Ok(Ledger {
+            replay,
+            reader: FactReader {
+                outbound: outbound.into_iter().collect(),
+            },
+            watermark: (last, 0),
+        })
+    }
+
+    /// The figures of `period` from the stored cells, plus the open part of what the
+    /// operators are doing now: the same as replaying the log ([`super::contact::replay`]).
+    pub async fn figures_from_cells(
+        &self,
+        period: Period,
+        queues: Option<BTreeSet<String>>,
+    ) -> Result<Figures, StoreError> {
+        let (from, to) = (period.from_ms() as i64, period.end_ms() as i64);
+        let day_index = |start: i64| period.day_starting(start as u64);
+        let mut book = PeriodBook::new(period.clone(), queues.clone());
+        let StoredCells {
+            cells: stored,
+            tracks,
+        } = self.read_cells(from, to, queues.as_ref()).await?;
+        for ((grain, start, queue), f) in stored.queues {
+            match grain {
+                Grain::Day => {
+                    let Some(d) = day_index(start as i64) else {
+                        continue;
+                    };
+                    book.queue_day(&queue, d).add(&f);
+                    if book.counts(&queue) {
+                        book.queue_days[d].add(&f);
+                    }
+                }
+                Grain::Slot => {
+                    if let Some(h) = period.hour_of(start) {
+                        book.hours[h].add_calls(&f);
+                    }
+                }
+            }
+        }
+        for ((grain, start, operator), f) in stored.operators {
+            match grain {
+                Grain::Day => {
+                    if let Some(d) = day_index(start as i64) {
+                        book.operator_day(&operator, d).add(&f);
+                    }
+                }
+                Grain::Slot => {
+                    if let Some(h) = period.hour_of(start) {
+                        book.hours[h].add_times(&f);
+                    }
+                }
+            }
+        }
+        for ((day, operator, queue), c) in stored.operator_queues {
+            let Some(d) = day_index(day as i64) else {
+                continue;
+            };
+            let counted = book.counts(&queue);
+            if c.served > 0 {
+                book.queue_day(&queue, d)
+                    .operators_answering
+                    .insert(operator.clone());
+                if counted {
+                    book.queue_days[d]
+                        .operators_answering
+                        .insert(operator.clone());
+                }
+            }
+            if counted && c.answered + c.missed > 0 {
+                let o = book.operator_day(&operator, d);
+                o.answered += c.answered;
+                o.missed += c.missed;
+            }
+        }
+        let until = period.until_ms;
+        for (operator, track) in &tracks {
+            if let Some(state) = track.state() {
+                book.time(operator, track.since_ms, until, &state);
+            }
+        }
+        Ok(book.finish())
+    }
+
+    /// The cells of `[from, to)` a report reads (days; slots of everyone, or of `queues`)
+    /// and the operators' states, in one snapshot.
+    pub async fn read_cells(
+        &self,
+        from: i64,
+        to: i64,
+        queues: Option<&BTreeSet<String>>,
+    ) -> Result<StoredCells, StoreError> {
+        let slot_queues: Vec<Arg> = match queues {
+            None => vec![text(ALL)],
+            Some(q) => q.iter().map(|q| text(q)).collect(),
+        };
+        let placeholders: Vec<String> = (0..slot_queues.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        let queue_sql = format!(
+            "SELECT grain, start_ms, queue, {} FROM report_queue_cells WHERE start_ms >= $1 AND start_ms < $2 \
+             AND (grain = 'day' OR queue IN ({}))",
+            QUEUE_COLUMNS.join(", "),
+            placeholders.join(", "),
+        );
+        let operator_sql = format!(
+            "SELECT grain, start_ms, operator, {} FROM report_operator_cells WHERE start_ms >= $1 AND start_ms < $2 \
+             AND (grain = 'day' OR operator = '')",
+            OPERATOR_COLUMNS.join(", "),
+        );
+        let mut out = StoredCells::default();
+        let postgres = self.is_postgres();
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let q = bind_args!(sqlx::query(&queue_sql).bind(from).bind(to), &slot_queues);
+            for r in q.fetch_all(&mut *tx).await? {
+                let grain: String = r.get(0);
+                out.cells.queues.insert(
+                    (grain_of(&grain), r.get::<i64, _>(1) as u64, r.get(2)),
+                    queue_from(numbers(&r, 3)),
+                );
+            }
+            for r in sqlx::query(&operator_sql).bind(from).bind(to).fetch_all(&mut *tx).await? {
+                let grain: String = r.get(0);
+                out.cells.operators.insert(
+                    (grain_of(&grain), r.get::<i64, _>(1) as u64, r.get(2)),
+                    operator_from(numbers(&r, 3)),
+                );
+            }
+            for r in sqlx::query("SELECT start_ms, operator, reason, pause_ms FROM report_pause_cells WHERE start_ms >= $1 AND start_ms < $2")
+                .bind(from).bind(to).fetch_all(&mut *tx).await?
+            {
+                let key = (Grain::Day, r.get::<i64, _>(0) as u64, r.get::<String, _>(1));
+                out.cells.operators.entry(key).or_default()
+                    .pause_by_reason.insert(r.get(2), r.get::<i64, _>(3) as u64);
+            }
+            for r in sqlx::query("SELECT start_ms, operator, queue, answered, missed, served FROM report_operator_queue_cells WHERE start_ms >= $1 AND start_ms < $2")
+                .bind(from).bind(to).fetch_all(&mut *tx).await?
+            {
+                let [answered, missed, served] = numbers(&r, 3);
+                out.cells.operator_queues.insert(
+                    (r.get::<i64, _>(0) as u64, r.get(1), r.get(2)),
+                    OperatorQueue { answered, missed, served },
+                );
+            }
+            for r in sqlx::query("SELECT operator, track FROM report_tracks").fetch_all(&mut *tx).await? {
+                if let Ok(t) = serde_json::from_str::<OperatorTrack>(&r.get::<String, _>(1)) {
+                    out.tracks.insert(r.get(0), t);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
+    }
+}
+
+/// The cell tables, each keyed by a `start_ms`.
+const CELL_TABLES: [&str; 4] = [
+    "report_queue_cells",
+    "report_operator_cells",
+    "report_pause_cells",
+    "report_operator_queue_cells",
+];
+
+/// How much of the log a rebuild reads at a time.
+const REBUILD_WINDOW_MS: u64 = 86_400_000;
+
+/// A rebuild's facts still to come: outbound calls' steps after the window they began in.
+type Pending = Vec<(u64, u8, Fact)>;
+
+/// The outbound facts of a call (placed, connected, ended) not before `from_ms`, into
+/// `pending`.
+fn outbound_facts(
+    pending: &mut Pending,
+    (call, operator, placed, answered, ended): (String, String, i64, Option<i64>, Option<i64>),
+    from_ms: i64,
+) {
+    let steps = [(Some(placed), 0u8), (answered, 1), (ended, 2)];
+    for (at, step) in steps {
+        let Some(at) = at.filter(|at| *at >= from_ms) else {
+            continue;
+        };
+        let (operator, call) = (operator.clone(), call.clone());
+        let fact = match step {
+            0 => Fact::OutboundPlaced { operator, call },
+            1 => Fact::OutboundConnected { operator, call },
+            _ => Fact::OutboundEnded { operator, call },
+        };
+        pending.push((at.max(0) as u64, rank(&fact), fact));
+    }
+}
+
+impl Store {
+    /// Recomputes the aggregates from `from_ms` (a local midnight) on from the raw log,
+    /// in one transaction (on PostgreSQL the log's tables are locked against writes
+    /// meanwhile; on SQLite the transaction is the only writer). Returns the events read.
+    pub async fn rebuild_reports(&self, from_ms: u64) -> Result<u64, StoreError> {
+        let postgres = self.is_postgres();
+        let zone = self.time_zone;
+        let from = from_ms as i64;
+        let mut read = 0u64;
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("LOCK TABLE queue_events, call_events, calls IN SHARE MODE")
+                    .execute(&mut *tx).await?;
+            }
+            for table in CELL_TABLES {
+                sqlx::query(&format!("DELETE FROM {table} WHERE start_ms >= $1"))
+                    .bind(from).execute(&mut *tx).await?;
+            }
+            for sql in ["DELETE FROM report_tracks", "DELETE FROM report_calls"] {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM settings WHERE key = $1").bind(REBUILD_FROM)
+                .execute(&mut *tx).await?;
+            // Who is logged in at `from` began before it: the replay starts at the
+            // earliest such login, booking nothing before `from`.
+            let open_since: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(e.at_ms) FROM queue_events e WHERE e.kind = 'login' AND e.at_ms < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM queue_events l WHERE l.operator = e.operator \
+                 AND l.kind = 'logout' AND l.at_ms >= e.at_ms AND l.at_ms < $1)",
+            )
+            .bind(from).fetch_one(&mut *tx).await?;
+            let span: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT (SELECT MIN(at_ms) FROM queue_events), (SELECT MIN(at_ms) FROM call_events), \
+                 (SELECT MAX(at_ms) FROM queue_events), (SELECT MAX(at_ms) FROM call_events)",
+            )
+            .fetch_one(&mut *tx).await?;
+            let first = [span.0, span.1].into_iter().flatten().min().unwrap_or(from);
+            let start = open_since.unwrap_or(from).min(from).max(first);
+            let end = span.2.max(span.3).map_or(start, |l| l + 1);
+            let mut replay = Replay::with_book(CellBook::new(zone, from_ms));
+            let mut pending: Pending = Vec::new();
+            // Outbound calls open when the replay starts.
+            for r in sqlx::query(
+                "SELECT id, user_login, started_ms, answered_ms, ended_ms FROM calls \
+                 WHERE direction = 'outbound' AND user_login IS NOT NULL \
+                 AND started_ms < $1 AND (ended_ms IS NULL OR ended_ms >= $1)",
+            )
+            .bind(start).fetch_all(&mut *tx).await?
+            {
+                outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), 0);
+            }
+            let mut window = start;
+            while window < end {
+                let window_end = (window + REBUILD_WINDOW_MS as i64).min(end);
+                let mut facts: Vec<(u64, u8, Fact)> = Vec::new();
+                for r in sqlx::query("SELECT at_ms, data FROM queue_events WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, id")
+                    .bind(window).bind(window_end).fetch_all(&mut *tx).await?
+                {
+                    if let Some((at, fact)) = super::contact_store::queue_fact(r.get(0), &r.get::<String, _>(1)) {
+                        facts.push((at, 0, fact));
+                    }
+                }
+                read += facts.len() as u64;
+                for r in sqlx::query(
+                    "SELECT id, user_login, started_ms, answered_ms, ended_ms FROM calls \
+                     WHERE direction = 'outbound' AND user_login IS NOT NULL \
+                     AND started_ms >= $1 AND started_ms < $2",
+                )
+                .bind(window).bind(window_end).fetch_all(&mut *tx).await?
+                {
+                    outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), 0);
+                }
+                for r in sqlx::query(
+                    "SELECT call_id, at_ms FROM call_events WHERE at_ms >= $1 AND at_ms < $2 \
+                     AND kind = 'ended' AND data LIKE '%\"cause\":\"interrupted\"%'",
+                )
+                .bind(window).bind(window_end).fetch_all(&mut *tx).await?
+                {
+                    let fact = Fact::Interrupted { call: r.get(0) };
+                    facts.push((r.get::<i64, _>(1) as u64, rank(&fact), fact));
+                }
+                let (now, later): (Pending, Pending) = std::mem::take(&mut pending)
+                    .into_iter()
+                    .partition(|(at, _, _)| (*at as i64) < window_end);
+                pending = later;
+                read += now.len() as u64;
+                facts.extend(now);
+                facts.sort_by_key(|(at, rank, _)| (*at, *rank));
+                for (at, _, fact) in &facts {
+                    replay.feed(*at, fact);
+                }
+                for (sql, args) in cell_statements(&replay.book.take()) {
+                    bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                }
+                window = window_end;
+            }
+            // Steps stamped after the last event (a clock that went back): in order.
+            pending.sort_by_key(|(at, rank, _)| (*at, *rank));
+            for (at, _, fact) in &pending {
+                replay.feed(*at, fact);
+            }
+            let mut statements = cell_statements(&replay.book.take());
+            statements.extend(ongoing_statements(&mut replay.ongoing));
+            for (sql, args) in statements {
+                bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(read)
+    }
+
+    /// The first day of the log, as the midnight it begins at (none: an empty log).
+    pub async fn first_event_day(&self) -> Result<Option<u64>, StoreError> {
+        let first: (Option<i64>, Option<i64>) = on_db!(self, pool => {
+            sqlx::query_as("SELECT (SELECT MIN(at_ms) FROM queue_events), (SELECT MIN(at_ms) FROM call_events)")
+                .fetch_one(pool).await?
+        });
+        let first = match first {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
+            CellBook::new(self.time_zone, 0).day_start(first.max(0) as u64),
+        ))
+    }
+}
