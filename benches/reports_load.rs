@@ -11,7 +11,9 @@
 
 use kolokol_crm::reports::Params;
 use kolokol_crm::{NewUser, Store};
-use kolokol_engine::event::{EventBus, LocalBus, Record};
+use kolokol_engine::event::{
+    CallDirection, EndCause, Event, EventBus, EventKind, LegRole, LocalBus, Record,
+};
 use kolokol_engine::queue::{CompletedBy, QueueEvent, QueueEventKind as K};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -21,8 +23,10 @@ const QUEUES: usize = 50;
 const OPERATORS: usize = 500;
 const DAYS: u32 = 30;
 /// Events one queue call makes on average (entered, offers, answer or abandon, end,
-/// wrap-up), for sizing the month.
-const EVENTS_PER_CALL: f64 = 6.6;
+/// wrap-up; the call's own offered, answered, ended), for sizing the month.
+const EVENTS_PER_CALL: f64 = 8.8;
+/// Events an operator makes a day: a shift with three pauses, two outbound calls.
+const EVENTS_PER_OPERATOR_DAY: usize = 13;
 
 /// 2026-03-`d` `h`:`m` in Moscow, ms.
 fn at(d: u32, h: u32, m: u32) -> u64 {
@@ -35,8 +39,113 @@ fn at(d: u32, h: u32, m: u32) -> u64 {
         - 3 * 3_600_000
 }
 
+/// A call's own event (the call detail report's rows come from these).
+fn call_event(call: &str, seq: u32, at_ms: u64, kind: EventKind) -> (u64, Record) {
+    (
+        at_ms,
+        Record::Call(Event {
+            call_id: call.into(),
+            seq,
+            at_ms,
+            leg: Some(LegRole::Caller),
+            kind,
+        }),
+    )
+}
+
+fn ended(call: &str, seq: u32, at_ms: u64) -> (u64, Record) {
+    call_event(
+        call,
+        seq,
+        at_ms,
+        EventKind::Ended {
+            cause: EndCause::Completed,
+            status: None,
+            by: Some(LegRole::Caller),
+        },
+    )
+}
+
 /// One day's events, in time order.
-fn day(d: u32, calls: usize, rng: &mut impl Rng) -> Vec<(u64, K)> {
+fn day(d: u32, calls: usize, rng: &mut impl Rng) -> Vec<(u64, Record)> {
+    let queue_events = day_in_queues(d, calls, rng);
+    let mut ev: Vec<(u64, Record)> = Vec::with_capacity(queue_events.len() + calls * 3);
+    for (t, kind) in queue_events {
+        if let K::Entered { call, .. } = &kind {
+            ev.push(call_event(
+                call,
+                1,
+                t,
+                EventKind::Offered {
+                    direction: CallDirection::Inbound,
+                    from: format!("8916{:07}", rng.gen_range(0..10_000_000)),
+                    to: "84950000000".into(),
+                    user: None,
+                    number: None,
+                    trunk: Some("provider".into()),
+                },
+            ));
+        }
+        match &kind {
+            K::Answered { call, operator, .. } => ev.push(call_event(
+                call,
+                2,
+                t,
+                EventKind::Answered {
+                    by: operator.clone(),
+                },
+            )),
+            K::Completed { call, .. } => ev.push(ended(call, 3, t)),
+            K::Abandoned { call, .. } => ev.push(ended(call, 2, t)),
+            _ => {}
+        }
+        ev.push((t, Record::Queue(QueueEvent::new(t, kind))));
+    }
+    // Two outbound calls per operator, most of them connected.
+    for i in 0..OPERATORS {
+        for n in 0..2 {
+            let call = format!("{d}-o{i}-{n}");
+            let t = at(d, 11 + 3 * n, 0) + rng.gen_range(0..3_600_000);
+            ev.push(call_event(
+                &call,
+                1,
+                t,
+                EventKind::Offered {
+                    direction: CallDirection::Outbound,
+                    from: format!("2{i:03}"),
+                    to: format!("8495{:07}", rng.gen_range(0..10_000_000)),
+                    user: Some(format!("op{i:03}")),
+                    number: None,
+                    trunk: Some("provider".into()),
+                },
+            ));
+            let mut end = t + rng.gen_range(5_000..30_000);
+            let mut seq = 2;
+            if rng.gen_bool(0.7) {
+                ev.push(call_event(
+                    &call,
+                    seq,
+                    end,
+                    EventKind::Answered {
+                        by: "provider".into(),
+                    },
+                ));
+                seq += 1;
+                end += rng.gen_range(20_000..300_000);
+            }
+            ev.push(ended(&call, seq, end));
+        }
+    }
+    ev.sort_by_key(|(t, _)| *t);
+    // Two operators' calls can end at one instant with the same event (a wrap-up's end):
+    // the journal stores that once, as it would a duplicate, so it is generated once.
+    let mut seen = std::collections::HashSet::new();
+    ev.retain(|(_, r)| seen.insert(serde_json::to_string(r).unwrap()));
+    ev
+}
+
+/// One day's queue and operator events, in time order.
+fn day_in_queues(d: u32, calls: usize, rng: &mut impl Rng) -> Vec<(u64, K)> {
     let mut ev: Vec<(u64, K)> = Vec::with_capacity(calls * 7 + OPERATORS * 8);
     let op = |i: usize| format!("op{i:03}");
     // Shifts of 8 hours from 08:00–10:00 with three pauses.
@@ -168,6 +277,7 @@ async fn main() {
     });
     let store = Store::open(&url).await.expect("the database");
     let stored: i64 = store.queue_event_count().await.expect("counting events");
+    let published_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let admin: NewUser = serde_json::from_value(
         serde_json::json!({"login": "bench", "name": "Bench", "admin": true}),
     )
@@ -180,7 +290,8 @@ async fn main() {
         }
     };
     if stored == 0 {
-        let calls_per_day = ((events as f64 - (OPERATORS * 8 * DAYS as usize) as f64)
+        let calls_per_day = ((events as f64
+            - (OPERATORS * EVENTS_PER_OPERATOR_DAY * DAYS as usize) as f64)
             / EVENTS_PER_CALL
             / DAYS as f64) as usize;
         let bus = Arc::new(LocalBus::new(1 << 16));
@@ -193,26 +304,29 @@ async fn main() {
             bus.clone() as Arc<dyn EventBus>,
             stopped,
         ));
+        let counted = published_count.clone();
         let counter = tokio::spawn(async move {
-            let mut n = 0u64;
+            use std::sync::atomic::Ordering::Relaxed;
             loop {
                 match published.recv().await {
-                    Ok(_) => n += 1,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => n += k,
-                    Err(_) => return n,
-                }
+                    Ok(_) => counted.fetch_add(1, Relaxed),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                        counted.fetch_add(k, Relaxed)
+                    }
+                    Err(_) => return,
+                };
             }
         });
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         let started = Instant::now();
         let mut sent = 0usize;
         for d in 1..=DAYS {
-            for (t, kind) in day(d, calls_per_day, &mut rng) {
-                tx.send(Record::Queue(QueueEvent::new(t, kind))).unwrap();
+            for (_, record) in day(d, calls_per_day, &mut rng) {
+                tx.send(record).unwrap();
                 sent += 1;
             }
             // Keep the channel bounded: wait for the writer to catch up each day.
-            while store.queue_event_count().await.unwrap() < sent as i64 {
+            while published_count.load(std::sync::atomic::Ordering::Relaxed) < sent as u64 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             eprintln!(
@@ -286,5 +400,42 @@ async fn main() {
             .await
             .unwrap();
         time(&format!("kpi by day, month ({} rows)", kpi.rows.len()), t);
+        for filter in [vec![], vec![("operator", "op007")], vec![("number", "916")]] {
+            let t = Instant::now();
+            let page = store
+                .calls_report(
+                    &viewer,
+                    &month(&filter, &["period", "operator", "number"]),
+                    now,
+                    Some(50),
+                )
+                .await
+                .unwrap();
+            time(
+                &format!(
+                    "calls, a page of the month {filter:?} ({} rows)",
+                    page.rows.len()
+                ),
+                t,
+            );
+        }
     }
+    // `kolokol reports rebuild`: the aggregates again from the raw log, the same figures.
+    let (before, _) = store
+        .call_center_report(&viewer, &month(&[], &["period"]), now)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let first = store.first_event_day().await.unwrap().unwrap_or(0);
+    let read = store.rebuild_reports(first).await.unwrap();
+    time(&format!("rebuilding the aggregates ({read} facts)"), t);
+    let (after, _) = store
+        .call_center_report(&viewer, &month(&[], &["period"]), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&before.total).unwrap(),
+        serde_json::to_value(&after.total).unwrap(),
+        "a rebuild gives the figures the journal kept"
+    );
 }

@@ -4,10 +4,12 @@
 //! never sees an event a crash could take back.
 
 use crate::reports::cells_store::{mark_for_rebuild, Ledger};
-use crate::store::{Arg, Statement};
+use crate::store::{insert_rows, Arg, Statement};
 use crate::{bind_args, on_db};
 use crate::{Store, StoreError};
 use kolokol_engine::event::{EndCause, Event, EventBus, EventKind, LegRole, Record};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,27 +89,49 @@ async fn append(
     let mut stored: Vec<usize> = Vec::with_capacity(batch.len());
     let late = on_db!(store, pool => {
         let mut tx = pool.begin().await?;
-        for (i, record) in batch.iter_mut().enumerate() {
-            if let Record::Call(e) = record {
-                if e.seq == u32::MAX {
-                    // Raised after the call was forgotten in memory: next in its sequence.
+        // Raised after the call was forgotten in memory: next in its sequence.
+        let mut next_seq: HashMap<String, u32> = HashMap::new();
+        for record in batch.iter_mut() {
+            let Record::Call(e) = record else { continue };
+            if e.seq != u32::MAX {
+                continue;
+            }
+            let seq = match next_seq.get(&e.call_id) {
+                Some(seq) => *seq,
+                None => {
                     let max: Option<i64> =
                         sqlx::query_scalar("SELECT MAX(seq) FROM call_events WHERE call_id = $1")
                             .bind(&e.call_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    e.seq = max.unwrap_or(0) as u32 + 1;
+                    max.unwrap_or(0) as u32 + 1
                 }
+            };
+            e.seq = seq;
+            next_seq.insert(e.call_id.clone(), seq + 1);
+        }
+        // The event rows, many per statement; those inserted come back (a duplicate of
+        // one already stored does not).
+        let mut rows = EventRows::of(batch);
+        let mut inserted: HashSet<(String, i64)> = HashSet::new();
+        for (sql, args) in rows.statements() {
+            for r in bind_args!(sqlx::query(&sql), &args).fetch_all(&mut *tx).await? {
+                inserted.insert((r.get(0), r.get(1)));
             }
-            for (n, (sql, args)) in statements(record).iter().enumerate() {
-                let done = bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
-                if n == 0 && done.rows_affected() == 0 {
-                    break; // a duplicate: the event row is there already
-                }
-                if n == 0 {
-                    stored.push(i);
-                }
+        }
+        for (i, key) in rows.keys.into_iter().enumerate() {
+            if inserted.remove(&key) {
+                stored.push(i);
             }
+        }
+        let mut summaries = Summaries::default();
+        for &i in &stored {
+            if let Record::Call(e) = &batch[i] {
+                summaries.add(e);
+            }
+        }
+        for (sql, args) in summaries.statements() {
+            bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
         }
         let late = ledger.feed(stored.iter().map(|&i| &batch[i]));
         let more = match late {
@@ -115,7 +139,7 @@ async fn append(
             Some(from_ms) => mark_for_rebuild(from_ms),
         };
         for (sql, args) in &more {
-            bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+            bind_args!(sqlx::query(sql.as_ref()), args).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         late
@@ -154,51 +178,94 @@ fn digest(data: &str) -> i64 {
     h as i64
 }
 
-/// What one record writes: the event row, and the call's summary row kept up to date.
-fn statements(record: &Record) -> Vec<Statement> {
-    let e = match record {
-        Record::Call(e) => e,
-        Record::Queue(q) => {
-            let data = serde_json::to_string(q).unwrap_or_default();
-            let digest = digest(&data);
-            return vec![(
-                "INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data, digest) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                vec![
-                    int(q.at_ms as i64),
-                    text(q.kind.name()),
-                    opt_text(q.kind.queue()),
-                    opt_text(q.kind.call()),
-                    opt_text(q.kind.operator()),
-                    text(data),
-                    int(digest),
-                ],
-            )];
+/// A batch's event rows, and the key each record's row has.
+struct EventRows {
+    queue: Vec<Vec<Arg>>,
+    call: Vec<Vec<Arg>>,
+    /// Per record: `(at_ms as text, digest)` of a queue event, `(call, seq)` of a call's.
+    keys: Vec<(String, i64)>,
+}
+
+impl EventRows {
+    fn of(batch: &[Record]) -> EventRows {
+        let mut rows = EventRows {
+            queue: Vec::new(),
+            call: Vec::new(),
+            keys: Vec::with_capacity(batch.len()),
+        };
+        for record in batch {
+            match record {
+                Record::Queue(q) => {
+                    let data = serde_json::to_string(q).unwrap_or_default();
+                    let digest = digest(&data);
+                    rows.keys.push((q.at_ms.to_string(), digest));
+                    rows.queue.push(vec![
+                        int(q.at_ms as i64),
+                        text(q.kind.name()),
+                        opt_text(q.kind.queue()),
+                        opt_text(q.kind.call()),
+                        opt_text(q.kind.operator()),
+                        text(data),
+                        int(digest),
+                    ]);
+                }
+                Record::Call(e) => {
+                    rows.keys.push((e.call_id.clone(), i64::from(e.seq)));
+                    rows.call.push(vec![
+                        text(&e.call_id),
+                        int(e.seq),
+                        int(e.at_ms as i64),
+                        opt_text(leg_name(e.leg)),
+                        text(e.kind.name()),
+                        text(serde_json::to_string(e).unwrap_or_default()),
+                    ]);
+                }
+            }
         }
-    };
-    let id = || text(&e.call_id);
-    let at = int(e.at_ms as i64);
-    let mut out: Vec<Statement> = vec![(
-        "INSERT INTO call_events (call_id, seq, at_ms, leg, kind, data) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        vec![
-            id(),
-            int(e.seq),
-            at.clone(),
-            opt_text(leg_name(e.leg)),
-            text(e.kind.name()),
-            text(serde_json::to_string(e).unwrap_or_default()),
-        ],
-    )];
-    match &e.kind {
-        EventKind::Offered {
-            direction,
-            from,
-            to,
-            user,
-            number,
-            trunk,
-        } => out.push((
-            "INSERT INTO calls (id, direction, from_number, to_number, user_login, number, trunk, started_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            vec![
+        rows
+    }
+
+    /// The inserts; each returns the keys of the rows it inserted (a queue event's
+    /// instant as text, so that both kinds of key read alike).
+    fn statements(&mut self) -> Vec<Statement> {
+        let mut out = insert_rows(
+            "INSERT INTO queue_events (at_ms, kind, queue, call_id, operator, data, digest)",
+            "ON CONFLICT DO NOTHING RETURNING CAST(at_ms AS TEXT), digest",
+            std::mem::take(&mut self.queue),
+        );
+        out.extend(insert_rows(
+            "INSERT INTO call_events (call_id, seq, at_ms, leg, kind, data)",
+            "ON CONFLICT DO NOTHING RETURNING call_id, seq",
+            std::mem::take(&mut self.call),
+        ));
+        out
+    }
+}
+
+/// What a batch's call events change in the calls' summary rows (and recordings'), as
+/// few statements: new calls inserted many per statement, each call's last answer and
+/// end set many per statement (later events of one call win, as one by one they would).
+#[derive(Default)]
+struct Summaries {
+    new_calls: Vec<Vec<Arg>>,
+    answered: BTreeMap<String, Vec<Arg>>,
+    ended: BTreeMap<String, Vec<Arg>>,
+    recordings: Vec<Statement>,
+}
+
+impl Summaries {
+    fn add(&mut self, e: &Event) {
+        let id = || text(&e.call_id);
+        let at = int(e.at_ms as i64);
+        match &e.kind {
+            EventKind::Offered {
+                direction,
+                from,
+                to,
+                user,
+                number,
+                trunk,
+            } => self.new_calls.push(vec![
                 id(),
                 text(direction.as_str()),
                 text(from),
@@ -207,48 +274,71 @@ fn statements(record: &Record) -> Vec<Statement> {
                 opt_text(number.as_ref()),
                 opt_text(trunk.as_ref()),
                 at,
-            ],
-        )),
-        EventKind::Answered { by } => out.push((
-            "UPDATE calls SET answered_ms = $1, answered_by = $2 WHERE id = $3",
-            vec![at, text(by), id()],
-        )),
-        EventKind::RecordingStarted { path } => {
-            out.push((
-                "UPDATE calls SET recording = $1 WHERE id = $2",
-                vec![text(path), id()],
-            ));
-            out.push((
-                "INSERT INTO recordings (call_id, path) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                vec![id(), text(path)],
-            ));
+            ]),
+            EventKind::Answered { by } => {
+                self.answered
+                    .insert(e.call_id.clone(), vec![id(), at, text(by)]);
+            }
+            EventKind::RecordingStarted { path } => {
+                self.recordings.push((
+                    "UPDATE calls SET recording = $1 WHERE id = $2".into(),
+                    vec![text(path), id()],
+                ));
+                self.recordings.push((
+                    "INSERT INTO recordings (call_id, path) VALUES ($1, $2) ON CONFLICT DO NOTHING".into(),
+                    vec![id(), text(path)],
+                ));
+            }
+            EventKind::RecordingFinished {
+                duration_ms,
+                bytes,
+                channels,
+                ..
+            } => self.recordings.push((
+                "UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = TRUE WHERE call_id = $4".into(),
+                vec![
+                    int(*duration_ms as i64),
+                    int(*bytes as i64),
+                    int(*channels),
+                    id(),
+                ],
+            )),
+            EventKind::Ended { cause, status, .. } => {
+                self.ended.insert(
+                    e.call_id.clone(),
+                    vec![
+                        id(),
+                        at,
+                        text(cause.as_str()),
+                        Arg::Int(status.map(i64::from)),
+                    ],
+                );
+            }
+            _ => {}
         }
-        EventKind::RecordingFinished {
-            duration_ms,
-            bytes,
-            channels,
-            ..
-        } => out.push((
-            "UPDATE recordings SET duration_ms = $1, bytes = $2, channels = $3, complete = TRUE WHERE call_id = $4",
-            vec![
-                int(*duration_ms as i64),
-                int(*bytes as i64),
-                int(*channels),
-                id(),
-            ],
-        )),
-        EventKind::Ended { cause, status, .. } => out.push((
-            "UPDATE calls SET ended_ms = $1, end_cause = $2, end_status = $3 WHERE id = $4",
-            vec![
-                at,
-                text(cause.as_str()),
-                Arg::Int(status.map(i64::from)),
-                id(),
-            ],
-        )),
-        _ => {}
     }
-    out
+
+    fn statements(self) -> Vec<Statement> {
+        let mut out = insert_rows(
+            "INSERT INTO calls (id, direction, from_number, to_number, user_login, number, trunk, started_ms)",
+            "ON CONFLICT DO NOTHING",
+            self.new_calls,
+        );
+        out.extend(self.recordings);
+        // VALUES' columns are column1, column2, … in both SQLite and PostgreSQL.
+        out.extend(insert_rows(
+            "UPDATE calls SET answered_ms = CAST(v.column2 AS BIGINT), answered_by = v.column3 FROM (",
+            ") AS v WHERE calls.id = v.column1",
+            self.answered.into_values().collect(),
+        ));
+        out.extend(insert_rows(
+            "UPDATE calls SET ended_ms = CAST(v.column2 AS BIGINT), end_cause = v.column3, \
+             end_status = CAST(v.column4 AS BIGINT) FROM (",
+            ") AS v WHERE calls.id = v.column1",
+            self.ended.into_values().collect(),
+        ));
+        out
+    }
 }
 
 /// After a crash: calls without an end get an `ended` event (cause `interrupted`), in

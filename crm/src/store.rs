@@ -143,7 +143,45 @@ macro_rules! on_db {
 }
 
 /// A statement and its arguments, for batches built at run time (the journal's).
-pub type Statement = (&'static str, Vec<Arg>);
+pub type Statement = (std::borrow::Cow<'static, str>, Vec<Arg>);
+
+/// The most arguments one multi-row statement of [`insert_rows`] carries: SQLite looks a
+/// parameter's name up by a linear scan, so binding costs the square of their number.
+const ARGS_PER_STATEMENT: usize = 256;
+
+/// `{head} VALUES (…), (…) {tail}` statements for `rows` (an insert, or an update from
+/// the values), many rows each: one statement
+/// per row would cost a round trip each. Chunks have power-of-two sizes, so a handful of
+/// prepared statements serve every batch.
+pub fn insert_rows(head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> Vec<Statement> {
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    let mut left = rows.len();
+    while let Some(first) = rows.peek() {
+        let width = first.len();
+        let fit = (ARGS_PER_STATEMENT / width.max(1)).max(1);
+        let n = (1 << fit.ilog2()).min(1 << left.ilog2());
+        let mut sql = format!("{head} VALUES ");
+        let mut args = Vec::with_capacity(n * width);
+        for r in 0..n {
+            let row = rows.next().unwrap_or_default();
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..row.len() {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", args.len() + c + 1));
+            }
+            sql.push(')');
+            args.extend(row);
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        out.push((std::borrow::Cow::Owned(sql), args));
+        left -= n;
+    }
+    out
+}
 
 /// A value bound to a query built at run time (filters, imports).
 #[derive(Debug, Clone, PartialEq)]

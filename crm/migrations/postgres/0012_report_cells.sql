@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS report_operator_cells (
     wrap_up_ms  BIGINT NOT NULL DEFAULT 0,
     pause_ms    BIGINT NOT NULL DEFAULT 0,
     made        BIGINT NOT NULL DEFAULT 0,
+    answered    BIGINT NOT NULL DEFAULT 0,   -- of every queue (days only)
+    missed      BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (grain, start_ms, operator)
 );
--- Per day: pause time by reason, and each operator's calls per queue.
+-- Per day: pause time by reason, and each operator's calls per queue (queue '': calls
+-- served of every queue, for the operators answering).
 CREATE TABLE IF NOT EXISTS report_pause_cells (
     start_ms    BIGINT NOT NULL,
     operator    TEXT NOT NULL,

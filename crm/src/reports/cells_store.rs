@@ -8,7 +8,7 @@ use super::contact::{
     Book, FactReader, Figures, InQueue, Ongoing, OperatorFigures, OperatorTrack, Period,
     PeriodBook, QueueFigures, Replay,
 };
-use crate::store::{Arg, Statement};
+use crate::store::{insert_rows, Arg, Statement};
 use crate::{bind_args, on_db, Store, StoreError};
 use kolokol_engine::event::Record;
 use sqlx::Row;
@@ -73,7 +73,7 @@ fn queue_from(v: [u64; 14]) -> QueueFigures {
     }
 }
 
-const OPERATOR_COLUMNS: [&str; 8] = [
+const OPERATOR_COLUMNS: [&str; 10] = [
     "in_system_ms",
     "ready_ms",
     "ringing_ms",
@@ -82,9 +82,11 @@ const OPERATOR_COLUMNS: [&str; 8] = [
     "wrap_up_ms",
     "pause_ms",
     "made",
+    "answered",
+    "missed",
 ];
 
-fn operator_values(f: &OperatorFigures) -> [u64; 8] {
+fn operator_values(f: &OperatorFigures) -> [u64; 10] {
     [
         f.in_system_ms,
         f.ready_ms,
@@ -94,11 +96,13 @@ fn operator_values(f: &OperatorFigures) -> [u64; 8] {
         f.wrap_up_ms,
         f.pause_ms,
         f.made,
+        f.answered,
+        f.missed,
     ]
 }
 
-fn operator_from(v: [u64; 8]) -> OperatorFigures {
-    let [in_system_ms, ready_ms, ringing_ms, talk_ms, outbound_talk_ms, wrap_up_ms, pause_ms, made] =
+fn operator_from(v: [u64; 10]) -> OperatorFigures {
+    let [in_system_ms, ready_ms, ringing_ms, talk_ms, outbound_talk_ms, wrap_up_ms, pause_ms, made, answered, missed] =
         v;
     OperatorFigures {
         in_system_ms,
@@ -109,61 +113,82 @@ fn operator_from(v: [u64; 8]) -> OperatorFigures {
         wrap_up_ms,
         pause_ms,
         made,
+        answered,
+        missed,
         ..OperatorFigures::default()
     }
 }
 
-/// `INSERT … ON CONFLICT DO UPDATE` adding each value to the stored one (`longest_*`:
-/// the larger).
-fn upsert(table: &str, keys: &[&str], columns: &[&str]) -> String {
-    let all: Vec<&str> = keys.iter().chain(columns).copied().collect();
-    let params: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
-    let sets: Vec<String> = columns
-        .iter()
-        .map(|c| {
-            if c.starts_with("longest_") {
-                format!("{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END")
-            } else {
-                format!("{c} = {table}.{c} + excluded.{c}")
-            }
-        })
-        .collect();
-    format!(
-        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-        all.join(", "),
-        params.join(", "),
-        keys.join(", "),
-        sets.join(", ")
-    )
+/// The `INSERT INTO … (…)` head and `ON CONFLICT DO UPDATE` tail of multi-row upserts
+/// adding each value to the stored one (`longest_*`: the larger).
+struct Upsert {
+    head: String,
+    tail: String,
 }
 
-static QUEUE_UPSERT: LazyLock<String> = LazyLock::new(|| {
-    upsert(
+impl Upsert {
+    fn new(table: &str, keys: &[&str], columns: &[&str]) -> Upsert {
+        let all: Vec<&str> = keys.iter().chain(columns).copied().collect();
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                if c.starts_with("longest_") {
+                    format!("{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END")
+                } else {
+                    format!("{c} = {table}.{c} + excluded.{c}")
+                }
+            })
+            .collect();
+        Upsert {
+            head: format!("INSERT INTO {table} ({})", all.join(", ")),
+            tail: format!(
+                "ON CONFLICT ({}) DO UPDATE SET {}",
+                keys.join(", "),
+                sets.join(", ")
+            ),
+        }
+    }
+
+    fn statements(&self, rows: Vec<Vec<Arg>>) -> Vec<Statement> {
+        insert_rows(&self.head, &self.tail, rows)
+    }
+}
+
+static QUEUE_UPSERT: LazyLock<Upsert> = LazyLock::new(|| {
+    Upsert::new(
         "report_queue_cells",
         &["grain", "start_ms", "queue"],
         &QUEUE_COLUMNS,
     )
 });
-static OPERATOR_UPSERT: LazyLock<String> = LazyLock::new(|| {
-    upsert(
+static OPERATOR_UPSERT: LazyLock<Upsert> = LazyLock::new(|| {
+    Upsert::new(
         "report_operator_cells",
         &["grain", "start_ms", "operator"],
         &OPERATOR_COLUMNS,
     )
 });
-static PAUSE_UPSERT: LazyLock<String> = LazyLock::new(|| {
-    upsert(
+static PAUSE_UPSERT: LazyLock<Upsert> = LazyLock::new(|| {
+    Upsert::new(
         "report_pause_cells",
         &["start_ms", "operator", "reason"],
         &["pause_ms"],
     )
 });
-static OPERATOR_QUEUE_UPSERT: LazyLock<String> = LazyLock::new(|| {
-    upsert(
+static OPERATOR_QUEUE_UPSERT: LazyLock<Upsert> = LazyLock::new(|| {
+    Upsert::new(
         "report_operator_queue_cells",
         &["start_ms", "operator", "queue"],
         &["answered", "missed", "served"],
     )
+});
+static TRACK_UPSERT: LazyLock<Upsert> = LazyLock::new(|| Upsert {
+    head: "INSERT INTO report_tracks (operator, track)".into(),
+    tail: "ON CONFLICT (operator) DO UPDATE SET track = excluded.track".into(),
+});
+static CALL_UPSERT: LazyLock<Upsert> = LazyLock::new(|| Upsert {
+    head: "INSERT INTO report_calls (queue, call_id, state)".into(),
+    tail: "ON CONFLICT (queue, call_id) DO UPDATE SET state = excluded.state".into(),
 });
 
 fn int(v: u64) -> Arg {
@@ -176,28 +201,27 @@ fn text(v: &str) -> Arg {
 
 /// What adds `cells` to the stored cells.
 pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
-    let mut out: Vec<Statement> = Vec::new();
+    let mut queues = Vec::new();
     for ((grain, start, queue), f) in &cells.queues {
         let mut args = vec![text(grain.code()), int(*start), text(queue)];
         args.extend(queue_values(f).map(int));
-        out.push((QUEUE_UPSERT.as_str(), args));
+        queues.push(args);
     }
+    let (mut operators, mut pauses) = (Vec::new(), Vec::new());
     for ((grain, start, operator), f) in &cells.operators {
         let mut args = vec![text(grain.code()), int(*start), text(operator)];
         args.extend(operator_values(f).map(int));
-        out.push((OPERATOR_UPSERT.as_str(), args));
+        operators.push(args);
         if *grain == Grain::Day {
             for (reason, ms) in &f.pause_by_reason {
-                out.push((
-                    PAUSE_UPSERT.as_str(),
-                    vec![int(*start), text(operator), text(reason), int(*ms)],
-                ));
+                pauses.push(vec![int(*start), text(operator), text(reason), int(*ms)]);
             }
         }
     }
-    for ((day, operator, queue), c) in &cells.operator_queues {
-        out.push((
-            OPERATOR_QUEUE_UPSERT.as_str(),
+    let operator_queues = cells
+        .operator_queues
+        .iter()
+        .map(|((day, operator, queue), c)| {
             vec![
                 int(*day),
                 text(operator),
@@ -205,8 +229,33 @@ pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
                 int(c.answered),
                 int(c.missed),
                 int(c.served),
-            ],
-        ));
+            ]
+        })
+        .collect();
+    let mut out = QUEUE_UPSERT.statements(queues);
+    out.extend(OPERATOR_UPSERT.statements(operators));
+    out.extend(PAUSE_UPSERT.statements(pauses));
+    out.extend(OPERATOR_QUEUE_UPSERT.statements(operator_queues));
+    out
+}
+
+/// `DELETE FROM {table} WHERE ({columns}) IN (…)` for `keys`, many per statement.
+fn delete_keys(table: &str, columns: &str, keys: Vec<Vec<Arg>>) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(128) {
+        let mut sql = format!("DELETE FROM {table} WHERE ({columns}) IN (");
+        let mut args = Vec::new();
+        for (r, key) in chunk.iter().enumerate() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            let params: Vec<String> = (0..key.len())
+                .map(|c| format!("${}", args.len() + c + 1))
+                .collect();
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+            args.extend(key.iter().cloned());
+        }
+        sql.push(')');
+        out.push((sql.into(), args));
     }
     out
 }
@@ -214,40 +263,31 @@ pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
 /// What stores the operators' and calls' states `ongoing` changed since the last time.
 pub fn ongoing_statements(ongoing: &mut Ongoing) -> Vec<Statement> {
     let (operators, calls) = ongoing.take_changes();
-    let mut out: Vec<Statement> = Vec::new();
+    let (mut tracks, mut gone_tracks) = (Vec::new(), Vec::new());
     for o in operators {
         match ongoing.tracks.get(&o) {
-            Some(t) => out.push((
-                "INSERT INTO report_tracks (operator, track) VALUES ($1, $2) \
-                 ON CONFLICT (operator) DO UPDATE SET track = excluded.track",
-                vec![
-                    text(&o),
-                    text(&serde_json::to_string(t).unwrap_or_default()),
-                ],
-            )),
-            None => out.push((
-                "DELETE FROM report_tracks WHERE operator = $1",
-                vec![text(&o)],
-            )),
+            Some(t) => tracks.push(vec![
+                text(&o),
+                text(&serde_json::to_string(t).unwrap_or_default()),
+            ]),
+            None => gone_tracks.push(vec![text(&o)]),
         }
     }
+    let (mut waiting, mut gone_calls) = (Vec::new(), Vec::new());
     for key in calls {
         match ongoing.calls.get(&key) {
-            Some(c) => out.push((
-                "INSERT INTO report_calls (queue, call_id, state) VALUES ($1, $2, $3) \
-                 ON CONFLICT (queue, call_id) DO UPDATE SET state = excluded.state",
-                vec![
-                    text(&key.0),
-                    text(&key.1),
-                    text(&serde_json::to_string(c).unwrap_or_default()),
-                ],
-            )),
-            None => out.push((
-                "DELETE FROM report_calls WHERE queue = $1 AND call_id = $2",
-                vec![text(&key.0), text(&key.1)],
-            )),
+            Some(c) => waiting.push(vec![
+                text(&key.0),
+                text(&key.1),
+                text(&serde_json::to_string(c).unwrap_or_default()),
+            ]),
+            None => gone_calls.push(vec![text(&key.0), text(&key.1)]),
         }
     }
+    let mut out = TRACK_UPSERT.statements(tracks);
+    out.extend(delete_keys("report_tracks", "operator", gone_tracks));
+    out.extend(CALL_UPSERT.statements(waiting));
+    out.extend(delete_keys("report_calls", "queue, call_id", gone_calls));
     out
 }
 
@@ -262,14 +302,17 @@ const REBUILD_FROM: &str = "reports.rebuild_from_ms";
 pub struct Ledger {
     pub replay: Replay<CellBook>,
     pub reader: FactReader,
-    /// The instant and rank of the last fact fed: nothing before it can be booked.
-    watermark: (u64, u8),
+    /// The instant of the last fact fed: nothing before it can be booked.
+    watermark: u64,
 }
 
 impl Ledger {
     /// Feeds the facts of records just stored, in the order a replay of the log puts
     /// them. An earlier fact than any already fed is not fed: the midnight of its day,
-    /// from which the aggregates are to be rebuilt, is returned instead.
+    /// from which the aggregates are to be rebuilt, is returned instead. Facts of the
+    /// instant last fed are fed as they come: no time passes between them, and only a
+    /// restart's `interrupted` and a queue event of the same call in one millisecond
+    /// would leave another state than the replay's order.
     pub fn feed<'a>(&mut self, records: impl Iterator<Item = &'a Record>) -> Option<u64> {
         let mut facts: Vec<(u64, u8, Fact)> = records
             .filter_map(|r| self.reader.read(r))
@@ -277,12 +320,12 @@ impl Ledger {
             .collect();
         facts.sort_by_key(|(at, rank, _)| (*at, *rank));
         let first = facts.first()?;
-        if (first.0, first.1) < self.watermark {
+        if first.0 < self.watermark {
             return Some(self.replay.book.day_start(first.0));
         }
-        for (at, rank, fact) in &facts {
+        for (at, _, fact) in &facts {
             self.replay.feed(*at, fact);
-            self.watermark = (*at, *rank);
+            self.watermark = *at;
         }
         None
     }
@@ -300,7 +343,8 @@ pub fn mark_for_rebuild(from_ms: u64) -> Vec<Statement> {
     vec![(
         "INSERT INTO settings (key, value) VALUES ('reports.rebuild_from_ms', $1) ON CONFLICT (key) DO UPDATE \
          SET value = CASE WHEN CAST(excluded.value AS BIGINT) < CAST(settings.value AS BIGINT) \
-         THEN excluded.value ELSE settings.value END",
+         THEN excluded.value ELSE settings.value END"
+            .into(),
         vec![text(&from_ms.to_string())],
     )]
 }
@@ -389,7 +433,7 @@ impl Store {
             reader: FactReader {
                 outbound: outbound.into_iter().collect(),
             },
-            watermark: (last, 0),
+            watermark: last,
         })
     }
 
@@ -402,7 +446,8 @@ impl Store {
     ) -> Result<Figures, StoreError> {
         let (from, to) = (period.from_ms() as i64, period.end_ms() as i64);
         let day_index = |start: i64| period.day_starting(start as u64);
-        let mut book = PeriodBook::new(period.clone(), queues.clone());
+        let mut book = PeriodBook::new(period.clone(), queues.clone()).without_per_queue();
+        let filtered = queues.is_some();
         let StoredCells {
             cells: stored,
             tracks,
@@ -410,11 +455,7 @@ impl Store {
         for ((grain, start, queue), f) in stored.queues {
             match grain {
                 Grain::Day => {
-                    let Some(d) = day_index(start as i64) else {
-                        continue;
-                    };
-                    book.queue_day(&queue, d).add(&f);
-                    if book.counts(&queue) {
+                    if let (Some(d), true) = (day_index(start as i64), book.counts(&queue)) {
                         book.queue_days[d].add(&f);
                     }
                 }
@@ -425,10 +466,14 @@ impl Store {
                 }
             }
         }
-        for ((grain, start, operator), f) in stored.operators {
+        for ((grain, start, operator), mut f) in stored.operators {
             match grain {
                 Grain::Day => {
                     if let Some(d) = day_index(start as i64) {
+                        if filtered {
+                            // Of the queues asked for only: from the per-queue cells.
+                            (f.answered, f.missed) = (0, 0);
+                        }
                         book.operator_day(&operator, d).add(&f);
                     }
                 }
@@ -439,22 +484,17 @@ impl Store {
                 }
             }
         }
+        // Of the queues asked for, or (queue '') of every queue.
         for ((day, operator, queue), c) in stored.operator_queues {
             let Some(d) = day_index(day as i64) else {
                 continue;
             };
-            let counted = book.counts(&queue);
             if c.served > 0 {
-                book.queue_day(&queue, d)
+                book.queue_days[d]
                     .operators_answering
                     .insert(operator.clone());
-                if counted {
-                    book.queue_days[d]
-                        .operators_answering
-                        .insert(operator.clone());
-                }
             }
-            if counted && c.answered + c.missed > 0 {
+            if queue != ALL && c.answered + c.missed > 0 {
                 let o = book.operator_day(&operator, d);
                 o.answered += c.answered;
                 o.missed += c.missed;
@@ -489,6 +529,11 @@ impl Store {
              AND (grain = 'day' OR queue IN ({}))",
             QUEUE_COLUMNS.join(", "),
             placeholders.join(", "),
+        );
+        let operator_queue_sql = format!(
+            "SELECT start_ms, operator, queue, answered, missed, served FROM report_operator_queue_cells \
+             WHERE start_ms >= $1 AND start_ms < $2 AND queue IN ({})",
+            if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") },
         );
         let operator_sql = format!(
             "SELECT grain, start_ms, operator, {} FROM report_operator_cells WHERE start_ms >= $1 AND start_ms < $2 \
@@ -526,9 +571,8 @@ impl Store {
                 out.cells.operators.entry(key).or_default()
                     .pause_by_reason.insert(r.get(2), r.get::<i64, _>(3) as u64);
             }
-            for r in sqlx::query("SELECT start_ms, operator, queue, answered, missed, served FROM report_operator_queue_cells WHERE start_ms >= $1 AND start_ms < $2")
-                .bind(from).bind(to).fetch_all(&mut *tx).await?
-            {
+            let q = sqlx::query(&operator_queue_sql).bind(from).bind(to);
+            for r in bind_args!(q, &slot_queues).fetch_all(&mut *tx).await? {
                 let [answered, missed, served] = numbers(&r, 3);
                 out.cells.operator_queues.insert(
                     (r.get::<i64, _>(0) as u64, r.get(1), r.get(2)),
@@ -675,7 +719,7 @@ impl Store {
                     replay.feed(*at, fact);
                 }
                 for (sql, args) in cell_statements(&replay.book.take()) {
-                    bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                    bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
                 }
                 window = window_end;
             }
@@ -687,7 +731,7 @@ impl Store {
             let mut statements = cell_statements(&replay.book.take());
             statements.extend(ongoing_statements(&mut replay.ongoing));
             for (sql, args) in statements {
-                bind_args!(sqlx::query(sql), &args).execute(&mut *tx).await?;
+                bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

@@ -2,7 +2,9 @@
 //! period needs are read, replayed ([`super::contact`]) and laid out as report rows.
 
 use super::charts::{hourly_bars, Series};
-use super::contact::{replay, Fact, Figures, HourFigures, OperatorFigures, Period, QueueFigures};
+use super::contact::{
+    Fact, Figures, HourFigures, OperatorFigures, Period, PeriodBook, QueueFigures, Replay,
+};
 use super::{Params, Report};
 use crate::access::Viewer;
 use crate::store::invalid;
@@ -238,7 +240,11 @@ impl Store {
         queues: Option<BTreeSet<String>>,
     ) -> Result<Figures, StoreError> {
         let facts = self.facts(&period).await?;
-        Ok(replay(period, queues, facts))
+        let mut r = Replay::with_book(PeriodBook::new(period, queues).without_per_queue());
+        for (at, fact) in facts {
+            r.feed(at, &fact);
+        }
+        Ok(r.finish())
     }
 
     /// The Call-Center report (SPEC 3.1): `period`, `queue=a,b`. Needs the reports right.

@@ -30,8 +30,9 @@ impl Grain {
     }
 }
 
-/// One operator's calls of one queue on one day: answered and missed by the day of the
-/// answer or the miss, `served` by the day the call entered (operators answering).
+/// One operator's calls of one queue (or, [`ALL`], of every queue: `served` only) on one
+/// day: answered and missed by the day of the answer or the miss, `served` by the day
+/// the call entered (operators answering).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OperatorQueue {
     pub answered: u64,
@@ -144,6 +145,7 @@ impl Book for CellBook {
         let (day, _) = self.day(entered_ms);
         for operator in std::mem::take(&mut delta.operators_answering) {
             self.operator_queue(day, &operator, queue).served += 1;
+            self.operator_queue(day, &operator, ALL).served += 1;
         }
         let slot = slot_of(entered_ms);
         self.queue(Grain::Slot, slot, queue).add(&delta);
@@ -159,8 +161,9 @@ impl Book for CellBook {
         match (queue, count) {
             (Some(q), Count::Answered) => self.operator_queue(day, operator, q).answered += 1,
             (Some(q), Count::Missed) => self.operator_queue(day, operator, q).missed += 1,
-            _ => count.add_to(self.operator(Grain::Day, day, operator)),
+            _ => {}
         }
+        count.add_to(self.operator(Grain::Day, day, operator));
     }
 
     fn time(&mut self, operator: &str, from_ms: u64, to_ms: u64, state: &State) {

@@ -816,6 +816,7 @@ pub struct PeriodBook {
     period: Period,
     /// Queues whose calls count (none: all).
     queues: Option<BTreeSet<String>>,
+    keep_per_queue: bool,
     /// Per day, of the queues counted.
     pub queue_days: Vec<QueueFigures>,
     /// Per queue, per day.
@@ -831,6 +832,7 @@ impl PeriodBook {
         let days = period.days.len();
         PeriodBook {
             queues,
+            keep_per_queue: true,
             queue_days: vec![QueueFigures::default(); days],
             per_queue: BTreeMap::new(),
             hours: vec![HourFigures::default(); period.hours()],
@@ -841,6 +843,13 @@ impl PeriodBook {
 
     pub fn period(&self) -> &Period {
         &self.period
+    }
+
+    /// Without the figures per queue (the live figures' per-queue view): the reports
+    /// need only those of the queues they count, and a month of many queues is costly.
+    pub fn without_per_queue(mut self) -> PeriodBook {
+        self.keep_per_queue = false;
+        self
     }
 
     pub fn counts(&self, queue: &str) -> bool {
@@ -902,7 +911,9 @@ impl Book for PeriodBook {
             return;
         };
         let counted = self.counts(queue);
-        figures(self.queue_day(queue, day), short_abandon_ms);
+        if self.keep_per_queue {
+            figures(self.queue_day(queue, day), short_abandon_ms);
+        }
         if counted {
             figures(&mut self.queue_days[day], short_abandon_ms);
             if let Some(h) = self.period.hour_of(entered_ms) {
