@@ -353,23 +353,31 @@ async fn main() {
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Params::new(pairs, known).unwrap()
     };
-    let time = |what: &str, started: Instant| {
-        println!("{what}: {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
-    };
-    // Where the time goes: reading the month's facts, then replaying them.
+    // With REPLAY=1, what the aggregates save: the month read from the raw log and
+    // replayed, as the reports did before them.
     let period = store.report_period(&month(&[], &["period"]), now).unwrap();
+    if std::env::var("REPLAY").is_ok_and(|v| v == "1") {
+        replay_the_log(&store, period.clone()).await;
+    }
+    // Where a report's time goes: reading the cells, then the figures from them.
+    let (from, to) = (period.from_ms() as i64, period.end_ms() as i64);
     let t = Instant::now();
-    let facts = store
-        .facts_between(&period, period.until_ms + 86_400_000)
-        .await
-        .unwrap();
-    time(&format!("reading the month's facts ({})", facts.len()), t);
-    let t = Instant::now();
-    let figures = kolokol_crm::reports::contact::replay(period, None, facts);
+    let cells = store.read_cells(from, to, None).await.unwrap();
     time(
-        &format!("replaying them ({} operators)", figures.operator_days.len()),
+        &format!(
+            "reading the month's cells ({} queue, {} operator, {} operator-queue)",
+            cells.cells.queues.len(),
+            cells.cells.operators.len(),
+            cells.cells.operator_queues.len()
+        ),
         t,
     );
+    let t = Instant::now();
+    store
+        .figures_from_cells(period.clone(), None)
+        .await
+        .unwrap();
+    time("the month's figures from the cells", t);
     for _ in 0..2 {
         let t = Instant::now();
         let (cc, _) = store
@@ -437,5 +445,25 @@ async fn main() {
         serde_json::to_value(&before.total).unwrap(),
         serde_json::to_value(&after.total).unwrap(),
         "a rebuild gives the figures the journal kept"
+    );
+}
+
+/// Prints how long `what` took since `started`.
+fn time(what: &str, started: Instant) {
+    println!("{what}: {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+}
+
+async fn replay_the_log(store: &Store, period: kolokol_crm::reports::contact::Period) {
+    let t = Instant::now();
+    let facts = store
+        .facts_between(&period, period.until_ms + 86_400_000)
+        .await
+        .unwrap();
+    time(&format!("reading the month's facts ({})", facts.len()), t);
+    let t = Instant::now();
+    let figures = kolokol_crm::reports::contact::replay(period, None, facts);
+    time(
+        &format!("replaying them ({} operators)", figures.operator_days.len()),
+        t,
     );
 }

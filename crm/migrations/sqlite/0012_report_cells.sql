@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS report_operator_queue_cells (
     answered    BIGINT NOT NULL DEFAULT 0,
     missed      BIGINT NOT NULL DEFAULT 0,
     served      BIGINT NOT NULL DEFAULT 0,   -- answered calls, by the day they entered
-    PRIMARY KEY (start_ms, operator, queue)
+    PRIMARY KEY (queue, start_ms, operator)      -- reports read one queue (or '') by days
 );
 -- What is going on as of the last stored event: operators' states (JSON, since when)
 -- and the calls in queues. The journal resumes from here; reports add the open part.
@@ -75,3 +75,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS queue_events_at_digest ON queue_events (at_ms,
 DROP INDEX IF EXISTS queue_events_at;
 -- The events journaled before the aggregates existed: built from the first on.
 INSERT INTO settings (key, value) VALUES ('reports.rebuild_from_ms', '0') ON CONFLICT (key) DO NOTHING;
+-- The calls report pages newest first by (started_ms, id): walked on an index, not sorted.
+CREATE INDEX IF NOT EXISTS calls_started_id ON calls (started_ms, id);
+DROP INDEX IF EXISTS calls_started;

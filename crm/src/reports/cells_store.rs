@@ -535,10 +535,19 @@ impl Store {
              WHERE start_ms >= $1 AND start_ms < $2 AND queue IN ({})",
             if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") },
         );
+        // A day's pause reasons come with its cell, as `reason US ms RS …`: a row each
+        // would triple the rows a month reads, and rows are what reading costs.
+        let pauses = if self.is_postgres() {
+            "string_agg(p.reason || chr(31) || p.pause_ms::text, chr(30))"
+        } else {
+            "group_concat(p.reason || char(31) || p.pause_ms, char(30))"
+        };
         let operator_sql = format!(
-            "SELECT grain, start_ms, operator, {} FROM report_operator_cells WHERE start_ms >= $1 AND start_ms < $2 \
-             AND (grain = 'day' OR operator = '')",
-            OPERATOR_COLUMNS.join(", "),
+            "SELECT o.grain, o.start_ms, o.operator, {}, (SELECT {pauses} FROM report_pause_cells p \
+             WHERE o.grain = 'day' AND p.start_ms = o.start_ms AND p.operator = o.operator) \
+             FROM report_operator_cells o WHERE o.start_ms >= $1 AND o.start_ms < $2 \
+             AND (o.grain = 'day' OR o.operator = '')",
+            OPERATOR_COLUMNS.map(|c| format!("o.{c}")).join(", "),
         );
         let mut out = StoredCells::default();
         let postgres = self.is_postgres();
@@ -559,17 +568,17 @@ impl Store {
             }
             for r in sqlx::query(&operator_sql).bind(from).bind(to).fetch_all(&mut *tx).await? {
                 let grain: String = r.get(0);
+                let mut f = operator_from(numbers(&r, 3));
+                let pauses: Option<String> = r.get(3 + OPERATOR_COLUMNS.len());
+                for pause in pauses.iter().flat_map(|p| p.split('\u{1e}')) {
+                    if let Some((reason, ms)) = pause.split_once('\u{1f}') {
+                        f.pause_by_reason.insert(reason.to_string(), ms.parse().unwrap_or(0));
+                    }
+                }
                 out.cells.operators.insert(
                     (grain_of(&grain), r.get::<i64, _>(1) as u64, r.get(2)),
-                    operator_from(numbers(&r, 3)),
+                    f,
                 );
-            }
-            for r in sqlx::query("SELECT start_ms, operator, reason, pause_ms FROM report_pause_cells WHERE start_ms >= $1 AND start_ms < $2")
-                .bind(from).bind(to).fetch_all(&mut *tx).await?
-            {
-                let key = (Grain::Day, r.get::<i64, _>(0) as u64, r.get::<String, _>(1));
-                out.cells.operators.entry(key).or_default()
-                    .pause_by_reason.insert(r.get(2), r.get::<i64, _>(3) as u64);
             }
             let q = sqlx::query(&operator_queue_sql).bind(from).bind(to);
             for r in bind_args!(q, &slot_queues).fetch_all(&mut *tx).await? {
