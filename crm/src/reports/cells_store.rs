@@ -8,7 +8,7 @@ use super::contact::{
     Book, FactReader, Figures, InQueue, Ongoing, OperatorFigures, OperatorTrack, Period,
     PeriodBook, QueueFigures, Replay,
 };
-use crate::store::{insert_rows, Arg, Statement};
+use crate::store::{insert_rows, Arg, Db, Statement};
 use crate::{bind_args, on_db, Store, StoreError};
 use kolokol_engine::event::Record;
 use sqlx::Row;
@@ -356,13 +356,36 @@ pub struct StoredCells {
     pub tracks: BTreeMap<String, OperatorTrack>,
 }
 
-/// Reads the `SELECT`ed numbers from column `first` on.
-fn numbers<const N: usize, R: Row>(row: &R, first: usize) -> [u64; N]
-where
-    usize: sqlx::ColumnIndex<R>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    std::array::from_fn(|i| row.get::<i64, _>(first + i).max(0) as u64)
+/// A cell as read: grain, start, queue or operator, numbers.
+type Keyed = (String, i64, String, Vec<i64>);
+/// A day's cell as read: start, operator, reason or queue, numbers.
+type Dated = (i64, String, String, Vec<i64>);
+/// What [`Store::read_cells`] reads: queue, operator, pause, operator-queue cells, tracks.
+type ReadCells = (
+    Vec<Keyed>,
+    Vec<Keyed>,
+    Vec<Dated>,
+    Vec<Dated>,
+    Vec<(String, String)>,
+);
+
+/// The cells of a packed query (see [`Store::read_cells`]).
+fn unpack<T: serde::de::DeserializeOwned>(json: &str) -> Result<Vec<T>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// Numbers of a cell as stored (never negative), `N` of them.
+fn cell_numbers<const N: usize>(v: Vec<i64>) -> Result<[u64; N], StoreError> {
+    let n = v.len();
+    v.into_iter()
+        .map(|n| n.max(0) as u64)
+        .collect::<Vec<u64>>()
+        .try_into()
+        .map_err(|_| {
+            StoreError::Db(sqlx::Error::Decode(
+                format!("a cell of {n} numbers where {N} are kept").into(),
+            ))
+        })
 }
 
 fn grain_of(code: &str) -> Grain {
@@ -524,77 +547,164 @@ impl Store {
         let placeholders: Vec<String> = (0..slot_queues.len())
             .map(|i| format!("${}", i + 3))
             .collect();
-        let queue_sql = format!(
-            "SELECT grain, start_ms, queue, {} FROM report_queue_cells WHERE start_ms >= $1 AND start_ms < $2 \
-             AND (grain = 'day' OR queue IN ({}))",
-            QUEUE_COLUMNS.join(", "),
-            placeholders.join(", "),
-        );
-        let operator_queue_sql = format!(
-            "SELECT start_ms, operator, queue, answered, missed, served FROM report_operator_queue_cells \
-             WHERE start_ms >= $1 AND start_ms < $2 AND queue IN ({})",
-            if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") },
-        );
-        // A day's pause reasons come with its cell, as `reason US ms RS …`: a row each
-        // would triple the rows a month reads, and rows are what reading costs.
-        let pauses = if self.is_postgres() {
-            "string_agg(p.reason || chr(31) || p.pause_ms::text, chr(30))"
+        let in_queues = if placeholders.is_empty() {
+            "NULL".to_string()
         } else {
-            "group_concat(p.reason || char(31) || p.pause_ms, char(30))"
+            placeholders.join(", ")
         };
-        let operator_sql = format!(
-            "SELECT o.grain, o.start_ms, o.operator, {}, (SELECT {pauses} FROM report_pause_cells p \
-             WHERE o.grain = 'day' AND p.start_ms = o.start_ms AND p.operator = o.operator) \
-             FROM report_operator_cells o WHERE o.start_ms >= $1 AND o.start_ms < $2 \
-             AND (o.grain = 'day' OR o.operator = '')",
-            OPERATOR_COLUMNS.map(|c| format!("o.{c}")).join(", "),
-        );
-        let mut out = StoredCells::default();
+        // On SQLite each query's rows come back packed in one JSON array, `[key…,
+        // [numbers…]]` per cell: sqlx hands SQLite's rows over one by one from its worker
+        // thread, and at a month's tens of thousands of cells that hand-over was most of a
+        // report's time. PostgreSQL's rows arrive cheaply (and its JSON is slower): as rows.
         let postgres = self.is_postgres();
-        on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let cells_sql = |columns: &str, numbers: &[&str], rest: &str| {
+            let numbers = numbers.join(", ");
             if postgres {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .execute(&mut *tx)
+                format!("SELECT {columns}, ARRAY[{numbers}]::bigint[] {rest}")
+            } else {
+                format!(
+                    "SELECT json_group_array(json_array({columns}, json_array({numbers}))) {rest}"
+                )
+            }
+        };
+        let queue_sql = cells_sql(
+            "grain, start_ms, queue",
+            &QUEUE_COLUMNS,
+            &format!(
+                "FROM report_queue_cells WHERE start_ms >= $1 AND start_ms < $2 \
+                 AND (grain = 'day' OR queue IN ({in_queues}))"
+            ),
+        );
+        let operator_sql = cells_sql(
+            "grain, start_ms, operator",
+            &OPERATOR_COLUMNS,
+            "FROM report_operator_cells WHERE start_ms >= $1 AND start_ms < $2 \
+             AND (grain = 'day' OR operator = '')",
+        );
+        let pause_sql = cells_sql(
+            "start_ms, operator, reason",
+            &["pause_ms"],
+            "FROM report_pause_cells WHERE start_ms >= $1 AND start_ms < $2",
+        );
+        let operator_queue_sql = cells_sql(
+            "start_ms, operator, queue",
+            &["answered", "missed", "served"],
+            &format!(
+                "FROM report_operator_queue_cells WHERE start_ms >= $1 AND start_ms < $2 \
+                 AND queue IN ({in_queues})"
+            ),
+        );
+        let tracks_sql = "SELECT operator, track FROM report_tracks";
+        let (queue_cells, operator_cells, pause_cells, operator_queue_cells, tracks): ReadCells =
+            match &self.db {
+                Db::Sqlite(pool) => {
+                    let mut tx = pool.begin().await?;
+                    let queue_cells: String = bind_args!(
+                        sqlx::query_scalar(&queue_sql).bind(from).bind(to),
+                        &slot_queues
+                    )
+                    .fetch_one(&mut *tx)
                     .await?;
-            }
-            let q = bind_args!(sqlx::query(&queue_sql).bind(from).bind(to), &slot_queues);
-            for r in q.fetch_all(&mut *tx).await? {
-                let grain: String = r.get(0);
-                out.cells.queues.insert(
-                    (grain_of(&grain), r.get::<i64, _>(1) as u64, r.get(2)),
-                    queue_from(numbers(&r, 3)),
-                );
-            }
-            for r in sqlx::query(&operator_sql).bind(from).bind(to).fetch_all(&mut *tx).await? {
-                let grain: String = r.get(0);
-                let mut f = operator_from(numbers(&r, 3));
-                let pauses: Option<String> = r.get(3 + OPERATOR_COLUMNS.len());
-                for pause in pauses.iter().flat_map(|p| p.split('\u{1e}')) {
-                    if let Some((reason, ms)) = pause.split_once('\u{1f}') {
-                        f.pause_by_reason.insert(reason.to_string(), ms.parse().unwrap_or(0));
-                    }
+                    let operator_cells: String = sqlx::query_scalar(&operator_sql)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let pause_cells: String = sqlx::query_scalar(&pause_sql)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let operator_queue_cells: String = bind_args!(
+                        sqlx::query_scalar(&operator_queue_sql).bind(from).bind(to),
+                        &slot_queues
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let tracks = sqlx::query_as(tracks_sql).fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    (
+                        unpack(&queue_cells)?,
+                        unpack(&operator_cells)?,
+                        unpack(&pause_cells)?,
+                        unpack(&operator_queue_cells)?,
+                        tracks,
+                    )
                 }
-                out.cells.operators.insert(
-                    (grain_of(&grain), r.get::<i64, _>(1) as u64, r.get(2)),
-                    f,
-                );
-            }
-            let q = sqlx::query(&operator_queue_sql).bind(from).bind(to);
-            for r in bind_args!(q, &slot_queues).fetch_all(&mut *tx).await? {
-                let [answered, missed, served] = numbers(&r, 3);
-                out.cells.operator_queues.insert(
-                    (r.get::<i64, _>(0) as u64, r.get(1), r.get(2)),
-                    OperatorQueue { answered, missed, served },
-                );
-            }
-            for r in sqlx::query("SELECT operator, track FROM report_tracks").fetch_all(&mut *tx).await? {
-                if let Ok(t) = serde_json::from_str::<OperatorTrack>(&r.get::<String, _>(1)) {
-                    out.tracks.insert(r.get(0), t);
+                Db::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .execute(&mut *tx)
+                        .await?;
+                    let queue_cells =
+                        bind_args!(sqlx::query_as(&queue_sql).bind(from).bind(to), &slot_queues)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    let operator_cells = sqlx::query_as(&operator_sql)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let pause_cells = sqlx::query_as(&pause_sql)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let operator_queue_cells = bind_args!(
+                        sqlx::query_as(&operator_queue_sql).bind(from).bind(to),
+                        &slot_queues
+                    )
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let tracks = sqlx::query_as(tracks_sql).fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    (
+                        queue_cells,
+                        operator_cells,
+                        pause_cells,
+                        operator_queue_cells,
+                        tracks,
+                    )
                 }
+            };
+        let mut out = StoredCells::default();
+        for (grain, start, queue, v) in queue_cells {
+            out.cells.queues.insert(
+                (grain_of(&grain), start as u64, queue),
+                queue_from(cell_numbers(v)?),
+            );
+        }
+        for (grain, start, operator, v) in operator_cells {
+            out.cells.operators.insert(
+                (grain_of(&grain), start as u64, operator),
+                operator_from(cell_numbers(v)?),
+            );
+        }
+        for (start, operator, reason, v) in pause_cells {
+            let [ms] = cell_numbers(v)?;
+            out.cells
+                .operators
+                .entry((Grain::Day, start as u64, operator))
+                .or_default()
+                .pause_by_reason
+                .insert(reason, ms);
+        }
+        for (start, operator, queue, v) in operator_queue_cells {
+            let [answered, missed, served] = cell_numbers(v)?;
+            out.cells.operator_queues.insert(
+                (start as u64, operator, queue),
+                OperatorQueue {
+                    answered,
+                    missed,
+                    served,
+                },
+            );
+        }
+        for (operator, track) in tracks {
+            if let Ok(t) = serde_json::from_str::<OperatorTrack>(&track) {
+                out.tracks.insert(operator, t);
             }
-            tx.commit().await?;
-        });
+        }
         Ok(out)
     }
 }
