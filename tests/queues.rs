@@ -98,6 +98,29 @@ impl Floor {
             (calls.len() >= calls_before + n && calls.iter().all(|c| !c["ended_ms"].is_null()))
                 .then_some(())
         });
+        // The queue logs a caller's leaving when call control tells it the call ended:
+        // that can be stored a batch after the call's end.
+        wait_for(
+            "every caller to leave the queue",
+            Duration::from_secs(15),
+            || {
+                let events = self.events();
+                let left: std::collections::HashSet<&Value> = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e["type"].as_str(),
+                            Some("answered" | "abandoned" | "overflowed" | "timed_out")
+                        )
+                    })
+                    .map(|e| &e["call"])
+                    .collect();
+                of(&events, "entered")
+                    .iter()
+                    .all(|e| left.contains(&e["call"]))
+                    .then_some(())
+            },
+        );
     }
 }
 
@@ -822,8 +845,16 @@ fn contact_center_reports_follow_the_reports_right() {
             .filter_map(|r| r[login].as_str().map(str::to_string))
             .collect()
     };
-    let (status, all) = call("/api/v1/reports/kpi", &admin);
-    assert_eq!(status, 200, "{all}");
+    // The logins are journaled a moment after the API answers.
+    let all = wait_for(
+        "both logins in the KPI report",
+        Duration::from_secs(5),
+        || {
+            let (status, all) = call("/api/v1/reports/kpi", &admin);
+            assert_eq!(status, 200, "{all}");
+            (logins(&all) == ["u2001", "u2002"]).then_some(all)
+        },
+    );
     assert_eq!(logins(&all), ["u2001", "u2002"]);
     let (status, mine) = call("/api/v1/reports/kpi?view=by_day", &own);
     assert_eq!(status, 200, "{mine}");
