@@ -239,25 +239,13 @@ pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
     out
 }
 
-/// `DELETE FROM {table} WHERE ({columns}) IN (…)` for `keys`, many per statement.
+/// `DELETE FROM {table} WHERE ({columns}) IN (VALUES …)` for `keys`, many per statement.
 fn delete_keys(table: &str, columns: &str, keys: Vec<Vec<Arg>>) -> Vec<Statement> {
-    let mut out = Vec::new();
-    for chunk in keys.chunks(128) {
-        let mut sql = format!("DELETE FROM {table} WHERE ({columns}) IN (");
-        let mut args = Vec::new();
-        for (r, key) in chunk.iter().enumerate() {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            let params: Vec<String> = (0..key.len())
-                .map(|c| format!("${}", args.len() + c + 1))
-                .collect();
-            sql.push_str(&params.join(", "));
-            sql.push(')');
-            args.extend(key.iter().cloned());
-        }
-        sql.push(')');
-        out.push((sql.into(), args));
-    }
-    out
+    insert_rows(
+        &format!("DELETE FROM {table} WHERE ({columns}) IN ("),
+        ")",
+        keys,
+    )
 }
 
 /// What stores the operators' and calls' states `ongoing` changed since the last time.
@@ -332,20 +320,26 @@ impl Ledger {
 
     /// What stores everything fed since the last call: cell deltas and changed states.
     pub fn statements(&mut self) -> Vec<Statement> {
-        let mut out = cell_statements(&self.replay.book.take());
-        out.extend(ongoing_statements(&mut self.replay.ongoing));
-        out
+        replay_statements(&mut self.replay)
     }
+}
+
+/// What stores everything `replay` booked since the last time: cell deltas and the
+/// changed states.
+fn replay_statements(replay: &mut Replay<CellBook>) -> Vec<Statement> {
+    let mut out = cell_statements(&replay.book.take());
+    out.extend(ongoing_statements(&mut replay.ongoing));
+    out
 }
 
 /// What marks the aggregates for a rebuild from `from_ms` (the earliest of the marks).
 pub fn mark_for_rebuild(from_ms: u64) -> Vec<Statement> {
     vec![(
-        "INSERT INTO settings (key, value) VALUES ('reports.rebuild_from_ms', $1) ON CONFLICT (key) DO UPDATE \
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE \
          SET value = CASE WHEN CAST(excluded.value AS BIGINT) < CAST(settings.value AS BIGINT) \
          THEN excluded.value ELSE settings.value END"
             .into(),
-        vec![text(&from_ms.to_string())],
+        vec![text(REBUILD_FROM), text(&from_ms.to_string())],
     )]
 }
 
@@ -723,18 +717,14 @@ const REBUILD_WINDOW_MS: u64 = 86_400_000;
 /// A rebuild's facts still to come: outbound calls' steps after the window they began in.
 type Pending = Vec<(u64, u8, Fact)>;
 
-/// The outbound facts of a call (placed, connected, ended) not before `from_ms`, into
-/// `pending`.
+/// The outbound facts of a call (placed, connected, ended), into `pending`.
 fn outbound_facts(
     pending: &mut Pending,
     (call, operator, placed, answered, ended): (String, String, i64, Option<i64>, Option<i64>),
-    from_ms: i64,
 ) {
     let steps = [(Some(placed), 0u8), (answered, 1), (ended, 2)];
     for (at, step) in steps {
-        let Some(at) = at.filter(|at| *at >= from_ms) else {
-            continue;
-        };
+        let Some(at) = at else { continue };
         let (operator, call) = (operator.clone(), call.clone());
         let fact = match step {
             0 => Fact::OutboundPlaced { operator, call },
@@ -795,7 +785,7 @@ impl Store {
             )
             .bind(start).fetch_all(&mut *tx).await?
             {
-                outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), 0);
+                outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
             }
             let mut window = start;
             while window < end {
@@ -816,7 +806,7 @@ impl Store {
                 )
                 .bind(window).bind(window_end).fetch_all(&mut *tx).await?
                 {
-                    outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), 0);
+                    outbound_facts(&mut pending, (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
                 }
                 for r in sqlx::query(
                     "SELECT call_id, at_ms FROM call_events WHERE at_ms >= $1 AND at_ms < $2 \
@@ -847,9 +837,7 @@ impl Store {
             for (at, _, fact) in &pending {
                 replay.feed(*at, fact);
             }
-            let mut statements = cell_statements(&replay.book.take());
-            statements.extend(ongoing_statements(&mut replay.ongoing));
-            for (sql, args) in statements {
+            for (sql, args) in replay_statements(&mut replay) {
                 bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
             }
             tx.commit().await?;

@@ -57,12 +57,6 @@ pub struct Cells {
     pub operator_queues: BTreeMap<(u64, String, String), OperatorQueue>,
 }
 
-impl Cells {
-    pub fn is_empty(&self) -> bool {
-        self.queues.is_empty() && self.operators.is_empty() && self.operator_queues.is_empty()
-    }
-}
-
 /// Books a replay's figures as cell deltas.
 #[derive(Debug, Clone)]
 pub struct CellBook {
