@@ -177,6 +177,87 @@ fn script() -> Vec<Record> {
         call_event("e", 1, at(3, 1, 55, 2, 0), interrupted()),
         q(at(3, 2, 0, 0, 0), K::Logout { operator: ann() }),
     ]
+    .into_iter()
+    .chain(transfers())
+    .collect()
+}
+
+/// Day 5: ann and bob hand calls to each other. t1: ann holds the caller 30 s while she
+/// consults bob, then transfers (attended); bob holds it 20 s and ends it. t2: bob
+/// transfers blind to ann, who ends it.
+fn transfers() -> Vec<Record> {
+    let q = |at_ms, kind| Record::Queue(QueueEvent::new(at_ms, kind));
+    let s = |v: &str| v.to_string();
+    let sales = || s("sales");
+    let offer = |call: &str, op: &str| K::Offered {
+        queue: sales(),
+        call: s(call),
+        operator: s(op),
+    };
+    let answer = |call: &str, op: &str, wait_ms| K::Answered {
+        queue: sales(),
+        call: s(call),
+        operator: s(op),
+        wait_ms,
+        within_service_level: true,
+    };
+    let hold = |call: &str, op: &str, on: bool| {
+        let (queue, call, operator) = (sales(), s(call), s(op));
+        if on {
+            K::HoldStarted {
+                queue,
+                call,
+                operator,
+            }
+        } else {
+            K::HoldEnded {
+                queue,
+                call,
+                operator,
+            }
+        }
+    };
+    let transfer = |call: &str, from: &str, to: &str, attended, talk_ms| K::Transferred {
+        queue: sales(),
+        call: s(call),
+        from: s(from),
+        to: s(to),
+        attended,
+        talk_ms,
+    };
+    let complete = |call: &str, op: &str, talk_ms| K::Completed {
+        queue: sales(),
+        call: s(call),
+        operator: s(op),
+        by: CompletedBy::Caller,
+        talk_ms,
+    };
+    vec![
+        q(at(5, 9, 0, 0, 0), K::Login { operator: s("ann") }),
+        q(at(5, 9, 0, 0, 0), K::Login { operator: s("bob") }),
+        q(at(5, 10, 0, 0, 0), entered("t1")),
+        q(at(5, 10, 0, 0, 0), offer("t1", "ann")),
+        q(at(5, 10, 0, 5, 0), answer("t1", "ann", 5_000)),
+        q(at(5, 10, 1, 0, 0), hold("t1", "ann", true)),
+        q(at(5, 10, 1, 30, 0), hold("t1", "ann", false)),
+        q(
+            at(5, 10, 1, 30, 0),
+            transfer("t1", "ann", "bob", true, 85_000),
+        ),
+        q(at(5, 10, 2, 0, 0), hold("t1", "bob", true)),
+        q(at(5, 10, 2, 20, 0), hold("t1", "bob", false)),
+        q(at(5, 10, 3, 0, 0), complete("t1", "bob", 175_000)),
+        q(at(5, 10, 10, 0, 0), entered("t2")),
+        q(at(5, 10, 10, 0, 0), offer("t2", "bob")),
+        q(at(5, 10, 10, 3, 0), answer("t2", "bob", 3_000)),
+        q(
+            at(5, 10, 11, 3, 0),
+            transfer("t2", "bob", "ann", false, 60_000),
+        ),
+        q(at(5, 10, 12, 3, 0), complete("t2", "ann", 120_000)),
+        q(at(5, 11, 0, 0, 0), K::Logout { operator: s("ann") }),
+        q(at(5, 11, 0, 0, 0), K::Logout { operator: s("bob") }),
+    ]
 }
 
 async fn check(url: &str) {
@@ -280,6 +361,62 @@ async fn check(url: &str) {
         d3[col("Занятость, %")],
         json!((occupancy * 10.0_f64).round() / 10.0)
     );
+
+    // Day 5's transfers: each call once for the queue, its talk whole; each operator
+    // their part of it, hold included, and every call they took.
+    let day5 = || params(&[("period", "2026-03-05")], &["period"]);
+    let (cc, _) = store
+        .call_center_report(&viewer, &day5(), now)
+        .await
+        .unwrap();
+    let cc = serde_json::to_value(&cc).unwrap();
+    for (figure, value) in [
+        ("offered", json!(2)),
+        ("answered", json!(2)),
+        ("completed", json!(2)),
+        ("transferred", json!(2)),
+        ("held", json!(1)),
+        ("hold_ms", json!(50_000)),
+        ("average_hold_ms", json!(50_000)),
+        ("talk_ms", json!(295_000)),
+        ("operators_answering", json!(["ann", "bob"])),
+    ] {
+        assert_eq!(cc["total"][figure], value, "{figure} on {url}: {cc}");
+    }
+    let kpi = store
+        .kpi_report(
+            &viewer,
+            &params(
+                &[("period", "2026-03-05"), ("view", "summary")],
+                &["period", "view"],
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    let col = |name: &str| kpi.columns.iter().position(|c| c == name).unwrap();
+    let ms = |row: &[Value], name: &str| row[col(name)]["duration_ms"].as_u64().unwrap();
+    let row = |login: &str| {
+        kpi.rows
+            .iter()
+            .find(|r| r[col("Логин")] == login)
+            .unwrap_or_else(|| panic!("{login} in {:?}", kpi.rows))
+    };
+    for (login, talk, hold, ringing) in [
+        ("ann", 85_000 + 60_000, 30_000, 5_000),
+        ("bob", 90_000 + 60_000, 20_000, 3_000),
+    ] {
+        let r = row(login);
+        assert_eq!(ms(r, "Разговор"), talk, "{login} on {url}");
+        assert_eq!(ms(r, "  из него удержание"), hold, "{login} on {url}");
+        assert_eq!(r[col("Отвечено")], 2, "{login}: answered and received");
+        assert_eq!(r[col("Переведено")], 1, "{login}");
+        assert_eq!(
+            ms(r, "Готов (ожидание)"),
+            7_200_000 - talk - ringing,
+            "{login} on {url}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,6 +576,45 @@ fn random_days(seed: u64) -> Vec<Record> {
                     },
                 ));
                 let talk = rng.gen_range(1_000..1_800_000);
+                let mut last = op.clone();
+                if k == 5 {
+                    // On hold for the second quarter of the conversation.
+                    for (at_ms, on) in [(t + talk / 4, true), (t + talk / 2, false)] {
+                        let (queue, call, operator) = (queue.clone(), call.clone(), op.clone());
+                        log.push(q(
+                            at_ms,
+                            if on {
+                                K::HoldStarted {
+                                    queue,
+                                    call,
+                                    operator,
+                                }
+                            } else {
+                                K::HoldEnded {
+                                    queue,
+                                    call,
+                                    operator,
+                                }
+                            },
+                        ));
+                    }
+                }
+                if k == 6 {
+                    // Handed on halfway through to another operator.
+                    let others: Vec<&str> = ops.iter().copied().filter(|o| *o != op).collect();
+                    last = others[rng.gen_range(0..others.len())].to_string();
+                    log.push(q(
+                        t + talk / 2,
+                        K::Transferred {
+                            queue: queue.clone(),
+                            call: call.clone(),
+                            from: op.clone(),
+                            to: last.clone(),
+                            attended: rng.gen_bool(0.5),
+                            talk_ms: talk / 2,
+                        },
+                    ));
+                }
                 if k == 4 {
                     // kolokol restarted during the conversation.
                     log.push((t + talk, call_event(&call, 1, t + talk, interrupted())));
@@ -448,7 +624,7 @@ fn random_days(seed: u64) -> Vec<Record> {
                         K::Completed {
                             queue,
                             call,
-                            operator: op,
+                            operator: last,
                             by: CompletedBy::Caller,
                             talk_ms: talk,
                         },

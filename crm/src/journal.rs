@@ -84,7 +84,7 @@ async fn append(
 ) -> Result<Vec<usize>, StoreError> {
     let ledger = match slot {
         Some(l) => l,
-        None => slot.insert(store.resume_ledger(kolokol_engine::clock::now_ms()).await?),
+        None => slot.insert(store.resume_ledger().await?),
     };
     let mut stored: Vec<usize> = Vec::with_capacity(batch.len());
     let late = on_db!(store, pool => {
@@ -147,7 +147,7 @@ async fn append(
     if late.is_some() {
         // The batch is stored: a failed rebuild is tried again with the next one.
         *slot = store
-            .resume_ledger(kolokol_engine::clock::now_ms())
+            .resume_ledger()
             .await
             .inspect_err(
                 |e| tracing::error!(error = %e, "rebuilding the reports' aggregates failed"),

@@ -15,7 +15,7 @@ use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
-const QUEUE_COLUMNS: [&str; 14] = [
+const QUEUE_COLUMNS: [&str; 17] = [
     "offered",
     "answered",
     "abandoned",
@@ -30,9 +30,12 @@ const QUEUE_COLUMNS: [&str; 14] = [
     "longest_wait_ms",
     "talk_ms",
     "completed",
+    "held",
+    "hold_ms",
+    "transferred",
 ];
 
-fn queue_values(f: &QueueFigures) -> [u64; 14] {
+fn queue_values(f: &QueueFigures) -> [u64; 17] {
     [
         f.offered,
         f.answered,
@@ -48,11 +51,14 @@ fn queue_values(f: &QueueFigures) -> [u64; 14] {
         f.longest_wait_ms,
         f.talk_ms,
         f.completed,
+        f.held,
+        f.hold_ms,
+        f.transferred,
     ]
 }
 
-fn queue_from(v: [u64; 14]) -> QueueFigures {
-    let [offered, answered, abandoned, short_abandoned, overflowed, timed_out, interrupted, answered_within_service_level, answered_wait_ms, wait_ms, waits, longest_wait_ms, talk_ms, completed] =
+fn queue_from(v: [u64; 17]) -> QueueFigures {
+    let [offered, answered, abandoned, short_abandoned, overflowed, timed_out, interrupted, answered_within_service_level, answered_wait_ms, wait_ms, waits, longest_wait_ms, talk_ms, completed, held, hold_ms, transferred] =
         v;
     QueueFigures {
         offered,
@@ -69,11 +75,14 @@ fn queue_from(v: [u64; 14]) -> QueueFigures {
         longest_wait_ms,
         talk_ms,
         completed,
+        held,
+        hold_ms,
+        transferred,
         ..QueueFigures::default()
     }
 }
 
-const OPERATOR_COLUMNS: [&str; 10] = [
+const OPERATOR_COLUMNS: [&str; 12] = [
     "in_system_ms",
     "ready_ms",
     "ringing_ms",
@@ -84,9 +93,11 @@ const OPERATOR_COLUMNS: [&str; 10] = [
     "made",
     "answered",
     "missed",
+    "hold_ms",
+    "transferred",
 ];
 
-fn operator_values(f: &OperatorFigures) -> [u64; 10] {
+fn operator_values(f: &OperatorFigures) -> [u64; 12] {
     [
         f.in_system_ms,
         f.ready_ms,
@@ -98,11 +109,13 @@ fn operator_values(f: &OperatorFigures) -> [u64; 10] {
         f.made,
         f.answered,
         f.missed,
+        f.hold_ms,
+        f.transferred,
     ]
 }
 
-fn operator_from(v: [u64; 10]) -> OperatorFigures {
-    let [in_system_ms, ready_ms, ringing_ms, talk_ms, outbound_talk_ms, wrap_up_ms, pause_ms, made, answered, missed] =
+fn operator_from(v: [u64; 12]) -> OperatorFigures {
+    let [in_system_ms, ready_ms, ringing_ms, talk_ms, outbound_talk_ms, wrap_up_ms, pause_ms, made, answered, missed, hold_ms, transferred] =
         v;
     OperatorFigures {
         in_system_ms,
@@ -115,6 +128,8 @@ fn operator_from(v: [u64; 10]) -> OperatorFigures {
         made,
         answered,
         missed,
+        hold_ms,
+        transferred,
         ..OperatorFigures::default()
     }
 }
@@ -179,9 +194,11 @@ static OPERATOR_QUEUE_UPSERT: LazyLock<Upsert> = LazyLock::new(|| {
     Upsert::new(
         "report_operator_queue_cells",
         &["start_ms", "operator", "queue"],
-        &["answered", "missed", "served"],
+        &OPERATOR_QUEUE_COLUMNS,
     )
 });
+const OPERATOR_QUEUE_COLUMNS: [&str; 4] = ["answered", "missed", "served", "transferred"];
+
 static TRACK_UPSERT: LazyLock<Upsert> = LazyLock::new(|| Upsert {
     head: "INSERT INTO report_tracks (operator, track)".into(),
     tail: "ON CONFLICT (operator) DO UPDATE SET track = excluded.track".into(),
@@ -229,6 +246,7 @@ pub fn cell_statements(cells: &Cells) -> Vec<Statement> {
                 int(c.answered),
                 int(c.missed),
                 int(c.served),
+                int(c.transferred),
             ]
         })
         .collect();
@@ -279,7 +297,8 @@ pub fn ongoing_statements(ongoing: &mut Ongoing) -> Vec<Statement> {
     out
 }
 
-/// Outbound calls still open are looked for this far back when the journal resumes.
+/// Outbound calls still open are looked for this far back from the last stored event
+/// when the journal resumes (the log's own time: a rebuild may replay an old stretch).
 const OUTBOUND_LOOKBACK_MS: i64 = 86_400_000;
 
 /// The setting that holds the instant (local midnight) the aggregates are to be rebuilt
@@ -296,21 +315,30 @@ pub struct Ledger {
 
 impl Ledger {
     /// Feeds the facts of records just stored, in the order a replay of the log puts
-    /// them. An earlier fact than any already fed is not fed: the midnight of its day,
+    /// them. A batch with a record earlier than the last fact fed (one that may be a
+    /// fact: [`FactReader::may_count`]) is not fed: the midnight of its day,
     /// from which the aggregates are to be rebuilt, is returned instead. Facts of the
     /// instant last fed are fed as they come: no time passes between them, and only a
     /// restart's `interrupted` and a queue event of the same call in one millisecond
     /// would leave another state than the replay's order.
     pub fn feed<'a>(&mut self, records: impl Iterator<Item = &'a Record>) -> Option<u64> {
+        let at = |r: &Record| match r {
+            Record::Queue(e) => e.at_ms,
+            Record::Call(e) => e.at_ms,
+        };
+        let mut records: Vec<&Record> = records.filter(|r| FactReader::may_count(r)).collect();
+        // Read in time order: an outbound call's steps make sense only so.
+        records.sort_by_key(|r| at(r));
+        let earliest = at(records.first()?);
+        if earliest < self.watermark {
+            return Some(self.replay.book.day_start(earliest));
+        }
         let mut facts: Vec<(u64, u8, Fact)> = records
+            .into_iter()
             .filter_map(|r| self.reader.read(r))
             .map(|(at, f)| (at, rank(&f), f))
             .collect();
         facts.sort_by_key(|(at, rank, _)| (*at, *rank));
-        let first = facts.first()?;
-        if first.0 < self.watermark {
-            return Some(self.replay.book.day_start(first.0));
-        }
         for (at, _, fact) in &facts {
             self.replay.feed(*at, fact);
             self.watermark = *at;
@@ -393,7 +421,7 @@ fn grain_of(code: &str) -> Grain {
 impl Store {
     /// The journal's ledger as the last stored batch left it, rebuilding the aggregates
     /// first if a batch marked them for it.
-    pub async fn resume_ledger(&self, now_ms: u64) -> Result<Ledger, StoreError> {
+    pub async fn resume_ledger(&self) -> Result<Ledger, StoreError> {
         if let Some(from) = self.setting(REBUILD_FROM).await? {
             let from_ms = from.parse::<u64>().unwrap_or(0);
             tracing::info!(
@@ -402,11 +430,11 @@ impl Store {
             );
             self.rebuild_reports(from_ms).await?;
         }
-        self.ledger(now_ms).await
+        self.ledger().await
     }
 
     /// The journal's ledger as the last stored batch left it.
-    async fn ledger(&self, now_ms: u64) -> Result<Ledger, StoreError> {
+    async fn ledger(&self) -> Result<Ledger, StoreError> {
         let rows: Vec<(String, String)> = on_db!(self, pool => {
             sqlx::query("SELECT operator, track FROM report_tracks")
                 .fetch_all(pool).await?
@@ -429,20 +457,20 @@ impl Store {
                 calls.insert((q, c), s);
             }
         }
-        let outbound: Vec<(String, String)> = on_db!(self, pool => {
-            sqlx::query(
-                "SELECT id, user_login FROM calls WHERE direction = 'outbound' \
-                 AND user_login IS NOT NULL AND ended_ms IS NULL AND started_ms >= $1",
-            )
-            .bind(now_ms as i64 - OUTBOUND_LOOKBACK_MS)
-            .fetch_all(pool).await?
-            .iter().map(|r| (r.get(0), r.get(1))).collect()
-        });
         let last: (Option<i64>, Option<i64>) = on_db!(self, pool => {
             sqlx::query_as("SELECT (SELECT MAX(at_ms) FROM queue_events), (SELECT MAX(at_ms) FROM call_events)")
                 .fetch_one(pool).await?
         });
         let last = last.0.max(last.1).unwrap_or(0).max(0) as u64;
+        let outbound: Vec<(String, String)> = on_db!(self, pool => {
+            sqlx::query(
+                "SELECT id, user_login FROM calls WHERE direction = 'outbound' \
+                 AND user_login IS NOT NULL AND ended_ms IS NULL AND started_ms >= $1",
+            )
+            .bind(last as i64 - OUTBOUND_LOOKBACK_MS)
+            .fetch_all(pool).await?
+            .iter().map(|r| (r.get(0), r.get(1))).collect()
+        });
         let mut replay = Replay::with_book(CellBook::new(self.time_zone, 0));
         replay.ongoing = Ongoing::restore(tracks, calls);
         Ok(Ledger {
@@ -489,7 +517,7 @@ impl Store {
                     if let Some(d) = day_index(start as i64) {
                         if filtered {
                             // Of the queues asked for only: from the per-queue cells.
-                            (f.answered, f.missed) = (0, 0);
+                            (f.answered, f.missed, f.transferred) = (0, 0, 0);
                         }
                         book.operator_day(&operator, d).add(&f);
                     }
@@ -511,10 +539,11 @@ impl Store {
                     .operators_answering
                     .insert(operator.clone());
             }
-            if queue != ALL && c.answered + c.missed > 0 {
+            if queue != ALL && c.answered + c.missed + c.transferred > 0 {
                 let o = book.operator_day(&operator, d);
                 o.answered += c.answered;
                 o.missed += c.missed;
+                o.transferred += c.transferred;
             }
         }
         let until = period.until_ms;
@@ -582,7 +611,7 @@ impl Store {
         );
         let operator_queue_sql = cells_sql(
             "start_ms, operator, queue",
-            &["answered", "missed", "served"],
+            &OPERATOR_QUEUE_COLUMNS,
             &format!(
                 "FROM report_operator_queue_cells WHERE start_ms >= $1 AND start_ms < $2 \
                  AND queue IN ({in_queues})"
@@ -684,13 +713,14 @@ impl Store {
                 .insert(reason, ms);
         }
         for (start, operator, queue, v) in operator_queue_cells {
-            let [answered, missed, served] = cell_numbers(v)?;
+            let [answered, missed, served, transferred] = cell_numbers(v)?;
             out.cells.operator_queues.insert(
                 (start as u64, operator, queue),
                 OperatorQueue {
                     answered,
                     missed,
                     served,
+                    transferred,
                 },
             );
         }

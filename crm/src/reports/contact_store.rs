@@ -59,6 +59,7 @@ pub struct QueueSummary {
     pub asa_ms: Option<u64>,
     pub average_wait_ms: Option<u64>,
     pub average_talk_ms: Option<u64>,
+    pub average_hold_ms: Option<u64>,
 }
 
 impl From<QueueFigures> for QueueSummary {
@@ -70,6 +71,7 @@ impl From<QueueFigures> for QueueSummary {
             asa_ms: f.asa_ms(),
             average_wait_ms: f.average_wait_ms(),
             average_talk_ms: f.average_talk_ms(),
+            average_hold_ms: f.average_hold_ms(),
             counts: f,
         }
     }
@@ -342,6 +344,7 @@ impl Store {
             "Готов (ожидание)",
             "Вызов звонит",
             "Разговор",
+            "  из него удержание",
             "Исходящие разговоры",
             "Поствызывная обработка",
             "Пауза",
@@ -349,7 +352,16 @@ impl Store {
         .map(String::from)
         .to_vec();
         columns.extend(reasons.iter().map(|r| format!("Пауза: {r}")));
-        columns.extend(["Отвечено", "Пропущено", "Совершено", "Занятость, %"].map(String::from));
+        columns.extend(
+            [
+                "Отвечено",
+                "Пропущено",
+                "Переведено",
+                "Совершено",
+                "Занятость, %",
+            ]
+            .map(String::from),
+        );
         let mut report = Report {
             title: "КПД операторов".into(),
             columns,
@@ -371,6 +383,7 @@ impl Store {
                 duration_cell(o.ready_ms),
                 duration_cell(o.ringing_ms),
                 duration_cell(o.talk_ms),
+                duration_cell(o.hold_ms),
                 duration_cell(o.outbound_talk_ms),
                 duration_cell(o.wrap_up_ms),
                 duration_cell(o.pause_ms),
@@ -383,6 +396,7 @@ impl Store {
             row.extend([
                 json!(o.answered),
                 json!(o.missed),
+                json!(o.transferred),
                 json!(o.made),
                 json!(o.occupancy().map(round1)),
             ]);
@@ -441,7 +455,7 @@ fn call_center_rows(data: &CallCenter) -> Report {
     columns.extend(data.days.iter().cloned());
     columns.push("Итого".into());
     type Cell = fn(&QueueFigures) -> Value;
-    let figures: [(&str, Cell); 18] = [
+    let figures: [(&str, Cell); 22] = [
         (
             "Операторов обслуживали входящие",
             |f| json!(f.operators_answering.len()),
@@ -499,6 +513,14 @@ fn call_center_rows(data: &CallCenter) -> Report {
         ("Разговоров завершено", |f| {
             json!(f.completed)
         }),
+        ("  из них с удержанием", |f| json!(f.held)),
+        ("Время на удержании", |f| {
+            duration_cell(f.hold_ms)
+        }),
+        ("Среднее удержание", |f| {
+            opt_duration(f.average_hold_ms())
+        }),
+        ("Переводов на другого оператора", |f| json!(f.transferred)),
     ];
     let rows = figures
         .iter()

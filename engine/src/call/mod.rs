@@ -1834,10 +1834,19 @@ impl CallControl {
                             !offer.direction.receives() || offer.direction == Direction::Inactive;
                         let was = leg_o.held;
                         leg_o.held = held;
-                        if held && !was {
-                            call.emit(Some(role(origin)), EventKind::Held, now, out);
-                        } else if !held && was {
-                            call.emit(Some(role(origin)), EventKind::Resumed, now, out);
+                        if held != was {
+                            let kind = if held {
+                                EventKind::Held
+                            } else {
+                                EventKind::Resumed
+                            };
+                            call.emit(Some(role(origin)), kind, now, out);
+                            if call.queue.is_some() && call.state == State::Answered {
+                                out.pending.push(QueueInput::Hold {
+                                    call: call.id.clone(),
+                                    held,
+                                });
+                            }
                         }
                     }
                 }

@@ -28,6 +28,14 @@ pub(super) enum QueueInput {
     CallerLeft { call: String },
     /// An answered queue call ended.
     Ended { call: String, by: CompletedBy },
+    /// The operator of an answered queue call handed it to the user `to`.
+    Transferred {
+        call: String,
+        to: String,
+        attended: bool,
+    },
+    /// A party of an answered queue call put it on hold, or took it off.
+    Hold { call: String, held: bool },
     /// A user's call that did not come from a queue began or ended (busy operators get no
     /// queue calls).
     Direct {
@@ -170,6 +178,13 @@ impl CallControl {
                     }
                     QueueInput::Ended { call, by } => {
                         self.acd.call_ended(&call, by, now, &mut decided)
+                    }
+                    QueueInput::Transferred { call, to, attended } => {
+                        self.acd
+                            .transferred(&call, &to, attended, now, &mut decided)
+                    }
+                    QueueInput::Hold { call, held } => {
+                        self.acd.hold(&call, held, now, &mut decided)
                     }
                     QueueInput::Direct {
                         operator,

@@ -9,6 +9,7 @@
 
 use super::leg::{Purpose, ServerTx};
 use super::message::{self, reason};
+use super::queued::QueueInput;
 use super::{
     best_status, remote_of, respond, role, Branch, BranchState, Call, CallControl, Context,
     Outputs, Ring, Side, State, CODECS, TELEPHONE_EVENT_PT,
@@ -222,9 +223,21 @@ impl CallControl {
             out.messages.push(leg.peer.send(r));
             return;
         };
-        // The party leaves the other call, which ends for the transferor.
+        // The party leaves the other call, which ends for the transferor. The queue core
+        // hears of the transfer first: the party is then on this call, not the other.
         let mut consult = self.calls.remove(&key2).expect("found above");
         let label = consult.label(party);
+        let person = match party {
+            Side::Caller => consult.caller_user.clone(),
+            Side::Branch(_) => None,
+        };
+        Self::queue_transfer(
+            &self.calls[&key],
+            side,
+            person.as_deref().unwrap_or(&label),
+            true,
+            out,
+        );
         let mut moved = consult.leg(party).detach();
         moved.endpoint = endpoint;
         Self::send_bye(&self.ctx, consult.leg(side2), now, out);
@@ -296,6 +309,7 @@ impl CallControl {
             return;
         };
         let t = call.transfer.take().expect("checked");
+        Self::queue_transfer(call, t.transferor, &call.branches[i].target, false, out);
         let leg = &call.branches[i].leg;
         ctx.media.set_remote(
             t.endpoint.id,
@@ -329,6 +343,19 @@ impl CallControl {
             now,
             out,
         );
+    }
+
+    /// The queue core hears that the operator of a queue call transferred it to `to`
+    /// (a transfer by the caller leaves the operator as they are).
+    fn queue_transfer(call: &Call, transferor: Side, to: &str, attended: bool, out: &mut Outputs) {
+        let by_operator = matches!(transferor, Side::Branch(k) if call.winner == Some(k));
+        if call.queue.is_some() && by_operator {
+            out.pending.push(QueueInput::Transferred {
+                call: call.id.clone(),
+                to: to.to_string(),
+                attended,
+            });
+        }
     }
 
     /// Puts `joined` in the transferor's place: in the bridge (the recording goes on), as

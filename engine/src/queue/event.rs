@@ -95,6 +95,28 @@ pub enum QueueEventKind {
         by: CompletedBy,
         talk_ms: u64,
     },
+    /// `from` handed the answered call to `to` (a blind or an attended transfer) after
+    /// talking `talk_ms` since they took it; `to` talks from here on and the call's
+    /// `completed` names them.
+    Transferred {
+        queue: String,
+        call: CallRef,
+        from: String,
+        to: String,
+        attended: bool,
+        talk_ms: u64,
+    },
+    /// A party of the answered call put it on hold (the talk goes on counting).
+    HoldStarted {
+        queue: String,
+        call: CallRef,
+        operator: String,
+    },
+    HoldEnded {
+        queue: String,
+        call: CallRef,
+        operator: String,
+    },
     /// The operator's work day began.
     Login {
         operator: String,
@@ -132,6 +154,9 @@ impl QueueEventKind {
             QueueEventKind::Overflowed { .. } => "overflowed",
             QueueEventKind::TimedOut { .. } => "timed_out",
             QueueEventKind::Completed { .. } => "completed",
+            QueueEventKind::Transferred { .. } => "transferred",
+            QueueEventKind::HoldStarted { .. } => "hold_started",
+            QueueEventKind::HoldEnded { .. } => "hold_ended",
             QueueEventKind::Login { .. } => "login",
             QueueEventKind::Logout { .. } => "logout",
             QueueEventKind::Paused { .. } => "paused",
@@ -162,7 +187,10 @@ impl QueueEventKind {
             | QueueEventKind::Abandoned { queue, .. }
             | QueueEventKind::Overflowed { queue, .. }
             | QueueEventKind::TimedOut { queue, .. }
-            | QueueEventKind::Completed { queue, .. } => Some(queue),
+            | QueueEventKind::Completed { queue, .. }
+            | QueueEventKind::Transferred { queue, .. }
+            | QueueEventKind::HoldStarted { queue, .. }
+            | QueueEventKind::HoldEnded { queue, .. } => Some(queue),
             _ => None,
         }
     }
@@ -174,6 +202,9 @@ impl QueueEventKind {
             | QueueEventKind::NoAnswer { operator, .. }
             | QueueEventKind::Answered { operator, .. }
             | QueueEventKind::Completed { operator, .. }
+            | QueueEventKind::Transferred { from: operator, .. }
+            | QueueEventKind::HoldStarted { operator, .. }
+            | QueueEventKind::HoldEnded { operator, .. }
             | QueueEventKind::Login { operator }
             | QueueEventKind::Logout { operator }
             | QueueEventKind::Paused { operator, .. }
@@ -195,6 +226,9 @@ impl QueueEventKind {
             | QueueEventKind::Overflowed { call, .. }
             | QueueEventKind::TimedOut { call, .. }
             | QueueEventKind::Completed { call, .. }
+            | QueueEventKind::Transferred { call, .. }
+            | QueueEventKind::HoldStarted { call, .. }
+            | QueueEventKind::HoldEnded { call, .. }
             | QueueEventKind::WrapUpStarted { call, .. } => Some(call),
             _ => None,
         }

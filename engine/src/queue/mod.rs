@@ -201,6 +201,17 @@ struct Queue {
     avg_talk_ms: u64,
 }
 
+/// An answered queue call in conversation.
+struct Talk {
+    queue: String,
+    /// Who talks now (after a transfer, its target).
+    operator: String,
+    answered_ms: u64,
+    /// When `operator` took the call (the answer, or the transfer to them).
+    since_ms: u64,
+    held: bool,
+}
+
 /// The talk time assumed before a queue has answered calls.
 const FIRST_TALK_ESTIMATE_MS: u64 = 120_000;
 
@@ -208,8 +219,8 @@ pub struct Acd {
     queues: BTreeMap<String, Queue>,
     operators: HashMap<String, Operator>,
     waiting: HashMap<CallRef, Waiting>,
-    /// Answered queue calls: (queue, operator, answered at) for the completion event.
-    answered: HashMap<CallRef, (String, String, u64)>,
+    /// Answered queue calls, for the transfer, hold and completion events.
+    answered: HashMap<CallRef, Talk>,
     next_order: u64,
     rng: StdRng,
 }
@@ -445,8 +456,16 @@ impl Acd {
                 within_service_level: wait_ms <= service_level_ms,
             },
         ));
-        self.answered
-            .insert(call.to_string(), (w.queue, operator.to_string(), now));
+        self.answered.insert(
+            call.to_string(),
+            Talk {
+                queue: w.queue,
+                operator: operator.to_string(),
+                answered_ms: now,
+                since_ms: now,
+                held: false,
+            },
+        );
         self.dispatch(now, out);
         true
     }
@@ -533,49 +552,159 @@ impl Acd {
     /// An answered queue call ended: the operator goes to wrap-up (or ready, or the pause
     /// they asked for meanwhile).
     pub fn call_ended(&mut self, call: &str, by: CompletedBy, now: u64, out: &mut AcdOutputs) {
-        let Some((queue, operator, answered_ms)) = self.answered.remove(call) else {
+        let Some(talk) = self.answered.remove(call) else {
             return;
         };
-        if let Some(q) = self.queues.get_mut(&queue) {
-            q.avg_talk_ms = (q.avg_talk_ms * 4 + (now - answered_ms)) / 5;
+        if let Some(q) = self.queues.get_mut(&talk.queue) {
+            q.avg_talk_ms = (q.avg_talk_ms * 4 + (now - talk.answered_ms)) / 5;
         }
-        let still_talking = self
-            .operators
-            .get(&operator)
-            .is_some_and(|o| matches!(&o.state, OperatorState::Talking { call: c } if c == call));
+        if talk.held {
+            out.events.push(QueueEvent::new(
+                now,
+                QueueEventKind::HoldEnded {
+                    queue: talk.queue.clone(),
+                    call: call.to_string(),
+                    operator: talk.operator.clone(),
+                },
+            ));
+        }
         out.events.push(QueueEvent::new(
             now,
             QueueEventKind::Completed {
-                queue: queue.clone(),
+                queue: talk.queue.clone(),
                 call: call.to_string(),
-                operator: operator.clone(),
+                operator: talk.operator.clone(),
                 by,
-                talk_ms: now - answered_ms,
+                talk_ms: now - talk.answered_ms,
             },
         ));
-        if still_talking {
-            let op = operator;
-            let wrap_up_ms = self.queues.get(&queue).map_or(0, |q| q.config.wrap_up_ms);
-            if wrap_up_ms > 0 {
-                self.set_state(
-                    &op,
-                    OperatorState::WrapUp {
-                        until_ms: now + wrap_up_ms,
-                    },
-                    now,
-                );
-                out.events.push(QueueEvent::new(
-                    now,
-                    QueueEventKind::WrapUpStarted {
-                        operator: op,
-                        call: call.to_string(),
-                    },
-                ));
-            } else {
-                self.after_work(&op, now, out);
-            }
-        }
+        self.talk_over(&talk.operator, &talk.queue, call, now, out);
         self.dispatch(now, out);
+    }
+
+    /// `operator` stopped talking on the queue call `call`: wrap-up if the queue has it,
+    /// else ready (or the pause asked for meanwhile). Nothing if they had moved on.
+    fn talk_over(
+        &mut self,
+        operator: &str,
+        queue: &str,
+        call: &str,
+        now: u64,
+        out: &mut AcdOutputs,
+    ) {
+        let still_talking = self
+            .operators
+            .get(operator)
+            .is_some_and(|o| matches!(&o.state, OperatorState::Talking { call: c } if c == call));
+        if !still_talking {
+            return;
+        }
+        let wrap_up_ms = self.queues.get(queue).map_or(0, |q| q.config.wrap_up_ms);
+        if wrap_up_ms > 0 {
+            self.set_state(
+                operator,
+                OperatorState::WrapUp {
+                    until_ms: now + wrap_up_ms,
+                },
+                now,
+            );
+            out.events.push(QueueEvent::new(
+                now,
+                QueueEventKind::WrapUpStarted {
+                    operator: operator.to_string(),
+                    call: call.to_string(),
+                },
+            ));
+        } else {
+            self.after_work(operator, now, out);
+        }
+    }
+
+    /// The operator talking on the answered queue call `call` handed it to the user `to`
+    /// (blind or attended): the operator's talk ends (wrap-up follows as after a hang-up);
+    /// `to`, if an operator who is free or on the consultation call, talks from now on.
+    pub fn transferred(
+        &mut self,
+        call: &str,
+        to: &str,
+        attended: bool,
+        now: u64,
+        out: &mut AcdOutputs,
+    ) {
+        let Some(talk) = self.answered.get_mut(call) else {
+            return;
+        };
+        if talk.operator == to {
+            return;
+        }
+        let from = std::mem::replace(&mut talk.operator, to.to_string());
+        let talk_ms = now - std::mem::replace(&mut talk.since_ms, now);
+        let (queue, held) = (talk.queue.clone(), std::mem::take(&mut talk.held));
+        if held {
+            // The transferor's hold ends with their leg; the target is taken off hold.
+            out.events.push(QueueEvent::new(
+                now,
+                QueueEventKind::HoldEnded {
+                    queue: queue.clone(),
+                    call: call.to_string(),
+                    operator: from.clone(),
+                },
+            ));
+        }
+        out.events.push(QueueEvent::new(
+            now,
+            QueueEventKind::Transferred {
+                queue: queue.clone(),
+                call: call.to_string(),
+                from: from.clone(),
+                to: to.to_string(),
+                attended,
+                talk_ms,
+            },
+        ));
+        let free = self.operators.get(to).is_some_and(|o| match &o.state {
+            OperatorState::Ready => true,
+            // The consultation call of an attended transfer (not another queue call).
+            OperatorState::Talking { call: c } => !self.answered.contains_key(c),
+            _ => false,
+        });
+        if free {
+            self.set_state(
+                to,
+                OperatorState::Talking {
+                    call: call.to_string(),
+                },
+                now,
+            );
+        }
+        self.talk_over(&from, &queue, call, now, out);
+        self.dispatch(now, out);
+    }
+
+    /// A party of the answered queue call `call` put it on hold (`held`) or took it off.
+    pub fn hold(&mut self, call: &str, held: bool, now: u64, out: &mut AcdOutputs) {
+        let Some(talk) = self.answered.get_mut(call) else {
+            return;
+        };
+        if talk.held == held {
+            return;
+        }
+        talk.held = held;
+        let (queue, call, operator) = (talk.queue.clone(), call.to_string(), talk.operator.clone());
+        let kind = if held {
+            QueueEventKind::HoldStarted {
+                queue,
+                call,
+                operator,
+            }
+        } else {
+            QueueEventKind::HoldEnded {
+                queue,
+                call,
+                operator,
+            }
+        };
+        out.events.push(QueueEvent::new(now, kind));
     }
 
     /// A call not from a queue (direct, outbound) reached or left an operator: busy

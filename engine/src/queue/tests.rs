@@ -235,6 +235,68 @@ fn logging_out_during_wrap_up_ends_it_and_the_day() {
 }
 
 #[test]
+fn a_transfer_frees_the_transferor_and_the_completion_names_the_target() {
+    let mut q = linear();
+    q.wrap_up_ms = 10_000;
+    let mut acd = floor(q);
+    let mut out = AcdOutputs::default();
+    acd.join("sales", "c1", 1_000, &mut out).unwrap();
+    assert!(acd.answered("c1", "a", 2_000, &mut out));
+    // b is on the consultation call a made to them (a direct call).
+    acd.direct_call("b", "consult", true, 20_000, &mut out);
+    let mut out = AcdOutputs::default();
+    acd.hold("c1", true, 15_000, &mut out);
+    acd.hold("c1", true, 16_000, &mut out);
+    assert_eq!(kinds(&out), ["hold_started"]);
+    let mut out = AcdOutputs::default();
+    acd.transferred("c1", "b", true, 32_000, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["hold_ended", "transferred", "wrap_up_started"]
+    );
+    assert_eq!(
+        out.events[1].kind,
+        QueueEventKind::Transferred {
+            queue: "sales".into(),
+            call: "c1".into(),
+            from: "a".into(),
+            to: "b".into(),
+            attended: true,
+            talk_ms: 30_000,
+        }
+    );
+    assert!(matches!(
+        acd.operator("a").unwrap().state,
+        OperatorState::WrapUp { .. }
+    ));
+    assert_eq!(
+        acd.operator("b").unwrap().state,
+        OperatorState::Talking { call: "c1".into() }
+    );
+    // The consultation call's end does not free b: they talk on the queue call.
+    acd.direct_call("b", "consult", false, 32_000, &mut out);
+    assert!(matches!(
+        acd.operator("b").unwrap().state,
+        OperatorState::Talking { .. }
+    ));
+    let mut out = AcdOutputs::default();
+    acd.call_ended("c1", CompletedBy::Caller, 62_000, &mut out);
+    assert_eq!(kinds(&out), ["completed", "wrap_up_started"]);
+    assert!(matches!(
+        &out.events[0].kind,
+        QueueEventKind::Completed { operator, talk_ms: 60_000, .. } if operator == "b"
+    ));
+    // A transfer to someone who is not an operator: the call goes on, a is free.
+    let mut acd = floor(linear());
+    acd.join("sales", "c2", 0, &mut out).unwrap();
+    acd.answered("c2", "a", 1_000, &mut out);
+    let mut out = AcdOutputs::default();
+    acd.transferred("c2", "+74950000000", false, 5_000, &mut out);
+    assert_eq!(kinds(&out), ["transferred"]);
+    assert_eq!(acd.operator("a").unwrap().state, OperatorState::Ready);
+}
+
+#[test]
 fn ring_all_rings_everyone_and_the_first_answer_cancels_the_rest() {
     let mut acd = floor(QueueConfig::new(
         "sales",
@@ -375,6 +437,8 @@ enum Op {
     Pause(usize),
     Resume(usize),
     Direct(usize, bool),
+    Transfer(usize, usize, bool),
+    Hold(usize, bool),
     Register(usize, bool),
     Advance(u64),
 }
@@ -392,6 +456,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..5usize).prop_map(Op::Resume),
         1 => (0..5usize, any::<bool>()).prop_map(|(o, a)| Op::Direct(o, a)),
         1 => (0..5usize, any::<bool>()).prop_map(|(o, r)| Op::Register(o, r)),
+        1 => (0..8usize, 0..5usize, any::<bool>()).prop_map(|(c, o, a)| Op::Transfer(c, o, a)),
+        1 => (0..8usize, any::<bool>()).prop_map(|(c, h)| Op::Hold(c, h)),
         3 => (0..20_000u64).prop_map(Op::Advance),
     ]
 }
@@ -453,6 +519,17 @@ fn check_invariants(acd: &Acd, now: u64) -> Result<(), TestCaseError> {
                 op.id,
                 call
             );
+        }
+        if let OperatorState::Talking { call } = &op.state {
+            if let Some(talk) = acd.answered.get(call) {
+                prop_assert_eq!(
+                    &talk.operator,
+                    &op.id,
+                    "{} talks on {} which another operator has",
+                    op.id,
+                    call
+                );
+            }
         }
         let t = op.times_at(now);
         prop_assert_eq!(
@@ -529,6 +606,17 @@ fn run(strategies: [Strategy; 3], ops: Vec<Op>) -> Result<(), TestCaseError> {
                 acd.direct_call(OPS[o], &format!("d{o}"), active, now, &mut step)
             }
             Op::Register(o, registered) => acd.set_registered(OPS[o], registered, now, &mut step),
+            Op::Transfer(c, o, attended) => {
+                if !answered.is_empty() {
+                    let call = &answered[c % answered.len()];
+                    acd.transferred(call, OPS[o], attended, now, &mut step);
+                }
+            }
+            Op::Hold(c, held) => {
+                if !answered.is_empty() {
+                    acd.hold(&answered[c % answered.len()], held, now, &mut step);
+                }
+            }
             Op::Advance(ms) => {
                 // The service ticks every 20 ms; coarser steps here, same logic.
                 let end = now + ms;

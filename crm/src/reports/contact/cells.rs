@@ -31,13 +31,14 @@ impl Grain {
 }
 
 /// One operator's calls of one queue (or, [`ALL`], of every queue: `served` only) on one
-/// day: answered and missed by the day of the answer or the miss, `served` by the day
-/// the call entered (operators answering).
+/// day: answered, missed and transferred by the day it happened, `served` by the day the
+/// call entered (operators answering).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OperatorQueue {
     pub answered: u64,
     pub missed: u64,
     pub served: u64,
+    pub transferred: u64,
 }
 
 /// Cell key: grain, start (ms since the epoch), queue or operator.
@@ -155,6 +156,7 @@ impl Book for CellBook {
         match (queue, count) {
             (Some(q), Count::Answered) => self.operator_queue(day, operator, q).answered += 1,
             (Some(q), Count::Missed) => self.operator_queue(day, operator, q).missed += 1,
+            (Some(q), Count::Transferred) => self.operator_queue(day, operator, q).transferred += 1,
             _ => {}
         }
         count.add_to(self.operator(Grain::Day, day, operator));

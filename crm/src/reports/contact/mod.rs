@@ -209,6 +209,11 @@ pub struct QueueFigures {
     /// Talk of the answered calls that ended, and how many they are.
     pub talk_ms: u64,
     pub completed: u64,
+    /// Of those, the calls put on hold, and their time on hold (within `talk_ms`).
+    pub held: u64,
+    pub hold_ms: u64,
+    /// Transfers of answered calls from one operator to another.
+    pub transferred: u64,
     /// Operators who answered these calls / who were logged in.
     pub operators_answering: BTreeSet<String>,
     pub operators_logged_in: BTreeSet<String>,
@@ -230,6 +235,9 @@ impl QueueFigures {
         self.longest_wait_ms = self.longest_wait_ms.max(o.longest_wait_ms);
         self.talk_ms += o.talk_ms;
         self.completed += o.completed;
+        self.held += o.held;
+        self.hold_ms += o.hold_ms;
+        self.transferred += o.transferred;
         self.operators_answering
             .extend(o.operators_answering.iter().cloned());
         self.operators_logged_in
@@ -276,6 +284,11 @@ impl QueueFigures {
     pub fn average_talk_ms(&self) -> Option<u64> {
         mean(self.talk_ms, self.completed)
     }
+
+    /// Mean hold of the calls put on hold.
+    pub fn average_hold_ms(&self) -> Option<u64> {
+        mean(self.hold_ms, self.held)
+    }
 }
 
 /// One operator's day, or period.
@@ -286,18 +299,23 @@ pub struct OperatorFigures {
     /// Logged in and doing none of the below: ready for a call.
     pub ready_ms: u64,
     pub ringing_ms: u64,
-    /// Queue calls answered, answer → hang-up (hold included).
+    /// Queue calls answered, answer → hang-up or transfer (hold included).
     pub talk_ms: u64,
+    /// Of the talk, with every call the operator talks on held.
+    pub hold_ms: u64,
     /// Outbound calls connected (while logged in).
     pub outbound_talk_ms: u64,
     pub wrap_up_ms: u64,
     pub pause_ms: u64,
     pub pause_by_reason: BTreeMap<String, u64>,
+    /// Queue calls taken: answered, or received by a transfer.
     pub answered: u64,
     /// Offers not taken (rang out, declined, busy).
     pub missed: u64,
     /// Outbound calls placed.
     pub made: u64,
+    /// Answered calls handed on to another operator.
+    pub transferred: u64,
 }
 
 impl OperatorFigures {
@@ -306,6 +324,7 @@ impl OperatorFigures {
         self.ready_ms += o.ready_ms;
         self.ringing_ms += o.ringing_ms;
         self.talk_ms += o.talk_ms;
+        self.hold_ms += o.hold_ms;
         self.outbound_talk_ms += o.outbound_talk_ms;
         self.wrap_up_ms += o.wrap_up_ms;
         self.pause_ms += o.pause_ms;
@@ -315,6 +334,7 @@ impl OperatorFigures {
         self.answered += o.answered;
         self.missed += o.missed;
         self.made += o.made;
+        self.transferred += o.transferred;
     }
 
     /// (talk + outbound talk + wrap-up) ÷ (time in system − pause), percent.
@@ -342,6 +362,8 @@ fn mean(sum: u64, n: u64) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Talk,
+    /// Talk with every call on hold.
+    Hold,
     OutboundTalk,
     Ringing,
     WrapUp,
@@ -355,6 +377,10 @@ impl State {
         f.in_system_ms += ms;
         match self {
             State::Talk => f.talk_ms += ms,
+            State::Hold => {
+                f.talk_ms += ms;
+                f.hold_ms += ms;
+            }
             State::OutboundTalk => f.outbound_talk_ms += ms,
             State::Ringing => f.ringing_ms += ms,
             State::WrapUp => f.wrap_up_ms += ms,
@@ -369,7 +395,7 @@ impl State {
     /// `ms` of this state on an hour of the charts.
     pub fn add_to_hour(&self, h: &mut HourFigures, ms: u64) {
         match self {
-            State::Talk => h.talk_ms += ms,
+            State::Talk | State::Hold => h.talk_ms += ms,
             State::OutboundTalk => h.outbound_talk_ms += ms,
             State::Ringing => h.ringing_ms += ms,
             State::WrapUp => h.wrap_up_ms += ms,
@@ -386,6 +412,9 @@ pub struct OperatorTrack {
     pause: Option<String>,
     ringing: BTreeSet<String>,
     talking: BTreeSet<String>,
+    /// Of the calls talked on, those on hold.
+    #[serde(default)]
+    held: BTreeSet<String>,
     outbound: BTreeSet<String>,
     wrap_up: bool,
     pub since_ms: u64,
@@ -398,7 +427,11 @@ impl OperatorTrack {
             return None;
         }
         Some(if !self.talking.is_empty() {
-            State::Talk
+            if self.talking.is_subset(&self.held) {
+                State::Hold
+            } else {
+                State::Talk
+            }
         } else if !self.outbound.is_empty() {
             State::OutboundTalk
         } else if !self.ringing.is_empty() {
@@ -421,6 +454,13 @@ pub struct InQueue {
     pub short_abandon_ms: u64,
     /// Answered: what remains is its end (`completed`).
     pub answered: bool,
+    /// On hold since, and the hold before.
+    #[serde(default)]
+    pub held_since_ms: Option<u64>,
+    #[serde(default)]
+    pub hold_ms: u64,
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Where a replay's figures go: the days of a report's period ([`PeriodBook`]), or the
@@ -448,6 +488,7 @@ pub enum Count {
     Answered,
     Missed,
     Made,
+    Transferred,
 }
 
 impl Count {
@@ -456,6 +497,7 @@ impl Count {
             Count::Answered => f.answered += 1,
             Count::Missed => f.missed += 1,
             Count::Made => f.made += 1,
+            Count::Transferred => f.transferred += 1,
         }
     }
 }
@@ -652,6 +694,7 @@ impl<B: Book> Replay<B> {
             self.change(&o, at_ms, |t| {
                 t.ringing.remove(call);
                 t.talking.remove(call);
+                t.held.remove(call);
                 t.outbound.remove(call);
             });
         }
@@ -687,6 +730,9 @@ impl<B: Book> Replay<B> {
                         entered_ms: at_ms,
                         short_abandon_ms: *short_abandon_ms,
                         answered: false,
+                        held_since_ms: None,
+                        hold_ms: 0,
+                        held: false,
                     },
                 );
                 self.book(queue, call, false, |f, _| f.offered += 1);
@@ -786,11 +832,71 @@ impl<B: Book> Replay<B> {
             } => {
                 self.change(operator, at_ms, |t| {
                     t.talking.remove(call);
+                    t.held.remove(call);
                 });
+                let key = (queue.clone(), call.clone());
+                let (held, hold_ms) = match self.ongoing.calls.get(&key) {
+                    Some(c) => (
+                        c.held,
+                        c.hold_ms + c.held_since_ms.map_or(0, |s| at_ms.saturating_sub(s)),
+                    ),
+                    None => (false, 0),
+                };
                 self.book(queue, call, true, |f, _| {
                     f.talk_ms += talk_ms;
                     f.completed += 1;
+                    f.held += u64::from(held);
+                    f.hold_ms += hold_ms;
                 });
+            }
+            K::Transferred {
+                queue,
+                call,
+                from,
+                to,
+                ..
+            } => {
+                self.change(from, at_ms, |t| {
+                    t.talking.remove(call);
+                    t.held.remove(call);
+                });
+                self.change(to, at_ms, |t| {
+                    t.talking.insert(call.clone());
+                });
+                self.book
+                    .count(at_ms, from, Some(queue), Count::Transferred);
+                self.book.count(at_ms, to, Some(queue), Count::Answered);
+                self.book(queue, call, false, |f, _| {
+                    f.transferred += 1;
+                    f.operators_answering.insert(to.clone());
+                });
+            }
+            K::HoldStarted {
+                queue,
+                call,
+                operator,
+            } => {
+                self.change(operator, at_ms, |t| {
+                    t.held.insert(call.clone());
+                });
+                if let Some(c) = self.ongoing.call_mut(&(queue.clone(), call.clone())) {
+                    c.held = true;
+                    c.held_since_ms.get_or_insert(at_ms);
+                }
+            }
+            K::HoldEnded {
+                queue,
+                call,
+                operator,
+            } => {
+                self.change(operator, at_ms, |t| {
+                    t.held.remove(call);
+                });
+                if let Some(c) = self.ongoing.call_mut(&(queue.clone(), call.clone())) {
+                    if let Some(since) = c.held_since_ms.take() {
+                        c.hold_ms += at_ms.saturating_sub(since);
+                    }
+                }
             }
             K::Login { operator } => self.change(operator, at_ms, |t| t.logged_in = true),
             // Logging out ends whatever the operator was doing, as far as the system goes.

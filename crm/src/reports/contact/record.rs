@@ -25,6 +25,23 @@ impl FactReader {
         }
     }
 
+    /// Whether `record` may be a fact: what it is may depend on the records before it
+    /// (an outbound call's answer is one only while the call is known to be open), so
+    /// one that comes late has to be replayed in its place, not read now.
+    pub fn may_count(record: &Record) -> bool {
+        match record {
+            Record::Queue(_) => true,
+            Record::Call(e) => matches!(
+                e.kind,
+                EventKind::Offered {
+                    direction: CallDirection::Outbound,
+                    ..
+                } | EventKind::Answered { .. }
+                    | EventKind::Ended { .. }
+            ),
+        }
+    }
+
     /// The fact of `record` and its instant, if the reports count it.
     pub fn read(&mut self, record: &Record) -> Option<(u64, Fact)> {
         let e = match record {

@@ -139,6 +139,38 @@ impl Log {
             },
         )
     }
+    fn transfer(&mut self, at: u64, call: &str, from: &str, to: &str, attended: bool) -> &mut Self {
+        self.q(
+            at,
+            QueueEventKind::Transferred {
+                queue: "sales".into(),
+                call: call.into(),
+                from: from.into(),
+                to: to.into(),
+                attended,
+                talk_ms: 0,
+            },
+        )
+    }
+    fn hold(&mut self, at: u64, call: &str, op: &str, held: bool) -> &mut Self {
+        let (queue, call, operator) = ("sales".into(), call.into(), op.into());
+        self.q(
+            at,
+            if held {
+                QueueEventKind::HoldStarted {
+                    queue,
+                    call,
+                    operator,
+                }
+            } else {
+                QueueEventKind::HoldEnded {
+                    queue,
+                    call,
+                    operator,
+                }
+            },
+        )
+    }
     fn run(&self, p: Period, queues: Option<&[&str]>) -> Figures {
         replay(
             p,
@@ -163,6 +195,7 @@ fn assert_identity(f: &Figures) {
                     + o.pause_ms,
                 "{op} day {d}: {o:?}"
             );
+            assert!(o.hold_ms <= o.talk_ms, "{op} day {d}: hold within talk");
             assert_eq!(
                 o.pause_ms,
                 o.pause_by_reason.values().sum::<u64>(),
@@ -470,6 +503,7 @@ fn random_streams_add_up() {
         let ops = ["ann", "bob", "cid"];
         let mut logged = [false; 3];
         let (mut offered, mut answered, mut abandoned, mut talk) = (0, 0, 0, 0);
+        let (mut hold, mut transferred) = (0, 0);
         for n in 0..rng.gen_range(1..60) {
             t += rng.gen_range(1..7_200_000);
             let i = rng.gen_range(0..3);
@@ -494,14 +528,24 @@ fn random_streams_add_up() {
                     let wait = rng.gen_range(0..60_000);
                     log.enter(t, "sales", &call).offer(t, "sales", &call, op);
                     if rng.gen_bool(0.7) {
-                        let len = rng.gen_range(1..600_000);
-                        log.answer(t + wait, "sales", &call, op, wait).complete(
-                            t + wait + len,
-                            "sales",
-                            &call,
-                            op,
-                            len,
-                        );
+                        let (start, len) = (t + wait, rng.gen_range(4..600_000));
+                        log.answer(start, "sales", &call, op, wait);
+                        if rng.gen_bool(0.3) {
+                            log.hold(start + len / 4, &call, op, true).hold(
+                                start + len / 2,
+                                &call,
+                                op,
+                                false,
+                            );
+                            hold += len / 2 - len / 4;
+                        }
+                        let mut last = op;
+                        if rng.gen_bool(0.3) {
+                            last = ops[(i + rng.gen_range(1..3)) % 3];
+                            log.transfer(start + len * 3 / 4, &call, op, last, false);
+                            transferred += 1;
+                        }
+                        log.complete(start + len, "sales", &call, last, len);
                         answered += 1;
                         talk += len;
                     } else {
@@ -529,6 +573,13 @@ fn random_streams_add_up() {
             ),
             (offered, answered, abandoned, talk)
         );
+        assert_eq!((total.hold_ms, total.transferred), (hold, transferred));
+        let by_operators: u64 = f
+            .operator_days
+            .keys()
+            .map(|o| f.operator_total(o).transferred)
+            .sum();
+        assert_eq!(by_operators, transferred);
     }
 }
 
@@ -566,4 +617,101 @@ fn a_restart_closes_what_it_interrupted_at_the_interrupted_event() {
         ),
         (2, 1, 1, 0, 0)
     );
+}
+
+/// A blind transfer: ann talks 60 s, hands the call to bob, who talks 120 s more. The
+/// queue counts one call of 180 s talk; each operator their own part; both took it.
+#[test]
+fn a_blind_transfer_counts_once_for_the_queue_and_once_per_operator() {
+    let mut log = Log::default();
+    log.login(at(2, 9, 0, 0), "ann")
+        .login(at(2, 9, 0, 0), "bob")
+        .enter(at(2, 10, 0, 0), "sales", "a")
+        .offer(at(2, 10, 0, 0), "sales", "a", "ann")
+        .answer(at(2, 10, 0, 10), "sales", "a", "ann", 10_000)
+        .transfer(at(2, 10, 1, 10), "a", "ann", "bob", false)
+        .complete(at(2, 10, 3, 10), "sales", "a", "bob", 180_000)
+        .logout(at(2, 11, 0, 0), "ann")
+        .logout(at(2, 11, 0, 0), "bob");
+    let f = log.run(period(2, 2), None);
+    assert_identity(&f);
+    let (ann, bob) = (&f.operator_days["ann"][0], &f.operator_days["bob"][0]);
+    assert_eq!((ann.talk_ms, ann.answered, ann.transferred), (60_000, 1, 1));
+    assert_eq!(
+        (bob.talk_ms, bob.answered, bob.transferred),
+        (120_000, 1, 0)
+    );
+    let d = &f.queue_days[0];
+    assert_eq!(
+        (d.offered, d.answered, d.completed, d.transferred, d.talk_ms),
+        (1, 1, 1, 1, 180_000)
+    );
+    assert_eq!(d.operators_answering.len(), 2);
+}
+
+/// An attended transfer: ann holds the caller while consulting bob, then hands over. Her
+/// hold counts within her talk; the call's hold within its talk; bob talks from the
+/// transfer on.
+#[test]
+fn an_attended_transfer_with_hold_splits_talk_and_counts_the_hold() {
+    let mut log = Log::default();
+    log.login(at(2, 9, 0, 0), "ann")
+        .login(at(2, 9, 0, 0), "bob")
+        .enter(at(2, 10, 0, 0), "sales", "a")
+        .offer(at(2, 10, 0, 0), "sales", "a", "ann")
+        .answer(at(2, 10, 0, 5), "sales", "a", "ann", 5_000)
+        .hold(at(2, 10, 1, 0), "a", "ann", true)
+        .hold(at(2, 10, 1, 30), "a", "ann", false)
+        .transfer(at(2, 10, 1, 30), "a", "ann", "bob", true)
+        .hold(at(2, 10, 2, 0), "a", "bob", true)
+        .hold(at(2, 10, 2, 20), "a", "bob", false)
+        .complete(at(2, 10, 3, 0), "sales", "a", "bob", 175_000)
+        .logout(at(2, 11, 0, 0), "ann")
+        .logout(at(2, 11, 0, 0), "bob");
+    let f = log.run(period(2, 2), None);
+    assert_identity(&f);
+    let (ann, bob) = (&f.operator_days["ann"][0], &f.operator_days["bob"][0]);
+    assert_eq!(
+        (ann.talk_ms, ann.hold_ms, ann.transferred),
+        (85_000, 30_000, 1)
+    );
+    assert_eq!(
+        (bob.talk_ms, bob.hold_ms, bob.answered),
+        (90_000, 20_000, 1)
+    );
+    let d = &f.queue_days[0];
+    assert_eq!((d.held, d.hold_ms, d.talk_ms), (1, 50_000, 175_000));
+    assert_eq!(d.average_hold_ms(), Some(50_000));
+}
+
+/// An operator serving two queues: the KPI filtered by one queue counts only its calls;
+/// unfiltered, both; their time is theirs whatever the filter.
+#[test]
+fn an_operator_in_two_queues_is_counted_per_queue_filter() {
+    let mut log = Log::default();
+    log.login(at(2, 9, 0, 0), "ann")
+        .enter(at(2, 10, 0, 0), "sales", "a")
+        .offer(at(2, 10, 0, 0), "sales", "a", "ann")
+        .answer(at(2, 10, 0, 5), "sales", "a", "ann", 5_000)
+        .complete(at(2, 10, 1, 5), "sales", "a", "ann", 60_000)
+        .enter(at(2, 10, 5, 0), "support", "b")
+        .offer(at(2, 10, 5, 0), "support", "b", "ann")
+        .no_answer(at(2, 10, 5, 15), "support", "b", "ann")
+        .offer(at(2, 10, 5, 20), "support", "b", "ann")
+        .answer(at(2, 10, 5, 25), "support", "b", "ann", 25_000)
+        .complete(at(2, 10, 7, 25), "support", "b", "ann", 120_000)
+        .logout(at(2, 11, 0, 0), "ann");
+    let all = log.run(period(2, 2), None);
+    let support = log.run(period(2, 2), Some(&["support"]));
+    assert_identity(&all);
+    let (a, s) = (
+        &all.operator_days["ann"][0],
+        &support.operator_days["ann"][0],
+    );
+    assert_eq!((a.answered, a.missed), (2, 1));
+    assert_eq!((s.answered, s.missed), (1, 1));
+    assert_eq!((a.talk_ms, a.in_system_ms), (s.talk_ms, s.in_system_ms));
+    assert_eq!(a.talk_ms, 180_000);
+    assert_eq!(all.queue_total().offered, 2);
+    assert_eq!(support.queue_total().offered, 1);
 }
