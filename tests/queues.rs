@@ -20,6 +20,8 @@ struct Floor {
     server: Server,
     auth: String,
     provider_port: u16,
+    /// Where the provider's trunk takes outbound calls.
+    trunk_port: u16,
     ports: [u16; 3],
 }
 
@@ -59,13 +61,18 @@ impl Floor {
     /// `n` provider calls into the queue, each hanging up `stay_ms` after being answered
     /// by kolokol; returns once sipp is done and every call has ended.
     fn callers(&self, n: usize, rate: &str, stay_ms: u64, calls_before: usize) {
+        self.callers_as("call_uac.xml", n, rate, stay_ms, calls_before)
+    }
+
+    /// [`Floor::callers`] running `scenario`.
+    fn callers_as(&self, scenario: &str, n: usize, rate: &str, stay_ms: u64, calls_before: usize) {
         let port = self.provider_port.to_string();
         let media = free_port().to_string();
         let count = n.to_string();
         let stay = stay_ms.to_string();
         let (ok, out) = sipp(
             &self.server,
-            "call_uac.xml",
+            scenario,
             &[
                 "-s",
                 DID,
@@ -128,22 +135,27 @@ impl Floor {
     /// The office: the three operators' accounts, a provider trunk and the DID routed to
     /// queue "sales".
     fn new(strategy: &str) -> Floor {
+        Floor::with_queue(&queue(strategy))
+    }
+
+    fn with_queue(queue: &str) -> Floor {
         let server = Server::start(&OPERATORS, &[]);
         let auth = format!("Bearer {}", server.admin_token());
         let f = Floor {
             server,
             auth,
             provider_port: free_port(),
+            trunk_port: free_port(),
             ports: [free_port(), free_port(), free_port()],
         };
         f.ok(
             "POST",
             "/api/v1/trunks",
-            &json!({"name": "provider", "address": format!("127.0.0.1:{}", free_port()),
+            &json!({"name": "provider", "address": format!("127.0.0.1:{}", f.trunk_port),
                     "inbound_ip": "127.0.0.1", "inbound_port": f.provider_port})
             .to_string(),
         );
-        let (status, v) = f.api("POST", "/api/v1/queues", &queue(strategy));
+        let (status, v) = f.api("POST", "/api/v1/queues", queue);
         assert_eq!(status, 201, "{v}");
         f.ok(
             "POST",
@@ -158,6 +170,34 @@ impl Floor {
 /// 2003 never answers.
 fn floor(strategy: &str) -> (Floor, Vec<std::process::Child>) {
     let f = Floor::new(strategy);
+    staff(&f);
+    let phones = vec![
+        phone(&f, f.ports[0], "call_uas.xml", &["-m", "1000"]),
+        phone(&f, f.ports[2], "uas_ring.xml", &["-m", "1000"]),
+    ];
+    (f, phones)
+}
+
+/// A sipp phone at `port` running `scenario`.
+fn phone(f: &Floor, port: u16, scenario: &str, args: &[&str]) -> std::process::Child {
+    let p = port.to_string();
+    let media = free_port().to_string();
+    let mut all = vec![
+        "-p",
+        &p,
+        "-mp",
+        &media,
+        "-recv_timeout",
+        "120s",
+        "-timeout",
+        "120s",
+    ];
+    all.extend(args);
+    sipp_spawn(&f.server, scenario, &all)
+}
+
+/// The three operators' phones register and they log in; 2002 pauses.
+fn staff(f: &Floor) {
     std::fs::copy(
         "/usr/share/sip-tester/g711a.pcap",
         f.server.dir.join("g711a.pcap"),
@@ -179,31 +219,6 @@ fn floor(strategy: &str) -> (Floor, Vec<std::process::Child>) {
         "/api/v1/operators/u2002/pause",
         &json!({"reason": "Перерыв"}).to_string(),
     );
-    let phone = |port: u16, scenario: &str| {
-        let p = port.to_string();
-        let media = free_port().to_string();
-        sipp_spawn(
-            &f.server,
-            scenario,
-            &[
-                "-p",
-                &p,
-                "-mp",
-                &media,
-                "-m",
-                "1000",
-                "-recv_timeout",
-                "120s",
-                "-timeout",
-                "120s",
-            ],
-        )
-    };
-    let phones = vec![
-        phone(f.ports[0], "call_uas.xml"),
-        phone(f.ports[2], "uas_ring.xml"),
-    ];
-    (f, phones)
 }
 
 fn queue(strategy: &str) -> String {
@@ -349,6 +364,184 @@ fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
         let _ = p.kill();
         let _ = p.wait();
     }
+}
+
+/// Real phones through a queue: 2001 answers, holds the caller a second, takes them back
+/// and transfers them blind to 2003 (logged in, in no queue), who talks until the
+/// caller hangs up; 2002 stays paused; then 2001 calls out through the trunk. The
+/// Call-Center, KPI and calls reports show exactly that, to the logged millisecond.
+#[test]
+fn a_held_and_transferred_call_and_an_outbound_call_show_in_the_reports() {
+    let f = Floor::with_queue(
+        &json!({
+            "name": "sales",
+            "strategy": "linear",
+            "members": [
+                {"operator": "u2001", "penalty": 0},
+                {"operator": "u2002", "penalty": 0}
+            ],
+            "ring_timeout_ms": 5000,
+            "wrap_up_ms": 400
+        })
+        .to_string(),
+    );
+    staff(&f);
+    f.ok(
+        "PUT",
+        "/api/v1/users/u2001/calls",
+        r#"{"record":false,"trunk_id":1}"#,
+    );
+    let transferor = phone(
+        &f,
+        f.ports[0],
+        "uas_hold_refer.xml",
+        &["-m", "1", "-d", "1000", "-key", "target", "2003"],
+    );
+    let target = phone(&f, f.ports[2], "call_uas.xml", &["-m", "1"]);
+    // The caller takes the hold and its end, then hangs up 4 s later (after the transfer).
+    f.callers_as("uac_held_hangs_up.xml", 1, "1", 4_000, 0);
+    let (ok, out) = sipp_wait(transferor);
+    assert!(
+        ok,
+        "2001 holds, resumes and transfers: {out}\n{}",
+        f.server.log()
+    );
+    let (ok, out) = sipp_wait(target);
+    assert!(ok, "2003 takes the caller until they hang up: {out}");
+    let events = wait_for("the call's completion", Duration::from_secs(10), || {
+        let events = f.events();
+        (!of(&events, "completed").is_empty()).then_some(events)
+    });
+    let one = |kind: &str| -> &Value {
+        let all = of(&events, kind);
+        assert_eq!(all.len(), 1, "one {kind}: {events:?}");
+        all[0]
+    };
+    let at = |e: &Value| e["at_ms"].as_u64().unwrap();
+    let (answered, transferred, completed) =
+        (one("answered"), one("transferred"), one("completed"));
+    let hold = at(one("hold_ended")) - at(one("hold_started"));
+    assert_eq!(answered["operator"], "u2001");
+    assert_eq!(transferred["from"], "u2001");
+    assert_eq!(transferred["to"], "u2003");
+    assert_eq!(transferred["attended"], false);
+    assert_eq!(completed["operator"], "u2003", "the one who talked last");
+    assert!((800..3_000).contains(&hold), "a second on hold: {hold}");
+
+    // 2001 calls out; the provider answers and 2001 hangs up after two seconds.
+    let provider = phone(&f, f.trunk_port, "call_uas.xml", &["-m", "1"]);
+    let media = free_port().to_string();
+    let (ok, out) = sipp(
+        &f.server,
+        "call_uac_auth.xml",
+        &[
+            "-s",
+            "84951234567",
+            "-au",
+            "2001",
+            "-ap",
+            "op-one-1",
+            "-mp",
+            &media,
+            "-m",
+            "1",
+            "-d",
+            "2000",
+            "-recv_timeout",
+            "30s",
+        ],
+    );
+    assert!(ok, "2001's outbound call: {out}\n{}", f.server.log());
+    assert!(sipp_wait(provider).0, "the provider answers");
+    let outbound = wait_for("the outbound call to end", Duration::from_secs(10), || {
+        let calls = f.ok("GET", "/api/v1/calls?limit=100", "");
+        calls
+            .as_array()?
+            .iter()
+            .find(|c| c["direction"] == "outbound" && !c["ended_ms"].is_null())
+            .cloned()
+    });
+    let outbound_talk =
+        outbound["ended_ms"].as_u64().unwrap() - outbound["answered_ms"].as_u64().unwrap();
+
+    let period = around_today();
+    let cc = f.call_center(&period);
+    let total = &cc["total"];
+    for (figure, value) in [
+        ("offered", json!(1)),
+        ("answered", json!(1)),
+        ("completed", json!(1)),
+        ("transferred", json!(1)),
+        ("held", json!(1)),
+        ("hold_ms", json!(hold)),
+        ("talk_ms", completed["talk_ms"].clone()),
+        ("operators_answering", json!(["u2001", "u2003"])),
+    ] {
+        assert_eq!(total[figure], value, "{figure}: {cc}");
+    }
+    // The KPI, once the outbound call's end has reached the aggregates.
+    let kpi = wait_for(
+        "the outbound talk in the KPI",
+        Duration::from_secs(10),
+        || {
+            let kpi = f.ok(
+                "GET",
+                &format!("/api/v1/reports/kpi?view=summary&period={period}"),
+                "",
+            );
+            let col = kpi["columns"]
+                .as_array()?
+                .iter()
+                .position(|c| c == "Совершено")?;
+            kpi["rows"]
+                .as_array()?
+                .iter()
+                .any(|r| r[col] == 1)
+                .then_some(kpi)
+        },
+    );
+    let kpi = Kpi(kpi);
+    let col = |name: &str| kpi.col(name);
+    let ms = |r: &Value, name: &str| kpi.ms(r, name);
+    let (first, last) = (kpi.row("u2001"), kpi.row("u2003"));
+    assert_eq!(ms(&first, "Разговор"), at(transferred) - at(answered));
+    assert_eq!(ms(&first, "  из него удержание"), hold);
+    assert_eq!(ms(&first, "Исходящие разговоры"), outbound_talk);
+    assert_eq!(
+        (
+            &first[col("Отвечено")],
+            &first[col("Переведено")],
+            &first[col("Совершено")]
+        ),
+        (&json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(ms(&last, "Разговор"), at(completed) - at(transferred));
+    assert_eq!(ms(&last, "  из него удержание"), 0);
+    assert_eq!(
+        (&last[col("Отвечено")], &last[col("Переведено")]),
+        (&json!(1), &json!(0)),
+        "2003 took the call by the transfer"
+    );
+    assert_eq!(
+        ms(&first, "Разговор") + ms(&last, "Разговор"),
+        completed["talk_ms"].as_u64().unwrap(),
+        "the call's talk, split between the two who talked"
+    );
+    let paused = kpi.row("u2002");
+    assert!(ms(&paused, "Пауза: Перерыв") > 0);
+    assert_eq!(paused[col("Отвечено")], 0);
+
+    // The detail: the queue call and the outbound call, each once.
+    let calls = f.ok("GET", &format!("/api/v1/reports/calls?period={period}"), "");
+    let rows = calls["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{calls}");
+    let inbound = rows.iter().find(|r| r["direction"] == "inbound").unwrap();
+    assert_eq!(inbound["id"], answered["call"]);
+    assert_eq!(inbound["status"], "answered", "{inbound}");
+    assert_eq!(inbound["queue"], "sales");
+    let out_row = rows.iter().find(|r| r["direction"] == "outbound").unwrap();
+    assert_eq!(out_row["id"], outbound["id"]);
+    assert_eq!(out_row["operator"], "u2001", "{out_row}");
 }
 
 #[test]
@@ -579,21 +772,62 @@ fn a_waiting_caller_hears_music_and_leaving_is_abandoning() {
     assert_eq!(abandoned[0]["position"], 1);
 }
 
-/// Today's Call-Center and KPI reports count exactly what the queue log holds.
-fn reports_match_the_log(f: &Floor, events: &[Value]) {
-    // Yesterday to tomorrow in the contact center's zone: the run may cross midnight.
-    // (Europe/Moscow, the default zone, is UTC+3 all year.)
+/// Yesterday to tomorrow in the contact center's zone: the run may cross midnight.
+/// (Europe/Moscow, the default zone, is UTC+3 all year.)
+fn around_today() -> String {
     let today = (chrono::Utc::now() + chrono::Duration::hours(3)).date_naive();
-    let period = format!(
+    format!(
         "{}..{}",
         today.pred_opt().unwrap(),
         today.succ_opt().unwrap()
-    );
-    let cc = f.ok(
-        "GET",
-        &format!("/api/v1/reports/call-center?queue=sales&period={period}"),
-        "",
-    );
+    )
+}
+
+impl Floor {
+    /// The Call-Center report of queue "sales" over `period`.
+    fn call_center(&self, period: &str) -> Value {
+        self.ok(
+            "GET",
+            &format!("/api/v1/reports/call-center?queue=sales&period={period}"),
+            "",
+        )
+    }
+}
+
+/// A KPI report as JSON: its cells by column name and operator.
+struct Kpi(Value);
+
+impl Kpi {
+    fn col(&self, name: &str) -> usize {
+        self.0["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("{name} in {}", self.0["columns"]))
+    }
+
+    fn row(&self, login: &str) -> Value {
+        let login_col = self.col("Логин");
+        self.0["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[login_col] == login)
+            .unwrap_or_else(|| panic!("{login} in {}", self.0))
+            .clone()
+    }
+
+    /// A duration cell of `row`.
+    fn ms(&self, row: &Value, name: &str) -> u64 {
+        row[self.col(name)]["duration_ms"].as_u64().unwrap()
+    }
+}
+
+/// Today's Call-Center and KPI reports count exactly what the queue log holds.
+fn reports_match_the_log(f: &Floor, events: &[Value]) {
+    let period = around_today();
+    let cc = f.call_center(&period);
     let total = &cc["total"];
     let n = |kind: &str| of(events, kind).len() as u64;
     assert_eq!(total["offered"], n("entered"), "{cc}");
@@ -691,27 +925,12 @@ fn reports_match_the_log(f: &Floor, events: &[Value]) {
         );
     }
     assert_eq!(sales["waiting"], json!([]));
-    let kpi = f.ok(
+    let kpi = Kpi(f.ok(
         "GET",
         &format!("/api/v1/reports/kpi?view=summary&period={period}"),
         "",
-    );
-    let columns: Vec<&str> = kpi["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap();
-    let row = |login: &str| {
-        kpi["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r[col("Логин")] == login)
-            .unwrap_or_else(|| panic!("{login} in {kpi}"))
-            .clone()
-    };
+    ));
+    let (col, row) = (|name: &str| kpi.col(name), |login: &str| kpi.row(login));
     let by = |kind: &str, login: &str| {
         of(events, kind)
             .iter()
@@ -726,15 +945,9 @@ fn reports_match_the_log(f: &Floor, events: &[Value]) {
             by("no_answer", login),
             "{login}: {r:?}"
         );
-        assert!(r[col("Время в системе")]["duration_ms"].as_u64().unwrap() > 0);
+        assert!(kpi.ms(&r, "Время в системе") > 0);
     }
-    let paused = row("u2002");
-    assert!(
-        paused[col("Пауза: Перерыв")]["duration_ms"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    assert!(kpi.ms(&row("u2002"), "Пауза: Перерыв") > 0);
     assert_eq!(
         row("u2001")[col("Разговор")]["duration_ms"],
         talk,

@@ -176,6 +176,13 @@ impl Store {
                     let cause: Option<String> = r.get(9);
                     let recording: Option<String> = r.get(10);
                     let id: String = r.get(0);
+                    // An outbound call's answerer is the far end: its operator is who
+                    // placed it.
+                    let operator = if direction == "outbound" {
+                        r.get(4)
+                    } else {
+                        r.get::<Option<String>, _>(7).or(r.get(4))
+                    };
                     CallDetail {
                         number: if direction == "inbound" { from } else { to },
                         direction,
@@ -191,7 +198,7 @@ impl Store {
                         },
                         answered_wait_ms: None,
                         wait_ms: None,
-                        operator: r.get::<Option<String>, _>(7).or(r.get(4)),
+                        operator,
                         talk_ms: answered_ms.zip(ended_ms).map(|(a, e)| e - a),
                         recording: recording.map(|_| format!("/api/v1/recordings/{id}")),
                         id,
