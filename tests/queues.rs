@@ -139,7 +139,12 @@ impl Floor {
     }
 
     fn with_queue(queue: &str) -> Floor {
-        let server = Server::start(&OPERATORS, &[]);
+        Floor::with_queue_on(queue, &[])
+    }
+
+    /// [`Floor::with_queue`] with extra settings (another database).
+    fn with_queue_on(queue: &str, settings: &[(&str, &str)]) -> Floor {
+        let server = Server::start(&OPERATORS, settings);
         let auth = format!("Bearer {}", server.admin_token());
         let f = Floor {
             server,
@@ -369,10 +374,17 @@ fn twenty_callers_through_a_queue_with_a_paused_and_a_silent_operator() {
 /// Real phones through a queue: 2001 answers, holds the caller a second, takes them back
 /// and transfers them blind to 2003 (logged in, in no queue), who talks until the
 /// caller hangs up; 2002 stays paused; then 2001 calls out through the trunk. The
-/// Call-Center, KPI and calls reports show exactly that, to the logged millisecond.
+/// Call-Center, KPI and calls reports show exactly that, to the logged millisecond — on
+/// SQLite and on PostgreSQL.
 #[test]
 fn a_held_and_transferred_call_and_an_outbound_call_show_in_the_reports() {
-    let f = Floor::with_queue(
+    hold_transfer_and_outbound(&[]);
+    let db = common::pg::PgDatabase::create();
+    hold_transfer_and_outbound(&[("KOLOKOL_DATABASE_URL", &db.url())]);
+}
+
+fn hold_transfer_and_outbound(settings: &[(&str, &str)]) {
+    let f = Floor::with_queue_on(
         &json!({
             "name": "sales",
             "strategy": "linear",
@@ -384,6 +396,7 @@ fn a_held_and_transferred_call_and_an_outbound_call_show_in_the_reports() {
             "wrap_up_ms": 400
         })
         .to_string(),
+        settings,
     );
     staff(&f);
     f.ok(
