@@ -411,6 +411,8 @@ async fn check(url: &str) {
         assert_eq!(ms(r, "  из него удержание"), hold, "{login} on {url}");
         assert_eq!(r[col("Отвечено")], 2, "{login}: answered and received");
         assert_eq!(r[col("Переведено")], 1, "{login}");
+        // No wrap-up: AHT is talk ÷ calls taken.
+        assert_eq!(ms(r, "Среднее время обработки (AHT)"), talk / 2, "{login}");
         assert_eq!(
             ms(r, "Готов (ожидание)"),
             7_200_000 - talk - ringing,

@@ -358,6 +358,7 @@ impl Store {
                 "Пропущено",
                 "Переведено",
                 "Совершено",
+                "Среднее время обработки (AHT)",
                 "Занятость, %",
             ]
             .map(String::from),
@@ -398,6 +399,7 @@ impl Store {
                 json!(o.missed),
                 json!(o.transferred),
                 json!(o.made),
+                opt_duration(o.aht_ms()),
                 json!(o.occupancy().map(round1)),
             ]);
             row

@@ -337,6 +337,11 @@ impl OperatorFigures {
         self.transferred += o.transferred;
     }
 
+    /// Average handle time: (talk + wrap-up) ÷ queue calls taken (none without calls).
+    pub fn aht_ms(&self) -> Option<u64> {
+        mean(self.talk_ms + self.wrap_up_ms, self.answered)
+    }
+
     /// (talk + outbound talk + wrap-up) ÷ (time in system − pause), percent.
     pub fn occupancy(&self) -> Option<f64> {
         percent(

@@ -641,6 +641,8 @@ fn a_blind_transfer_counts_once_for_the_queue_and_once_per_operator() {
         (bob.talk_ms, bob.answered, bob.transferred),
         (120_000, 1, 0)
     );
+    assert_eq!((ann.aht_ms(), bob.aht_ms()), (Some(60_000), Some(120_000)));
+    assert_eq!(OperatorFigures::default().aht_ms(), None, "no calls: empty");
     let d = &f.queue_days[0];
     assert_eq!(
         (d.offered, d.answered, d.completed, d.transferred, d.talk_ms),
