@@ -201,22 +201,7 @@ fn transfers() -> Vec<Record> {
         wait_ms,
         within_service_level: true,
     };
-    let hold = |call: &str, op: &str, on: bool| {
-        let (queue, call, operator) = (sales(), s(call), s(op));
-        if on {
-            K::HoldStarted {
-                queue,
-                call,
-                operator,
-            }
-        } else {
-            K::HoldEnded {
-                queue,
-                call,
-                operator,
-            }
-        }
-    };
+    let hold = |call: &str, op: &str, on: bool| K::hold(sales(), s(call), s(op), on);
     let transfer = |call: &str, from: &str, to: &str, attended, talk_ms| K::Transferred {
         queue: sales(),
         call: s(call),
@@ -582,23 +567,8 @@ fn random_days(seed: u64) -> Vec<Record> {
                 if k == 5 {
                     // On hold for the second quarter of the conversation.
                     for (at_ms, on) in [(t + talk / 4, true), (t + talk / 2, false)] {
-                        let (queue, call, operator) = (queue.clone(), call.clone(), op.clone());
-                        log.push(q(
-                            at_ms,
-                            if on {
-                                K::HoldStarted {
-                                    queue,
-                                    call,
-                                    operator,
-                                }
-                            } else {
-                                K::HoldEnded {
-                                    queue,
-                                    call,
-                                    operator,
-                                }
-                            },
-                        ));
+                        let kind = K::hold(queue.clone(), call.clone(), op.clone(), on);
+                        log.push(q(at_ms, kind));
                     }
                 }
                 if k == 6 {

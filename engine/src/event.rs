@@ -157,6 +157,16 @@ pub enum Record {
     Queue(crate::queue::QueueEvent),
 }
 
+impl Record {
+    /// When it happened.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Record::Call(e) => e.at_ms,
+            Record::Queue(e) => e.at_ms,
+        }
+    }
+}
+
 /// Where stored events are published. In-process now; NATS JetStream can implement it
 /// when kolokol runs on several nodes.
 pub trait EventBus: Send + Sync {

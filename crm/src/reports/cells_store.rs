@@ -322,14 +322,10 @@ impl Ledger {
     /// restart's `interrupted` and a queue event of the same call in one millisecond
     /// would leave another state than the replay's order.
     pub fn feed<'a>(&mut self, records: impl Iterator<Item = &'a Record>) -> Option<u64> {
-        let at = |r: &Record| match r {
-            Record::Queue(e) => e.at_ms,
-            Record::Call(e) => e.at_ms,
-        };
         let mut records: Vec<&Record> = records.filter(|r| FactReader::may_count(r)).collect();
         // Read in time order: an outbound call's steps make sense only so.
-        records.sort_by_key(|r| at(r));
-        let earliest = at(records.first()?);
+        records.sort_by_key(|r| r.at_ms());
+        let earliest = records.first()?.at_ms();
         if earliest < self.watermark {
             return Some(self.replay.book.day_start(earliest));
         }

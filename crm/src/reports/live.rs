@@ -106,10 +106,7 @@ pub async fn run(store: Store, bus: Arc<dyn EventBus>, live: Arc<LiveFigures>) {
     loop {
         match events.recv().await {
             Ok(record) => {
-                let at = match &record {
-                    Record::Queue(e) => e.at_ms,
-                    Record::Call(e) => e.at_ms,
-                };
+                let at = record.at_ms();
                 // Already in the rebuild.
                 if at >= since {
                     live.feed(&record);

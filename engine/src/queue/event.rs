@@ -144,6 +144,23 @@ pub enum QueueEventKind {
 }
 
 impl QueueEventKind {
+    /// `hold_started` (`held`) or `hold_ended` of `operator`'s call.
+    pub fn hold(queue: String, call: CallRef, operator: String, held: bool) -> QueueEventKind {
+        if held {
+            QueueEventKind::HoldStarted {
+                queue,
+                call,
+                operator,
+            }
+        } else {
+            QueueEventKind::HoldEnded {
+                queue,
+                call,
+                operator,
+            }
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             QueueEventKind::Entered { .. } => "entered",

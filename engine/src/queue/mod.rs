@@ -559,14 +559,13 @@ impl Acd {
             q.avg_talk_ms = (q.avg_talk_ms * 4 + (now - talk.answered_ms)) / 5;
         }
         if talk.held {
-            out.events.push(QueueEvent::new(
-                now,
-                QueueEventKind::HoldEnded {
-                    queue: talk.queue.clone(),
-                    call: call.to_string(),
-                    operator: talk.operator.clone(),
-                },
-            ));
+            let kind = QueueEventKind::hold(
+                talk.queue.clone(),
+                call.to_string(),
+                talk.operator.clone(),
+                false,
+            );
+            out.events.push(QueueEvent::new(now, kind));
         }
         out.events.push(QueueEvent::new(
             now,
@@ -642,14 +641,8 @@ impl Acd {
         let (queue, held) = (talk.queue.clone(), std::mem::take(&mut talk.held));
         if held {
             // The transferor's hold ends with their leg; the target is taken off hold.
-            out.events.push(QueueEvent::new(
-                now,
-                QueueEventKind::HoldEnded {
-                    queue: queue.clone(),
-                    call: call.to_string(),
-                    operator: from.clone(),
-                },
-            ));
+            let kind = QueueEventKind::hold(queue.clone(), call.to_string(), from.clone(), false);
+            out.events.push(QueueEvent::new(now, kind));
         }
         out.events.push(QueueEvent::new(
             now,
@@ -690,20 +683,12 @@ impl Acd {
             return;
         }
         talk.held = held;
-        let (queue, call, operator) = (talk.queue.clone(), call.to_string(), talk.operator.clone());
-        let kind = if held {
-            QueueEventKind::HoldStarted {
-                queue,
-                call,
-                operator,
-            }
-        } else {
-            QueueEventKind::HoldEnded {
-                queue,
-                call,
-                operator,
-            }
-        };
+        let kind = QueueEventKind::hold(
+            talk.queue.clone(),
+            call.to_string(),
+            talk.operator.clone(),
+            held,
+        );
         out.events.push(QueueEvent::new(now, kind));
     }
 

@@ -426,6 +426,12 @@ pub struct OperatorTrack {
 }
 
 impl OperatorTrack {
+    /// The operator no longer talks on `call` (it ended, or they handed it on).
+    fn stop_talking(&mut self, call: &str) {
+        self.talking.remove(call);
+        self.held.remove(call);
+    }
+
     /// The state the operator is in; none when logged out.
     pub fn state(&self) -> Option<State> {
         if !self.logged_in {
@@ -698,8 +704,7 @@ impl<B: Book> Replay<B> {
         for o in busy {
             self.change(&o, at_ms, |t| {
                 t.ringing.remove(call);
-                t.talking.remove(call);
-                t.held.remove(call);
+                t.stop_talking(call);
                 t.outbound.remove(call);
             });
         }
@@ -835,10 +840,7 @@ impl<B: Book> Replay<B> {
                 talk_ms,
                 ..
             } => {
-                self.change(operator, at_ms, |t| {
-                    t.talking.remove(call);
-                    t.held.remove(call);
-                });
+                self.change(operator, at_ms, |t| t.stop_talking(call));
                 let key = (queue.clone(), call.clone());
                 let (held, hold_ms) = match self.ongoing.calls.get(&key) {
                     Some(c) => (
@@ -861,10 +863,7 @@ impl<B: Book> Replay<B> {
                 to,
                 ..
             } => {
-                self.change(from, at_ms, |t| {
-                    t.talking.remove(call);
-                    t.held.remove(call);
-                });
+                self.change(from, at_ms, |t| t.stop_talking(call));
                 self.change(to, at_ms, |t| {
                     t.talking.insert(call.clone());
                 });

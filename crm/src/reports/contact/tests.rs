@@ -153,23 +153,8 @@ impl Log {
         )
     }
     fn hold(&mut self, at: u64, call: &str, op: &str, held: bool) -> &mut Self {
-        let (queue, call, operator) = ("sales".into(), call.into(), op.into());
-        self.q(
-            at,
-            if held {
-                QueueEventKind::HoldStarted {
-                    queue,
-                    call,
-                    operator,
-                }
-            } else {
-                QueueEventKind::HoldEnded {
-                    queue,
-                    call,
-                    operator,
-                }
-            },
-        )
+        let kind = QueueEventKind::hold("sales".into(), call.into(), op.into(), held);
+        self.q(at, kind)
     }
     fn run(&self, p: Period, queues: Option<&[&str]>) -> Figures {
         replay(
