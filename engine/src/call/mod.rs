@@ -823,7 +823,9 @@ impl CallControl {
             let body = sdp::render(&ring.offer, leg.sdp_session, version);
             let branch = message::branch();
             let cseq = leg.local_cseq;
-            let bytes = initial_invite(ctx, &leg, cseq, &branch, ring.max_forwards, &body, None);
+            let headers = device_headers(call, &leg.peer);
+            let bytes =
+                initial_invite(ctx, &leg, cseq, &branch, ring.max_forwards, &body, &headers);
             out.messages
                 .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
             dialogs.insert(call_id, (key, Side::Branch(call.branches.len())));
@@ -1492,6 +1494,7 @@ impl CallControl {
         now: u64,
         out: &mut Outputs,
     ) -> bool {
+        let mut headers = device_headers(call, &call.branches[i].leg.peer);
         let b = &mut call.branches[i];
         if matches!(b.state, BranchState::Cancelling { .. }) || call.state == State::Ended {
             return false;
@@ -1514,7 +1517,8 @@ impl CallControl {
         let body = sdp::render(&call.callee_offer, leg.sdp_session, leg.sdp_version);
         leg.local_cseq += 1;
         let (cseq, branch) = (leg.local_cseq, message::branch());
-        let bytes = initial_invite(ctx, leg, cseq, &branch, 70, &body, Some((header, answer)));
+        headers.push((header, answer));
+        let bytes = initial_invite(ctx, leg, cseq, &branch, 70, &body, &headers);
         out.messages
             .push(leg.start("INVITE", cseq, branch.clone(), bytes, Purpose::Ring, now));
         b.invite_branch = branch;
@@ -1872,7 +1876,8 @@ impl CallControl {
     }
 }
 
-/// The INVITE that rings a device or a trunk, optionally answering a challenge.
+/// The INVITE that rings a device or a trunk, with extra headers (kolokol's own, an
+/// answer to a challenge).
 fn initial_invite(
     ctx: &Context,
     leg: &Leg,
@@ -1880,16 +1885,29 @@ fn initial_invite(
     branch: &str,
     max_forwards: u8,
     sdp: &str,
-    credentials: Option<(&str, String)>,
+    headers: &[(&str, String)],
 ) -> Vec<u8> {
     let mut w = leg
         .request("INVITE", cseq, branch, &ctx.local, max_forwards)
         .header("Contact", ctx.local.contact(leg.peer.transport))
         .header("Allow", crate::service::ALLOW);
-    if let Some((name, value)) = credentials {
+    for (name, value) in headers {
         w = w.header(name, value);
     }
     w.finish(sdp.as_bytes(), Some("application/sdp"))
+}
+
+/// The header naming kolokol's call id in every INVITE to a user's device, so a browser
+/// softphone knows which call (and card, `GET /api/v1/calls/{id}/partner`) is ringing.
+pub const CALL_ID_HEADER: &str = "X-Kolokol-Call-Id";
+
+/// What a user's device is told about the call ringing it; a provider is told nothing
+/// of kolokol's own.
+fn device_headers(call: &Call, peer: &Peer) -> Vec<(&'static str, String)> {
+    if peer.trunk {
+        return Vec::new();
+    }
+    vec![(CALL_ID_HEADER, call.id.clone())]
 }
 
 /// A From/To value without its tag.

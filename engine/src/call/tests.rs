@@ -1394,3 +1394,34 @@ fn a_late_offer_is_answered_with_our_offer_and_the_ack_carries_the_answer() {
         b.media.log()
     );
 }
+
+#[test]
+fn invites_to_devices_name_the_call_and_invites_to_trunks_do_not() {
+    let mut b = bench(&[(BOB_DESK, None), (BOB_SOFT, None)]);
+    let out = b.call("1002");
+    let id = out.events[0].call_id.clone();
+    for device in [BOB_DESK, BOB_SOFT] {
+        let t = text(sent(&out, device, "INVITE")[0]);
+        assert!(
+            t.contains(&format!("\r\nX-Kolokol-Call-Id: {id}\r\n")),
+            "{t}"
+        );
+    }
+
+    let (b, out) = queue_call(15_000);
+    let id = out.events[0].call_id.clone();
+    let t = text(sent(&out, BOB_DESK, "INVITE")[0]);
+    assert!(
+        t.contains(&format!("\r\nX-Kolokol-Call-Id: {id}\r\n")),
+        "{t}"
+    );
+    drop(b);
+
+    let mut b = bench(&[]);
+    let out = b.call("84951234567");
+    let t = text(sent(&out, ([192, 0, 2, 50], 5060), "INVITE")[0]);
+    assert!(
+        !t.contains("X-Kolokol"),
+        "nothing of ours to a provider: {t}"
+    );
+}
