@@ -1119,3 +1119,110 @@ fn contact_center_reports_follow_the_reports_right() {
     assert_eq!(status, 200);
     assert!(sheet.contains("Поступило,0,0"), "{sheet}");
 }
+
+/// The card pops while the phone rings: the INVITE to the operator names kolokol's call
+/// id, and with it the operator (and nobody else without rights) opens the caller's card,
+/// made for the unknown number, before answering.
+#[test]
+fn an_operator_rung_by_a_queue_opens_the_callers_card_while_it_rings() {
+    card_while_ringing(&[]);
+    let db = common::pg::PgDatabase::create();
+    card_while_ringing(&[("KOLOKOL_DATABASE_URL", &db.url())]);
+}
+
+fn card_while_ringing(settings: &[(&str, &str)]) {
+    let f = Floor::with_queue_on(
+        &json!({
+            "name": "sales",
+            "strategy": "linear",
+            "members": [{"operator": "u2001", "penalty": 0}],
+            "ring_timeout_ms": 30000,
+            "wrap_up_ms": 400
+        })
+        .to_string(),
+        settings,
+    );
+    f.ok(
+        "POST",
+        "/api/v1/fields",
+        r#"{"name":"Телефон","latin":"phone","kind":"phone","in_table":true}"#,
+    );
+    f.ok(
+        "POST",
+        "/api/v1/groups",
+        &json!({"name": "floor", "members": ["u2001", "u2003"], "access": {"phone": "edit"}})
+            .to_string(),
+    );
+    staff(&f);
+    let token = |login: &str| {
+        let t = f.server.cli(&["token", "create", "--user", login]);
+        format!("Bearer {}", t.trim())
+    };
+    let (operator, colleague) = (token("u2001"), token("u2003"));
+    let rung = phone(&f, f.ports[0], "uas_ring_call_id.xml", &["-m", "1"]);
+    // The caller waits in the queue for 8 s, then hangs up: 2001 rings all that time.
+    let (port, media) = (f.provider_port.to_string(), free_port().to_string());
+    let caller = sipp_spawn(
+        &f.server,
+        "call_uac.xml",
+        &[
+            "-s", DID, "-p", &port, "-mp", &media, "-m", "1", "-d", "8000",
+        ],
+    );
+    let ids = f.server.dir.join("offered_call_ids");
+    let id = wait_for("2001's phone to ring", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&ids).ok()?;
+        text.lines().next().map(str::to_string)
+    });
+    // The id in the INVITE is the call's, as the queue log and the call's events name it.
+    let offered = wait_for("the offer in the log", Duration::from_secs(5), || {
+        of(&f.events(), "offered").first().map(|e| (*e).clone())
+    });
+    assert_eq!(
+        (offered["call"].as_str(), &offered["operator"]),
+        (Some(id.as_str()), &json!("u2001"))
+    );
+    let events = f.ok("GET", &format!("/api/v1/calls/{id}/events"), "");
+    assert_eq!(events[0]["call_id"], id.as_str(), "{events}");
+    assert_eq!(events[0]["type"], "offered");
+
+    // Still ringing: the operator gets the card made for the unknown number.
+    let card = |auth: &str| {
+        let (status, _, body) = f.server.http(
+            "GET",
+            &format!("/api/v1/calls/{id}/partner"),
+            &[("Authorization", auth)],
+            "",
+        );
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, own) = card(&operator);
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["values"]["phone"], "+74951112233", "{own}");
+    let state = &f.operators()["u2001"]["state"];
+    assert_eq!(state, "ringing", "the card came while the phone rang");
+    let (status, theirs) = card(&colleague);
+    assert_eq!(
+        status, 403,
+        "a colleague the call was never offered to: {theirs}"
+    );
+    assert_eq!(
+        card(&f.auth).1["id"],
+        own["id"],
+        "the administrator sees the same card"
+    );
+
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the caller waits and hangs up: {out}");
+    let (ok, out) = sipp_wait(rung);
+    assert!(
+        ok,
+        "2001's phone rang with the call id and was cancelled: {out}"
+    );
+    // Once it is over, the operator it was offered to still may open it (the History).
+    assert_eq!(card(&operator).0, 200);
+    assert_eq!(card(&colleague).0, 403);
+}

@@ -430,6 +430,33 @@ impl Store {
         .ok_or(StoreError::NotFound)?;
         Ok([user, answered_by].into_iter().flatten().collect())
     }
+
+    /// The users a call was put to besides those: the operators a queue rang, the user it
+    /// overflowed to, those it was transferred to (so an operator may open its card while
+    /// their phone rings).
+    pub async fn call_offered_to(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
+        use kolokol_engine::queue::{Overflow, QueueEvent, QueueEventKind};
+        // A call meets few operators; the bound only keeps a pathological one cheap.
+        let rows: Vec<String> = on_db!(self, pool => {
+            sqlx::query_scalar("SELECT data FROM queue_events WHERE call_id = $1 AND kind IN ('offered', 'overflowed', 'transferred') ORDER BY id LIMIT 1000")
+                .bind(call_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .iter()
+            .filter_map(|d| serde_json::from_str::<QueueEvent>(d).ok())
+            .filter_map(|e| match e.kind {
+                QueueEventKind::Offered { operator, .. } => Some(operator),
+                QueueEventKind::Overflowed {
+                    to: Overflow::User(user),
+                    ..
+                } => Some(user),
+                QueueEventKind::Transferred { to, .. } => Some(to),
+                _ => None,
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

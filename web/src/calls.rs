@@ -124,16 +124,24 @@ pub async fn list_calls(
     Ok(Json(st.store.recent_calls(&caller.0, q.limit).await?))
 }
 
+/// Administrators see every call; a user the calls they placed, took, or were offered
+/// (rung by a queue, overflowed or transferred to, ringing now).
 async fn may_see(st: &AppState, caller: &Caller, call_id: &str) -> Result<(), Problem> {
     if caller.0.admin {
         return Ok(());
     }
-    let users = st.store.call_users(call_id).await?;
     let me = &caller.0;
     let ext = me.extension.as_deref().unwrap_or_default();
-    if users
-        .iter()
-        .any(|u| *u == me.login || (!ext.is_empty() && u == ext))
+    let is_me = |u: &String| *u == me.login || (!ext.is_empty() && u == ext);
+    let ringing = || {
+        st.sip
+            .calls
+            .as_ref()
+            .is_some_and(|p| p.step(|c, _| c.rings_user(call_id, &me.login)))
+    };
+    if st.store.call_users(call_id).await?.iter().any(is_me)
+        || ringing()
+        || st.store.call_offered_to(call_id).await?.iter().any(is_me)
     {
         Ok(())
     } else {

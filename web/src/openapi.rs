@@ -601,7 +601,7 @@ const OPS: &[Op] = &[
         "get",
         "/api/v1/calls/{id}/partner",
         "calls",
-        "The card of the call's outside party (made for an unknown number as the call is offered)",
+        "The card of the call's outside party (made for an unknown number as the call is offered), to whoever placed, took or was offered the call (a queue operator while it rings: the id is the INVITE's X-Kolokol-Call-Id)",
         None,
         200,
         Some("Partner"),

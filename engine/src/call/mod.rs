@@ -465,6 +465,19 @@ impl CallControl {
             .count()
     }
 
+    /// Whether call `id` is ringing a device of user `login` now (or they took it): what
+    /// the journal may not have stored yet when their softphone asks for the card.
+    pub fn rings_user(&self, id: &str, login: &str) -> bool {
+        let Some(call) = self.ids.get(id).and_then(|k| self.calls.get(k)) else {
+            return false;
+        };
+        call.state != State::Ended
+            && call
+                .branches
+                .iter()
+                .any(|b| !b.leg.peer.trunk && b.target == login && b.state != BranchState::Done)
+    }
+
     pub fn is_draining(&self) -> bool {
         self.drain_deadline.is_some()
     }
