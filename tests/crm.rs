@@ -2957,3 +2957,104 @@ fn rich_text_keeps_no_script_and_no_tracking_pixel() {
         );
     });
 }
+
+#[test]
+fn ones_own_account_language_and_password() {
+    on_both_backends(|server, backend| {
+        let admin = Api::admin(server);
+        create_user(&admin, "plain", json!({"tasks": true}));
+        let user = Api::login(server, "plain", "password-1");
+        // The same user in another browser.
+        let elsewhere = Api::login(server, "plain", "password-1");
+        let me = user.ok("GET", "/api/v1/me", None);
+        assert_eq!(
+            (&me["login"], &me["name"], &me["admin"], &me["extension"]),
+            (
+                &json!("plain"),
+                &json!("User plain"),
+                &json!(false),
+                &Value::Null
+            ),
+            "{backend}: {me}"
+        );
+        assert_eq!(
+            me["rights"],
+            json!({"admin": false, "contacts": false, "tasks": true, "reports": false}),
+            "{backend}"
+        );
+        assert_eq!(me["settings"], json!({"language": null}), "{backend}");
+        assert_eq!(
+            Api::admin(server).ok("GET", "/api/v1/me", None)["admin"],
+            true
+        );
+
+        // The language is the user's, wherever they sign in; null is the browser's again.
+        let set = |body: Value| user.ok("PATCH", "/api/v1/me/settings", Some(body));
+        assert_eq!(
+            set(json!({"language": "en"}))["language"],
+            "en",
+            "{backend}"
+        );
+        assert_eq!(
+            elsewhere.ok("GET", "/api/v1/me", None)["settings"]["language"],
+            "en"
+        );
+        assert_eq!(set(json!({}))["language"], "en", "absent: unchanged");
+        user.fails(
+            "PATCH",
+            "/api/v1/me/settings",
+            Some(json!({"language": "de"})),
+            422,
+            "language",
+        );
+        assert_eq!(set(json!({"language": "ru"}))["language"], "ru");
+        assert_eq!(set(json!({"language": null}))["language"], Value::Null);
+        assert_eq!(
+            user.ok("GET", "/api/v1/me", None)["settings"]["language"],
+            Value::Null
+        );
+
+        // The password: the current one first, the rule for the new one, nothing changed
+        // by a failure.
+        let put = |body: Value, status: u16, field: &str| {
+            user.fails("PUT", "/api/v1/me/password", Some(body), status, field)
+        };
+        put(
+            json!({"current": "not-my-password", "new": "password-2"}),
+            403,
+            "current",
+        );
+        put(json!({"current": "password-1", "new": "short"}), 422, "new");
+        put(
+            json!({"current": "password-1", "new": "x".repeat(1025)}),
+            422,
+            "new",
+        );
+        put(json!({"current": "password-1"}), 422, "new");
+        elsewhere.ok("GET", "/api/v1/me", None);
+        let (status, v) = user.call(
+            "PUT",
+            "/api/v1/me/password",
+            Some(json!({"current": "password-1", "new": "password-2"})),
+        );
+        assert_eq!(status, 204, "{backend}: {v}");
+        // This session stays; the other browser is signed out; the old password is gone.
+        user.ok("GET", "/api/v1/me", None);
+        let (status, _) = elsewhere.call("GET", "/api/v1/me", None);
+        assert_eq!(status, 401, "{backend}: the other session ended");
+        let login = |password: &str| {
+            server
+                .http(
+                    "POST",
+                    "/api/v1/session",
+                    &[],
+                    &json!({"login": "plain", "password": password}).to_string(),
+                )
+                .0
+        };
+        assert_eq!(login("password-1"), 401, "{backend}");
+        assert_eq!(login("password-2"), 200, "{backend}");
+        let (status, _, _) = server.http("GET", "/api/v1/me", &[], "");
+        assert_eq!(status, 401);
+    });
+}

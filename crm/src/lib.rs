@@ -17,6 +17,7 @@ pub mod queues;
 pub mod reports;
 pub mod rich_text;
 pub(crate) mod search;
+pub mod settings;
 pub mod store;
 pub mod table;
 pub mod tasks;

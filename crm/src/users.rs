@@ -81,12 +81,22 @@ impl NewUser {
             return Err(invalid("extension", "a SIP password needs an extension"));
         }
         if let Some(p) = &self.password {
-            if p.len() < 8 {
-                return Err(invalid("password", "at least 8 characters"));
-            }
+            check_password_rule("password", p)?;
         }
         Ok(())
     }
+}
+
+/// The rule every web password meets, whoever sets it: 8 characters or more, and a bound
+/// (1024 bytes) on what is hashed.
+pub fn check_password_rule(field: &'static str, password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < 8 {
+        return Err(invalid(field, "at least 8 characters"));
+    }
+    if password.len() > 1024 {
+        return Err(invalid(field, "at most 1024 bytes"));
+    }
+    Ok(())
 }
 
 pub fn hash_secret(token: &str) -> String {
@@ -216,8 +226,8 @@ impl Store {
             user.name = name.trim().to_string();
         }
         let password_hash = match &change.password {
-            Some(p) if p.len() < 8 => return Err(invalid("password", "at least 8 characters")),
             Some(p) => {
+                check_password_rule("password", p)?;
                 let p = p.clone();
                 Some(
                     tokio::task::spawn_blocking(move || hash_password(&p))
@@ -312,6 +322,28 @@ impl Store {
         Ok(on_db!(self, pool => {
             sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?
         }))
+    }
+
+    /// A user changing their own web password: `new` must meet the rule (422 naming
+    /// `new`), then `current` must be theirs (false when it is not, nothing changed). Every
+    /// other session and token of theirs ends; `keep_token` (the one asking) stays.
+    pub async fn change_own_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep_token: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        check_password_rule("new", new)?;
+        if self.check_password(&user.login, current).await?.is_none() {
+            return Ok(false);
+        }
+        let change = UserChange {
+            password: Some(new.to_string()),
+            ..UserChange::default()
+        };
+        self.update_user(user.id, &change, keep_token).await?;
+        Ok(true)
     }
 
     /// The user whose web login and password match, if active.

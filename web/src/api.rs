@@ -157,6 +157,9 @@ const BODY_FIELDS: &[&str] = &[
     "bcc",
     "attachments",
     "body",
+    "language",
+    "current",
+    "new",
 ];
 
 /// A query string's parameters; a rejection is a problem+json naming the parameter
@@ -304,7 +307,7 @@ pub async fn login(
     Ok(([(header::SET_COOKIE, cookie)], Json(user)).into_response())
 }
 
-fn refused(r: Refusal) -> Problem {
+pub(crate) fn refused(r: Refusal) -> Problem {
     match r {
         Refusal::Throttled { retry_after_s } => Problem::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -6,6 +6,7 @@ mod calls;
 mod crm;
 mod guard;
 mod live;
+mod me;
 mod openapi;
 mod problem;
 mod queues;
@@ -102,6 +103,9 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         )
         .route("/api/v1/tasks/{id}/history", get(crm::task_history))
         .route("/api/v1/me/counters", get(crm::counters))
+        .route("/api/v1/me", get(me::me))
+        .route("/api/v1/me/settings", patch(me::change_settings))
+        .route("/api/v1/me/password", put(me::change_password))
         .route("/api/v1/fields", post(crm::create_field))
         .route(
             "/api/v1/fields/{id}",
