@@ -947,3 +947,151 @@ fn hold_and_resume_are_relayed_between_real_phones() {
         "{kinds:?}"
     );
 }
+
+/// Click-to-call: Bob's own phone rings first (told it is his click-to-call), and once he
+/// answers, the number is dialled through his trunk; both legs are bridged and the call is
+/// Bob's outbound call, recorded and on the number's card.
+#[test]
+fn click_to_call_rings_the_users_phone_then_the_number_through_the_trunk() {
+    let o = office(&[("KOLOKOL_CALLS__RING_TIMEOUT_S", "3")]);
+    let (status, v) = o.api(
+        "POST",
+        "/api/v1/fields",
+        r#"{"name":"Телефон","latin":"phone","kind":"phone","in_table":true}"#,
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = o.api(
+        "PUT",
+        "/api/v1/users/u1002/calls",
+        r#"{"record":true,"trunk_id":1}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let token = |login: &str| {
+        let t = o.server.cli(&["token", "create", "--user", login]);
+        format!("Bearer {}", t.trim())
+    };
+    let (bob, carol) = (token("u1002"), token("u1003"));
+    let click = |auth: &str, body: &str| {
+        let (status, _, body) =
+            o.server
+                .http("POST", "/api/v1/calls", &[("Authorization", auth)], body);
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let refused = |auth: &str, body: &str, status: u16, field: Option<&str>| {
+        let (got, v) = click(auth, body);
+        assert_eq!(got, status, "{body}: {v}");
+        assert_eq!(v["field"].as_str(), field, "{body}: {v}");
+    };
+    // Nothing is rung for these.
+    refused(&bob, r#"{"to":"84951234567"}"#, 409, None);
+    refused(&bob, r#"{"to":"call me"}"#, 422, Some("to"));
+    refused(&bob, r#"{"number":"84951234567"}"#, 422, Some("number"));
+    refused(&bob, "{}", 422, Some("to"));
+    refused(&carol, r#"{"to":"84951234567"}"#, 422, Some("to"));
+    let (status, _, _) = o.server.http("POST", "/api/v1/calls", &[], r#"{"to":"1"}"#);
+    assert_eq!(status, 401);
+    o.register_bob();
+
+    // Bob does not pick up: one at a time while it rings; no answer after the bound.
+    let rung = o.bob("uas_ring_call_id.xml", &[]);
+    let (status, v) = click(&bob, r#"{"to":"84951234567"}"#);
+    assert_eq!(status, 202, "{v}");
+    let unanswered = v["call_id"].as_str().unwrap().to_string();
+    refused(&bob, r#"{"to":"84951234568"}"#, 429, None);
+    let (ok, out) = sipp_wait(rung);
+    assert!(
+        ok,
+        "bob's phone rang with the call id until cancelled: {out}"
+    );
+    let ids = std::fs::read_to_string(o.server.dir.join("offered_call_ids")).unwrap();
+    assert_eq!(ids.trim(), unanswered);
+    let call = o.last_ended_call(1);
+    assert_eq!(
+        (&call["id"], &call["end_cause"], &call["direction"]),
+        (&json(&unanswered), &json("no_answer"), &json("outbound")),
+        "{call}"
+    );
+
+    // Bob answers; the far end takes the call, plays the pcap and hangs up.
+    let far = o.phone(
+        o.trunk_port,
+        "uas_plays_hangs_up.xml",
+        &["-d", &PCAP_MS.to_string()],
+    );
+    let phone = o.bob("uas_click_to_call.xml", &["-rtp_echo"]);
+    let (status, v) = click(&bob, r#"{"to":"+7 (495) 123-45-67"}"#);
+    assert_eq!(status, 202, "{v}");
+    let id = v["call_id"].as_str().unwrap().to_string();
+    let (ok, out) = sipp_wait(far);
+    assert!(
+        ok,
+        "the far end answers, plays, hangs up: {out}\n{}",
+        o.server.log()
+    );
+    let (ok, out) = sipp_wait(phone);
+    assert!(ok, "bob's phone took the click-to-call: {out}");
+    let line = std::fs::read_to_string(o.server.dir.join("click_invites")).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("{id} +74951234567"),
+        "Bob's INVITE names the call and the number"
+    );
+    let far_line = std::fs::read_to_string(o.server.dir.join("far_end_invites")).unwrap();
+    assert_eq!(
+        far_line.trim(),
+        format!("INVITE sip:+74951234567@127.0.0.1:{}", o.trunk_port)
+    );
+
+    let call = o.last_ended_call(2);
+    assert_eq!(call["id"], id.as_str());
+    for (column, value) in [
+        ("direction", json("outbound")),
+        ("user", json("u1002")),
+        ("trunk", json("provider")),
+        ("answered_by", json("+74951234567")),
+        ("end_cause", json("completed")),
+    ] {
+        assert_eq!(call[column], value, "{column}: {call}");
+    }
+    let (events, samples) = o.finished_recording(&call);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "offered",
+            "ringing",
+            "recording_started",
+            "answered",
+            "ended",
+            "recording_finished"
+        ]
+    );
+    assert_eq!(events[0]["user"], "u1002");
+    assert_eq!(events[4]["by"], "callee", "the far end hung up");
+    // Media both ways: the far end's pcap on its channel, Bob's echo of it on his.
+    let (own, far) = (rms(&samples, 0, 1.0, 6.0), rms(&samples, 1, 1.0, 6.0));
+    assert!(
+        far > 300.0,
+        "the far end's channel carries the pcap: rms {far}"
+    );
+    assert!(
+        own > 300.0,
+        "Bob's channel carries what he heard and echoed: rms {own}"
+    );
+    // The number's card has the call, made by Bob; Bob sees it among his calls.
+    let card = card_by_phone(&o, "74951234567");
+    let v = partner_calls(&o, &card, 2);
+    assert_eq!(v["made"], 2, "{v}");
+    let (status, _, mine) = o
+        .server
+        .http("GET", "/api/v1/calls", &[("Authorization", &bob)], "");
+    assert_eq!(status, 200);
+    assert!(mine.contains(&id), "{mine}");
+}
+
+fn json(s: &str) -> Value {
+    Value::String(s.to_string())
+}

@@ -3,6 +3,7 @@
 
 mod api;
 mod calls;
+mod click_to_call;
 mod crm;
 mod guard;
 mod live;
@@ -178,6 +179,7 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
         )
         .route("/api/v1/users/{login}/calls", put(calls::set_user_calls))
         .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/calls", post(click_to_call::place))
         .route("/api/v1/live", get(live::upgrade))
         .route("/api/v1/calls/{id}/events", get(calls::call_events))
         .route("/api/v1/calls/{id}/partner", get(calls::call_partner))

@@ -3,6 +3,7 @@
 //! caller) and one outbound leg per device rung; the first to answer is bridged to the
 //! caller through the media plane, which anchors and records the audio.
 
+mod click;
 pub mod leg;
 pub mod media;
 pub mod message;
@@ -20,6 +21,7 @@ use crate::registrar::{self, Location};
 use crate::service::Outgoing;
 use crate::sip::{self, Request, ResponseBuilder};
 use crate::transport::Flow;
+pub use click::{dialable, ClickError, CLICK_HEADER};
 pub use kolokol_media::prompts::{Language, Prompts};
 use kolokol_media::recorder::RecordingInfo;
 use kolokol_media::relay::{BridgeId, Endpoint, Remote, Side as MediaSide};
@@ -206,6 +208,8 @@ struct Call {
     recording: Option<PathBuf>,
     ring_deadline: u64,
     ended_at: Option<u64>,
+    /// Placed by the user from the API: their device first, then the number.
+    click: Option<click::ClickToCall>,
 }
 
 impl Call {
@@ -730,6 +734,7 @@ impl CallControl {
             recording: record.then(|| recording_path(&self.ctx.config.recordings, now, &id)),
             ring_deadline: now + self.ctx.config.ring_timeout_s * 1000,
             ended_at: None,
+            click: None,
         };
         let (user, trunk_name) = match &caller {
             Caller::User(u) => (
@@ -1019,7 +1024,10 @@ impl CallControl {
         };
         match (tx.purpose, side) {
             (Purpose::Ring, Side::Branch(i)) => {
-                Self::ring_response(&self.ctx, call, i, status, scan, now, out)
+                Self::ring_response(&self.ctx, call, i, status, scan, now, out);
+                if let Some(ring) = Self::click_dial(call) {
+                    Self::ring(&self.ctx, &mut self.dialogs, key, call, ring, now, out);
+                }
             }
             (Purpose::Relay, _) => {
                 Self::relay_response(&self.ctx, call, side, status, scan, &tx, now, out)
@@ -1251,6 +1259,10 @@ impl CallControl {
 
     /// Sends a final non-2xx to the caller's INVITE.
     fn fail_caller(ctx: &Context, call: &mut Call, status: u16, now: u64, out: &mut Outputs) {
+        if call.click.is_some() {
+            Self::click_hang_up_device(ctx, call, now, out);
+            return;
+        }
         if call.final_sent {
             return;
         }
@@ -1348,6 +1360,10 @@ impl CallControl {
                 }
                 _ => {}
             }
+            if call.click.is_some() {
+                Self::click_progress(ctx, call, i, status, scan, now, out);
+                return;
+            }
             if status == 100 || call.state != State::Ringing || call.final_sent {
                 return;
             }
@@ -1421,6 +1437,10 @@ impl CallControl {
                 Self::operator_answered(ctx, call, i, operator, scan, now, out);
                 return;
             }
+            if call.click.is_some() {
+                Self::click_answered(ctx, call, i, scan, now, out);
+                return;
+            }
             let won = call.state == State::Ringing
                 && call.winner.is_none()
                 && !call.final_sent
@@ -1488,6 +1508,9 @@ impl CallControl {
     ) {
         let was = std::mem::replace(&mut call.branches[i].state, BranchState::Done);
         call.branches[i].status = Some(status);
+        if Self::click_device_left(ctx, call, i, status, now, out) {
+            return;
+        }
         if let Some(operator) = call.branches[i].operator.clone() {
             Self::operator_missed(call, operator, was, out);
         } else if call.branches[i].for_transfer {
@@ -1542,20 +1565,33 @@ impl CallControl {
 
     /// When every branch has failed, the caller hears the best of their answers.
     fn maybe_all_failed(ctx: &Context, call: &mut Call, now: u64, out: &mut Outputs) {
-        if call.state != State::Ringing
-            || call.branches.iter().any(|b| b.state != BranchState::Done)
-        {
+        // A click-to-call's device that answered waits for the number: not a failure.
+        let device = call.click_device();
+        let ringing = |(j, b): (usize, &Branch)| b.state != BranchState::Done && device != Some(j);
+        if call.state != State::Ringing || call.branches.iter().enumerate().any(ringing) {
             return;
         }
-        let statuses: Vec<u16> = call.branches.iter().filter_map(|b| b.status).collect();
+        // Once the number was dialled, its answer is the one that counts.
+        let statuses: Vec<u16> = call
+            .branches
+            .iter()
+            .filter(|b| device.is_none() || b.leg.peer.trunk)
+            .filter_map(|b| b.status)
+            .collect();
         let status = best_status(&statuses);
+        // A click-to-call the user's own devices refused was ended by the caller.
+        let by = if call.click.is_some() && device.is_none() {
+            LegRole::Caller
+        } else {
+            LegRole::Callee
+        };
         Self::fail_caller(ctx, call, status, now, out);
         Self::finish(
             ctx,
             call,
             cause_for(status),
             Some(status),
-            Some(LegRole::Callee),
+            Some(by),
             now,
             out,
         );
@@ -1637,7 +1673,7 @@ impl CallControl {
         if Self::transferor_left(call, side) {
             return;
         }
-        let role = role(side);
+        let role = call.role_of(side);
         match (call.state, side) {
             (State::Answered, _) if call.other(side).is_some() => {
                 if let Some(other) = call.other(side) {
@@ -1710,7 +1746,8 @@ impl CallControl {
         if let Some(other) = call.other(gone) {
             Self::send_bye(ctx, call.leg(other), now, out);
         }
-        Self::finish(ctx, call, cause, None, Some(role(gone)), now, out);
+        let by = call.role_of(gone);
+        Self::finish(ctx, call, cause, None, Some(by), now, out);
     }
 
     /// re-INVITE, UPDATE, INFO from one leg: passed to the other with our own SDP.
@@ -1857,7 +1894,8 @@ impl CallControl {
                             } else {
                                 EventKind::Resumed
                             };
-                            call.emit(Some(role(origin)), kind, now, out);
+                            let by = call.role_of(origin);
+                            call.emit(Some(by), kind, now, out);
                             if call.queue.is_some() && call.state == State::Answered {
                                 out.pending.push(QueueInput::Hold {
                                     call: call.id.clone(),
@@ -1920,7 +1958,11 @@ fn device_headers(call: &Call, peer: &Peer) -> Vec<(&'static str, String)> {
     if peer.trunk {
         return Vec::new();
     }
-    vec![(CALL_ID_HEADER, call.id.clone())]
+    let mut headers = vec![(CALL_ID_HEADER, call.id.clone())];
+    if let Some(c) = call.click.as_ref().filter(|c| c.device.is_none()) {
+        headers.push((CLICK_HEADER, c.number.clone()));
+    }
+    headers
 }
 
 /// A From/To value without its tag.

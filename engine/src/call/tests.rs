@@ -136,6 +136,11 @@ impl Dialplan for Plan {
             "alice" | "1001" => Some(user("alice", "1001")),
             "bob" | "1002" => Some(user("bob", "1002")),
             "carol" | "1003" => Some(user("carol", "1003")),
+            // Dave calls nobody outside.
+            "dave" | "1004" => Some(UserRoute {
+                trunk: None,
+                ..user("dave", "1004")
+            }),
             _ => None,
         }
     }
@@ -1424,4 +1429,168 @@ fn invites_to_devices_name_the_call_and_invites_to_trunks_do_not() {
         !t.contains("X-Kolokol"),
         "nothing of ours to a provider: {t}"
     );
+}
+
+const TRUNK: ([u8; 4], u16) = ([192, 0, 2, 50], 5060);
+
+impl Bench {
+    fn click(&mut self, login: &str, to: &str) -> (Result<String, ClickError>, Outputs) {
+        let mut out = Outputs::default();
+        let r = self.control.click_to_call(login, to, self.now, &mut out);
+        (r, out)
+    }
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[test]
+fn click_to_call_rings_the_users_phone_then_dials_the_number_through_their_trunk() {
+    let mut b = bench(&[(BOB_DESK, None), (BOB_SOFT, None)]);
+    let (id, out) = b.click("bob", "+7 (495) 123-45-67");
+    let id = id.expect("placed");
+    assert!(
+        matches!(&out.events[0].kind, EventKind::Offered { direction: CallDirection::Outbound, to, user: Some(u), trunk: Some(t), .. }
+            if to == "+74951234567" && u == "bob" && t == "provider"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(out.events[0].call_id, id);
+    assert!(sent(&out, TRUNK, "INVITE").is_empty(), "the user first");
+    let desk = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let soft = sent(&out, BOB_SOFT, "INVITE")[0].clone();
+    for device in [BOB_DESK, BOB_SOFT] {
+        let t = text(sent(&out, device, "INVITE")[0]);
+        assert_eq!(header(&t, "X-Kolokol-Call-Id"), Some(id.as_str()), "{t}");
+        assert_eq!(header(&t, "X-Kolokol-Click-To-Call"), Some("+74951234567"));
+        assert!(
+            t.contains("From: \"+74951234567\" <sip:+74951234567@"),
+            "{t}"
+        );
+    }
+    // One at a time while it is being set up.
+    assert_eq!(b.click("bob", "84950000001").0, Err(ClickError::TooMany));
+
+    let out = b.response(&reply(&desk, 200, "b1", Some(ANSWER)));
+    assert_eq!(sent(&out, BOB_DESK, "ACK").len(), 1);
+    assert!(b.media.log().contains(&"play 1".to_string()), "ringback");
+    let far = sent(&out, TRUNK, "INVITE");
+    assert_eq!(far.len(), 1, "the number, once the user answered");
+    let far = far[0].clone();
+    let t = text(&far);
+    assert!(
+        t.starts_with("INVITE sip:+74951234567@192.0.2.50:5060 SIP/2.0"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<sip:74950000000@192.0.2.1>"),
+        "the trunk's caller-ID: {t}"
+    );
+    assert!(!t.contains("X-Kolokol"), "{t}");
+    // The softphone that did not answer stops ringing.
+    let out = b.response(&reply(&soft, 180, "s1", None));
+    assert_eq!(sent(&out, BOB_SOFT, "CANCEL").len(), 1);
+
+    let out = b.response(&reply(&far, 180, "p1", None));
+    assert_eq!(event_names(&out), ["ringing"]);
+    let out = b.response(&reply(&far, 200, "p1", Some(ANSWER)));
+    assert_eq!(sent(&out, TRUNK, "ACK").len(), 1);
+    assert_eq!(event_names(&out), ["recording_started", "answered"]);
+    assert!(
+        b.media.log().iter().any(|l| l == "bridge 1 2 true"),
+        "{:?}",
+        b.media.log()
+    );
+    // Free again for the next one while this one talks.
+    assert!(b.click("bob", "84950000001").0.is_ok());
+
+    let (_, out) = b.request(
+        &from_device(&desk, "BYE", 2, "b1", None),
+        flow_of(BOB_DESK, None),
+    );
+    assert_eq!(sent(&out, TRUNK, "BYE").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Completed,
+            by: Some(LegRole::Caller),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn click_to_call_refusals_and_failures_end_with_the_usual_causes() {
+    let mut b = bench(&[(BOB_DESK, None)]);
+    for bad in ["", "abc", "+", "12#3", &"1".repeat(33)] {
+        assert_eq!(b.click("bob", bad).0, Err(ClickError::Malformed), "{bad:?}");
+    }
+    assert_eq!(b.click("dave", "84951234567").0, Err(ClickError::NoRoute));
+    assert_eq!(b.click("alice", "84951234567").0, Err(ClickError::NoDevice));
+    assert!(b.control.calls.is_empty(), "nothing placed");
+
+    // The user's phone is busy: nothing dialled.
+    let (_, out) = b.click("bob", "84951234567");
+    let desk = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&desk, 486, "b1", None));
+    assert!(sent(&out, TRUNK, "INVITE").is_empty());
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Busy,
+            by: Some(LegRole::Caller),
+            ..
+        }
+    ));
+
+    // The number is busy: the user's phone hears BYE.
+    let (_, out) = b.click("bob", "84951234567");
+    let desk = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&desk, 200, "b2", Some(ANSWER)));
+    let far = sent(&out, TRUNK, "INVITE")[0].clone();
+    let out = b.response(&reply(&far, 486, "p1", None));
+    assert_eq!(sent(&out, BOB_DESK, "BYE").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Busy,
+            by: Some(LegRole::Callee),
+            ..
+        }
+    ));
+
+    // Nobody picks up the user's phone: no answer after the ring timeout.
+    let (_, out) = b.click("bob", "84951234567");
+    assert_eq!(sent(&out, BOB_DESK, "INVITE").len(), 1);
+    let out = b.advance(61_000);
+    assert!(out.events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::Ended {
+            cause: EndCause::NoAnswer,
+            ..
+        }
+    )));
+    assert!(sent(&out, TRUNK, "INVITE").is_empty());
+
+    // The user hangs up while the number rings: it is cancelled.
+    let (_, out) = b.click("bob", "84951234567");
+    let desk = sent(&out, BOB_DESK, "INVITE")[0].clone();
+    let out = b.response(&reply(&desk, 200, "b3", Some(ANSWER)));
+    let far = sent(&out, TRUNK, "INVITE")[0].clone();
+    b.response(&reply(&far, 180, "p2", None));
+    let (_, out) = b.request(
+        &from_device(&desk, "BYE", 2, "b3", None),
+        flow_of(BOB_DESK, None),
+    );
+    assert_eq!(sent(&out, TRUNK, "CANCEL").len(), 1);
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        EventKind::Ended {
+            cause: EndCause::Abandoned,
+            by: Some(LegRole::Caller),
+            ..
+        }
+    ));
 }
