@@ -121,12 +121,16 @@ impl Chromium {
         );
     }
 
-    /// A steady tone is what noise suppression removes: the page's processing switches
-    /// (KAW 12.2) off, so the recording can be checked for the microphone's frequency.
+    /// A steady tone is what noise suppression removes: the processing switches of the
+    /// personal settings (KAW 12.2) off, so the recording can be checked for the
+    /// microphone's frequency.
     fn raw_microphone(&mut self) {
+        self.click("#settings");
         for id in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
             self.click(&format!("#{id}"));
         }
+        self.click("#settings-window .dialog-head button");
+        self.wait("!document.getElementById('settings-window')", 5000);
     }
 
     fn eval(&mut self, js: &str) -> Value {
@@ -250,7 +254,7 @@ impl Office {
         let mut chrome = self.browser();
         chrome.click("#work");
         chrome.wait(
-            "document.getElementById('operator-state').textContent.startsWith('ready')",
+            "document.getElementById('operator-state').dataset.state === 'ready'",
             10000,
         );
         chrome
@@ -330,7 +334,7 @@ fn provider_calls(o: &Office, chrome: &mut Chromium, number: &str, hold_ms: u64)
         "20s",
     ];
     let caller = sipp_spawn(&o.server, "call_uac.xml", &args);
-    chrome.wait("!document.getElementById('incoming').hidden", 10000);
+    chrome.wait("window.kolokol.ringing()", 10000);
     caller
 }
 
@@ -425,12 +429,12 @@ fn the_browser_holds_and_resumes_and_the_far_phone_follows() {
     let (mut chrome, callee) = call_from_browser(&o, "uas_held.xml", &[]);
     chrome.click("#hold");
     chrome.wait(
-        "document.getElementById('call-state').textContent === 'На удержании'",
+        "document.getElementById('line').dataset.state === 'held'",
         10000,
     );
     chrome.click("#hold");
     chrome.wait(
-        "document.getElementById('call-state').textContent === 'Разговор'",
+        "document.getElementById('line').dataset.state === 'talking'",
         10000,
     );
     // Audio flows again after the resume: the echo comes back.
@@ -451,11 +455,11 @@ fn the_far_phone_holds_and_resumes_the_browser() {
     // kolokol re-offers WebRTC to the browser each time.
     let (mut chrome, callee) = call_from_browser(&o, "uas_hold.xml", &["-d", "1500"]);
     chrome.wait(
-        "document.getElementById('call-state').textContent === 'На удержании'",
+        "document.getElementById('line').dataset.state === 'held'",
         10000,
     );
     chrome.wait(
-        "document.getElementById('call-state').textContent === 'Разговор'",
+        "document.getElementById('line').dataset.state === 'talking'",
         10000,
     );
     let (ok, out) = sipp_wait(callee);
@@ -694,4 +698,147 @@ fn sip_js_as_a_second_client_answers_calls_out_and_hangs_up() {
     sipjs.eval("window.sipjs.hangup()");
     let (ok, out) = sipp_wait(callee);
     assert!(ok, "the callee gets SIP.js's BYE: {out}");
+}
+
+/// Where the browser tests leave their screenshots (README: "Screens").
+fn screenshot(chrome: &mut Chromium, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    chrome.run(json!({"cmd": "screenshot", "page": "op", "path": path}));
+}
+
+/// No serious accessibility violations and nothing in the console so far.
+fn clean(chrome: &mut Chromium) {
+    let violations = chrome.run(json!({"cmd": "axe", "page": "op"}));
+    assert_eq!(violations, json!([]), "axe-core found serious violations");
+    let complaints = chrome.run(json!({"cmd": "complaints", "page": "op"}));
+    assert_eq!(complaints, json!([]), "the console had errors or warnings");
+}
+
+/// The operator's working day in the workspace (KAW 12): in work with the timer running,
+/// a queue call from an unknown number opens the card just made for it while the phone
+/// still rings, answered with audio; the History window finds the call with its
+/// recording; a pause with a reason; the same workspace in English. Screenshots of each.
+#[test]
+fn the_workspace_pops_the_callers_card_while_the_queue_call_rings() {
+    let o = Office::new();
+    // A card form: the caller's number lands in its phone field.
+    for (name, latin, kind, side) in [
+        ("Имя", "name", "text", "left"),
+        ("Телефон", "phone", "phone", "left"),
+        ("Комментарий", "comment", "large_text", "right"),
+    ] {
+        o.api(
+            "POST",
+            "/api/v1/fields",
+            json!({"name": name, "latin": latin, "kind": kind, "side": side, "in_table": true}),
+        );
+    }
+    o.api(
+        "POST",
+        "/api/v1/groups",
+        json!({"name": "Операторы", "members": ["ivanova"],
+               "access": {"name": "edit", "phone": "edit", "comment": "edit"}}),
+    );
+    o.api(
+        "POST",
+        "/api/v1/partners",
+        json!({"values": {"name": "ООО Ромашка", "phone": "+74950001122"}}),
+    );
+    let mut chrome = o.support_queue("5550403", "linear");
+    // The state's timer runs.
+    let clock = "document.querySelector('#operator-state .clock').textContent";
+    let first = chrome.eval(clock);
+    chrome.wait(&format!("{clock} !== {first}"), 5000);
+    screenshot(&mut chrome, "workspace-ru");
+
+    let caller = provider_calls(&o, &mut chrome, "5550403", 4000);
+    // While it rings: the card tab of this very call is open, made for the new number.
+    chrome.wait(
+        "window.kolokol.ringing() && document.querySelector('article.card')?.dataset.call === window.kolokol.callId()",
+        10000,
+    );
+    let call_id = chrome.eval("window.kolokol.callId()");
+    let partner = chrome.eval("Number(document.querySelector('article.card').dataset.partner)");
+    let card = o.api(
+        "GET",
+        &format!("/api/v1/calls/{}/partner", call_id.as_str().unwrap()),
+        Value::Null,
+    );
+    assert_eq!(card["id"], partner, "the card shown is the call's card");
+    screenshot(&mut chrome, "card-while-ringing-ru");
+    chrome.click("#answer");
+    chrome.wait("window.kolokol.inCall()", 10000);
+    chrome.hears("kolokol");
+    let (ok, out) = sipp_wait(caller);
+    assert!(ok, "the caller's call completes: {out}");
+    chrome.wait("!window.kolokol.inCall()", 10000);
+
+    // History finds the call, with its recording to play.
+    let call_id = call_id.as_str().unwrap();
+    wait_for("the call's recording", Duration::from_secs(10), || {
+        let page = o.api("GET", "/api/v1/reports/calls", Value::Null);
+        let rows = page["rows"].as_array()?.clone();
+        rows.iter()
+            .any(|r| r["id"] == call_id && r["recording"].is_string())
+            .then_some(())
+    });
+    // The card's own call history follows the call to its recording.
+    chrome.wait("document.querySelector('article.card .calls audio')", 10000);
+    chrome.click("#history");
+    chrome.click("#history-get");
+    chrome.wait(
+        &format!("document.querySelector('.history-row[data-call=\"{call_id}\"] audio')"),
+        10000,
+    );
+    screenshot(&mut chrome, "history-ru");
+    chrome.run(json!({"cmd": "press", "page": "op", "key": "Escape"}));
+
+    // A pause with its reason.
+    chrome.click("#pause");
+    chrome.click("input[name=reason][value='Перерыв']");
+    chrome.click("#pause-confirm");
+    chrome.wait(
+        "document.getElementById('operator-state').dataset.state === 'paused' && document.getElementById('operator-state').textContent.includes('Перерыв')",
+        10000,
+    );
+    screenshot(&mut chrome, "paused-ru");
+    clean(&mut chrome);
+
+    // English, kept in the user's settings.
+    chrome.click("#settings");
+    chrome.run(
+        json!({"cmd": "select", "page": "op", "selector": "select[name=language]", "value": "en"}),
+    );
+    chrome.wait(
+        "document.getElementById('work')?.textContent.trim() === 'Go to work'",
+        5000,
+    );
+    chrome.run(json!({"cmd": "press", "page": "op", "key": "Escape"}));
+    screenshot(&mut chrome, "workspace-en");
+    clean(&mut chrome);
+}
+
+/// The sign-in screen speaks the browser's language before anyone signs in.
+#[test]
+fn the_sign_in_screen_speaks_the_browsers_language() {
+    let o = Office::new();
+    let mut chrome = Chromium::start(&o.server.dir);
+    for (locale, title, name) in [
+        ("en-US", "Sign in to kolokol", "login-en"),
+        ("ru-RU", "Вход в kolokol", "login-ru"),
+    ] {
+        chrome.run(
+            json!({"cmd": "goto", "page": "op", "locale": locale, "ready": "form#login",
+            "url": format!("http://127.0.0.1:{}/", o.server.http_port)}),
+        );
+        assert_eq!(
+            chrome.eval("document.querySelector('form#login h1').textContent"),
+            title
+        );
+        screenshot(&mut chrome, name);
+        clean(&mut chrome);
+        chrome.run(json!({"cmd": "close", "page": "op"}));
+    }
 }

@@ -21,6 +21,7 @@ const browser = await chromium.launch({
   ],
 });
 const pages = new Map();
+const complaintsOf = new Map();
 
 // Waits until `js` is truthy in the page, awaiting it when it is a promise: Playwright's
 // waitForFunction takes a returned promise itself as truthy, so WebRTC-stats conditions
@@ -36,9 +37,20 @@ async function until(page, js, timeoutMs) {
 async function run(c) {
   switch (c.cmd) {
     case "open": {
-      const context = await browser.newContext({ permissions: ["microphone"] });
+      // A laptop's screen (1366×768), the browser language asked for (default Russian).
+      const context = await browser.newContext({
+        permissions: ["microphone"],
+        viewport: { width: 1366, height: 768 },
+        locale: c.locale ?? "ru-RU",
+      });
       const page = await context.newPage();
-      page.on("console", (m) => process.stderr.write(`[${c.page}] ${m.text()}\n`));
+      const complaints = [];
+      complaintsOf.set(c.page, complaints);
+      page.on("console", (m) => {
+        process.stderr.write(`[${c.page}] ${m.text()}\n`);
+        if (m.type() === "error" || m.type() === "warning") complaints.push(`${m.type()}: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => complaints.push(`page error: ${e.message}`));
       if (process.env.SIP_TRACE) {
         page.on("websocket", (ws) => {
           ws.on("framesent", (f) => process.stderr.write(`[${c.page}] >> ${f.payload}\n`));
@@ -46,11 +58,18 @@ async function run(c) {
         });
       }
       page.on("pageerror", (e) => process.stderr.write(`[${c.page}] page error: ${e.message}\n`));
+      page.on("response", (r) => {
+        if (r.status() >= 400) process.stderr.write(`[${c.page}] ${r.status()} ${r.request().method()} ${r.url()}\n`);
+      });
       await page.goto(c.url);
       await page.fill("input[name=login]", c.login);
       await page.fill("input[name=password]", c.password);
-      await page.click("form#login button");
-      await page.waitForFunction(() => window.kolokol?.registered(), null, { timeout: 15000 });
+      await page.click("form#login button[type=submit]");
+      if (c.registered ?? true) {
+        await page.waitForFunction(() => window.kolokol?.registered(), null, { timeout: 15000 });
+      } else {
+        await page.waitForSelector(c.ready ?? "#operator-state", { timeout: 15000 });
+      }
       pages.set(c.page, page);
       return true;
     }
@@ -80,6 +99,42 @@ async function run(c) {
     case "wait":
       await until(pages.get(c.page), c.js, c.timeout_ms ?? 10000);
       return true;
+    case "goto": {
+      const page = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: c.locale ?? "ru-RU" }).then((x) => x.newPage());
+      const complaints = [];
+      complaintsOf.set(c.page, complaints);
+      page.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") complaints.push(`${m.type()}: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => complaints.push(`page error: ${e.message}`));
+      await page.goto(c.url);
+      await page.waitForSelector(c.ready, { timeout: 15000 });
+      pages.set(c.page, page);
+      return true;
+    }
+    case "select":
+      await pages.get(c.page).selectOption(c.selector, c.value);
+      return true;
+    case "press":
+      await pages.get(c.page).keyboard.press(c.key);
+      return true;
+    case "screenshot":
+      await pages.get(c.page).screenshot({ path: c.path });
+      return true;
+    // Console errors and warnings (and uncaught exceptions) of the page so far.
+    case "complaints":
+      return complaintsOf.get(c.page) ?? [];
+    // axe-core's serious and critical accessibility violations on the page as it is.
+    case "axe": {
+      const page = pages.get(c.page);
+      await page.addScriptTag({ path: new URL("node_modules/axe-core/axe.min.js", import.meta.url).pathname });
+      return await page.evaluate(async () => {
+        const result = await window.axe.run(document, { resultTypes: ["violations"] });
+        return result.violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => `${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join("; ")}`);
+      });
+    }
     case "close": {
       const page = pages.get(c.page);
       pages.delete(c.page);

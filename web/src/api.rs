@@ -325,6 +325,24 @@ pub(crate) fn refused(r: Refusal) -> Problem {
 }
 
 /// Ends the session and clears its cookie.
+/// Whether the request carries a live session: the web app asks this before anything
+/// else, so a signed-out page learns it without a failed (401) request in its console.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct SessionState {
+    signed_in: bool,
+}
+
+pub async fn session_state(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<SessionState>, Problem> {
+    let signed_in = match session_cookie(&headers) {
+        Some(token) => st.store.user_by_token(token).await?.is_some(),
+        None => false,
+    };
+    Ok(Json(SessionState { signed_in }))
+}
+
 pub async fn logout(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,

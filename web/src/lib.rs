@@ -2,6 +2,7 @@
 //! health and metrics. The only crate that speaks HTTP.
 
 mod api;
+mod app;
 mod calls;
 mod click_to_call;
 mod crm;
@@ -67,14 +68,12 @@ pub struct Notice {
 /// The router for one listener; `ws_transport` is what SIP over its WebSocket is called.
 pub fn router(state: AppState, ws_transport: Transport) -> Router {
     Router::new()
-        .route("/", get(softphone::page))
-        .route("/softphone.js", get(softphone::script))
         .route("/api/v1/me/softphone", get(softphone::credentials))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::ready))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/openapi.json", get(openapi::serve))
-        .route("/api/v1/session", post(api::login))
+        .route("/api/v1/session", get(api::session_state).post(api::login))
         .route("/api/v1/session/logout", post(api::logout))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route(
@@ -207,6 +206,8 @@ pub fn router(state: AppState, ws_transport: Transport) -> Router {
             "/sip",
             get(move |ws, info, headers, st| sip_ws::upgrade(ws, info, headers, st, ws_transport)),
         )
+        // The web app: its assets, and its page for every client route.
+        .fallback(app::serve)
         // Which listener a request came through (HTTPS: WSS), for the session cookie.
         .layer(axum::Extension(ws_transport))
         .with_state(state)

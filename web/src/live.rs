@@ -5,6 +5,11 @@
 //! own operator events and the events of calls that concern them: from the moment a call
 //! is offered to them or answered by them, every event of that call up to its recording. A client too slow to
 //! keep up gets `{"type": "lagged", "missed": N}` and should reload what it shows.
+//!
+//! Queue and operator events a non-admin may not read still tell them that the floor
+//! changed: `{"type": "floor_changed"}`, at most once per `FLOOR_HINT`, so the status bar
+//! reloads colleagues' states and the queue counters (GET /api/v1/operators, which every
+//! user may read) without polling.
 
 use crate::api::Caller;
 use crate::{AppState, Notice};
@@ -146,8 +151,18 @@ async fn stream(
 ) {
     let me = user.id;
     let mut audience = Audience::new(user);
+    let mut floor_changed = false;
+    let mut hint = tokio::time::interval(FLOOR_HINT);
+    hint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = hint.tick(), if floor_changed => {
+                floor_changed = false;
+                let text = serde_json::json!({"type": "floor_changed"}).to_string();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
             notice = notices.recv() => match notice {
                 Ok(n) if n.user_id == me => {
                     if socket.send(Message::Text(n.body.to_string().into())).await.is_err() {
@@ -161,6 +176,10 @@ async fn stream(
                 let text = match received {
                     Ok(record) if audience.admits(&record) => {
                         serde_json::to_string(&record).unwrap_or_default()
+                    }
+                    Ok(Record::Queue(_)) => {
+                        floor_changed = true;
+                        continue;
                     }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(missed)) => {
@@ -180,6 +199,9 @@ async fn stream(
         }
     }
 }
+
+/// How often, at most, a non-admin hears that the floor changed.
+const FLOOR_HINT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What one connection may see.
 struct Audience {

@@ -31,6 +31,9 @@ pub struct Me {
     pub extension: Option<String>,
     pub rights: Rights,
     pub settings: UserSettings,
+    /// The contact center's time zone (IANA name): the days of reports and of the
+    /// History window are its days.
+    pub time_zone: String,
 }
 
 /// `GET /api/v1/me`
@@ -49,6 +52,7 @@ pub async fn me(State(st): State<AppState>, Caller(user): Caller) -> Result<Json
         name: user.name,
         extension: user.extension,
         settings,
+        time_zone: st.store.time_zone.name().to_string(),
     }))
 }
 

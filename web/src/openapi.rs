@@ -29,6 +29,15 @@ const OPS: &[Op] = &[
         Some("User"),
     ),
     (
+        "get",
+        "/api/v1/session",
+        "auth",
+        "Whether the session cookie is signed in (never 401)",
+        None,
+        200,
+        Some("SessionState"),
+    ),
+    (
         "post",
         "/api/v1/session/logout",
         "auth",
@@ -619,7 +628,7 @@ const OPS: &[Op] = &[
         "post",
         "/api/v1/calls",
         "calls",
-        "Click-to-call {to}: rings the caller's own registered devices first (their INVITE carries X-Kolokol-Call-Id: <call_id> and X-Kolokol-Click-To-Call: <number>, From shows the number; a softphone may answer it by itself), and when one answers, dials the number through the caller's trunk: an outbound call of theirs (events, recording, partner card, reports). 202 with the call id; 409 no device registered; 422 naming to (not a phone number, or no trunk for it); 429 while another click-to-call of theirs rings; a device that refuses or does not answer within calls.ring_timeout_s ends the call with that cause",
+        "Click-to-call {to}: rings the caller's own registered devices first (their INVITE carries X-Kolokol-Call-Id: <call_id> and X-Kolokol-Click-To-Call: <number>, From shows the number; a softphone may answer it by itself), and when one answers, dials the number through the caller's trunk: an outbound call of theirs (events, recording, partner card, reports). 202 with the call id; 409 no device registered; 422 naming to (not a phone number, an extension or a number of ours, or no trunk for it); 429 while another click-to-call of theirs rings; a device that refuses or does not answer within calls.ring_timeout_s ends the call with that cause",
         Some("ClickToCall"),
         202,
         Some("Placed"),
@@ -713,7 +722,7 @@ const OPS: &[Op] = &[
         "Pause reasons",
         None,
         200,
-        None,
+        Some("[Text]"),
     ),
     (
         "post",
@@ -731,7 +740,7 @@ const OPS: &[Op] = &[
         "Operators with state and today's counters",
         None,
         200,
-        None,
+        Some("[OperatorView]"),
     ),
     (
         "post",
@@ -756,7 +765,7 @@ const OPS: &[Op] = &[
         "/api/v1/operators/{id}/pause",
         "queues",
         "Operator paused with a reason",
-        Some("Object"),
+        Some("PauseBody"),
         204,
         None,
     ),
@@ -793,6 +802,7 @@ fn schemas() -> Map<String, Value> {
     }
     derived!(
         crate::api::Login,
+        crate::api::SessionState,
         crate::api::Created,
         crate::softphone::Softphone,
         crate::me::Me,
@@ -801,6 +811,8 @@ fn schemas() -> Map<String, Value> {
         crate::me::PasswordChange,
         kolokol_crm::settings::UserSettings,
         kolokol_crm::settings::SettingsChange,
+        crate::queues::OperatorView,
+        crate::queues::PauseBody,
         crate::crm::PartnerValues,
         crate::crm::ListSpec,
         crate::crm::NewComment,
@@ -839,6 +851,7 @@ fn schemas() -> Map<String, Value> {
     );
     let mut all = generator.take_definitions(true);
     let by_hand = json!({
+        "Text": {"type": "string"},
         "Problem": {
             "type": "object",
             "description": "RFC 9457 problem details; `field` names the field at fault",
@@ -1015,9 +1028,15 @@ pub fn document() -> Value {
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| {
-                // Call ids (calls and their recordings) are text, like logins and names.
-                let text_id =
-                    path.starts_with("/api/v1/calls/") || path.starts_with("/api/v1/recordings/");
+                // Call ids (calls and their recordings) and operators (logins) are text,
+                // like logins and names.
+                let text_id = [
+                    "/api/v1/calls/",
+                    "/api/v1/recordings/",
+                    "/api/v1/operators/",
+                ]
+                .iter()
+                .any(|p| path.starts_with(p));
                 let kind = if ["login", "name"].contains(&name) || text_id {
                     "string"
                 } else {
@@ -1112,6 +1131,24 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The web app's typed client is generated from `ui/openapi.json` in the build; the
+    /// copy must be this document, so an API change reaches the UI's type check.
+    /// `KOLOKOL_UI_SKIP=1 KOLOKOL_BLESS=1 cargo test -p kolokol-web --lib openapi` rewrites
+    /// it (without building the UI, which may not type-check against the new API yet).
+    #[test]
+    fn the_web_apps_copy_of_the_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/openapi.json");
+        let current = serde_json::to_string_pretty(&document()).expect("json") + "\n";
+        if std::env::var_os("KOLOKOL_BLESS").is_some() {
+            std::fs::write(path, &current).expect("write ui/openapi.json");
+        }
+        let copy = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            copy == current,
+            "web/ui/openapi.json is stale: run KOLOKOL_UI_SKIP=1 KOLOKOL_BLESS=1 cargo test -p kolokol-web --lib openapi"
+        );
     }
 
     #[test]

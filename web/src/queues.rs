@@ -145,7 +145,7 @@ pub async fn add_pause_reason(
     Ok((StatusCode::CREATED, Json(st.store.pause_reasons().await?)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct OperatorView {
     id: String,
     state: &'static str,

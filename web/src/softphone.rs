@@ -1,37 +1,12 @@
-//! The browser softphone: its page and script (built from `ui/` by the build script and
-//! embedded), and what it needs to register — taken from the signed-in web account.
+//! What the browser softphone needs to register — taken from the signed-in web account.
 
 use crate::api::{Caller, CallerToken};
 use crate::{AppState, Problem};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kolokol_engine::registrar::Directory;
 use serde::Serialize;
-
-const PAGE: &str = include_str!("../ui/index.html");
-const SCRIPT: &str = include_str!(concat!(env!("OUT_DIR"), "/softphone.js"));
-
-pub async fn page() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        PAGE,
-    )
-}
-
-pub async fn script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        SCRIPT,
-    )
-}
 
 /// An ICE server handed to browsers (STUN/TURN), as `RTCIceServer` wants it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
