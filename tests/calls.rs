@@ -991,6 +991,7 @@ fn click_to_call_rings_the_users_phone_then_the_number_through_the_trunk() {
     refused(&bob, r#"{"number":"84951234567"}"#, 422, Some("number"));
     refused(&bob, "{}", 422, Some("to"));
     refused(&carol, r#"{"to":"84951234567"}"#, 422, Some("to"));
+    refused(&bob, r#"{"to":"1003"}"#, 422, Some("to"));
     let (status, _, _) = o.server.http("POST", "/api/v1/calls", &[], r#"{"to":"1"}"#);
     assert_eq!(status, 401);
     o.register_bob();

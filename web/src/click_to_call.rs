@@ -44,11 +44,9 @@ pub async fn place(
     let placed = plane.step(|c, out| c.click_to_call(&user.login, &to, now, out));
     match placed {
         Ok(call_id) => Ok((StatusCode::ACCEPTED, Json(Placed { call_id }))),
-        Err(e @ (ClickError::Malformed | ClickError::NoRoute)) => Err(Problem::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "to",
-            format!("to: {e}"),
-        )),
+        Err(e @ (ClickError::Malformed | ClickError::NoRoute | ClickError::Internal)) => Err(
+            Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "to", format!("to: {e}")),
+        ),
         Err(ClickError::NoDevice) => Err(Problem::new(
             StatusCode::CONFLICT,
             "Conflict",

@@ -50,6 +50,10 @@ pub enum ClickError {
     Malformed,
     #[error("no route for this number: the user has no trunk for outbound calls")]
     NoRoute,
+    /// A colleague's extension or a number of ours: reached from the phone, not dialled
+    /// out (which is all click-to-call does).
+    #[error("an internal number: call it from the phone")]
+    Internal,
     #[error("no device of the user is registered")]
     NoDevice,
     #[error("too many calls being placed at once")]
@@ -83,6 +87,10 @@ impl CallControl {
             return Err(ClickError::Unavailable);
         }
         let number = dialable(to).ok_or(ClickError::Malformed)?;
+        if self.ctx.dialplan.user(&number).is_some() || self.ctx.dialplan.number(&number).is_some()
+        {
+            return Err(ClickError::Internal);
+        }
         let user = self.ctx.dialplan.user(login).ok_or(ClickError::NoDevice)?;
         let trunk = user
             .trunk

@@ -1528,6 +1528,9 @@ fn click_to_call_refusals_and_failures_end_with_the_usual_causes() {
         assert_eq!(b.click("bob", bad).0, Err(ClickError::Malformed), "{bad:?}");
     }
     assert_eq!(b.click("dave", "84951234567").0, Err(ClickError::NoRoute));
+    // An extension or a queue's number is never dialled out.
+    assert_eq!(b.click("bob", "1003").0, Err(ClickError::Internal));
+    assert_eq!(b.click("bob", "500").0, Err(ClickError::Internal));
     assert_eq!(b.click("alice", "84951234567").0, Err(ClickError::NoDevice));
     assert!(b.control.calls.is_empty(), "nothing placed");
 
