@@ -159,13 +159,27 @@ export const usePhone = defineStore("phone", () => {
       callId,
       clickToCall,
     });
-    if (clickToCall) {
+    if (clickToCall && expected(clickToCall)) {
       // The operator asked for this call a moment ago: it rings their own phone.
       answer();
       return;
     }
     ringing(true);
     if (callId) for (const f of ringingListeners) f({ callId, party: from.uri.user ?? "" });
+  }
+
+  /** The click-to-call this browser just asked for: only its leg is answered unasked. */
+  let asked: { digits: string; until: number } | null = null;
+  const digits = (n: string) => n.replace(/\D/g, "");
+
+  function expectClickToCall(number: string) {
+    asked = { digits: digits(number), until: Date.now() + 30_000 };
+  }
+
+  function expected(number: string): boolean {
+    const ok = asked !== null && asked.until > Date.now() && asked.digits === digits(number);
+    if (ok) asked = null;
+    return ok;
   }
 
   function stop() {
@@ -282,7 +296,7 @@ export const usePhone = defineStore("phone", () => {
   return {
     registration, failure, line, consult, lastError, busy, session,
     start, stop, reregister, call, answer, hangup, reject, toggleHold, toggleMute, dtmf,
-    blindTransfer, startConsult, completeTransfer, cancelConsult, onRinging,
+    blindTransfer, startConsult, completeTransfer, cancelConsult, onRinging, expectClickToCall,
   };
 });
 
